@@ -11,10 +11,10 @@ int main(int argc, char** argv) {
   CLI::App app{"hlwq: calibration-free LLM weight quantization (Hadamard-Lloyd)", "hlwq"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "hlwq 0.1.0");
-  // hlwq::cli::add_import_command(app);
-  // hlwq::cli::add_quantize_command(app);
-  // hlwq::cli::add_export_command(app);
-  // hlwq::cli::add_inspect_command(app);
+  hlwq::cli::add_import_command(app);
+  hlwq::cli::add_quantize_command(app);
+  hlwq::cli::add_export_command(app);
+  hlwq::cli::add_inspect_command(app);
   hlwq::install_interrupt_handler();
   try {
     app.parse(argc, argv);

@@ -1,0 +1,25 @@
+// Small helpers shared by the subcommands: flag value parsing and output.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace hlwq::cli {
+
+inline DType parse_float_dtype(const std::string& name) {
+  if (name == "bf16") return DType::BF16;
+  if (name == "f16") return DType::F16;
+  if (name == "f32") return DType::F32;
+  fail("unknown dtype '", name, "' (use bf16, f16 or f32)");
+}
+
+inline void print_json(const nlohmann::json& value) {
+  std::printf("%s\n", value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+}
+
+}  // namespace hlwq::cli

@@ -1,0 +1,65 @@
+// `hlwq quantize -m DIR -o OUT [--bits 5] [--block 128] [--signs SEED] [--gain norm|lsq]
+//  [--compat polarquant] [--include RE] [--exclude RE] [--quantize-embeddings] [--threads N] [--json]`
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "convert/quantize_model.h"
+#include "core/progress.h"
+
+namespace hlwq::cli {
+
+void add_quantize_command(CLI::App& app) {
+  struct Flags {
+    std::string model, output, gain = "norm", compat, include, exclude;
+    int bits = 5, block = 128, threads = 0;
+    std::optional<uint64_t> signs;
+    bool keep_embeddings = false, quantize_embeddings = false, progress = false, json = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand("quantize", "dense model folder -> HLWQ model folder");
+  command->add_option("-m,--model", flags->model, "input model folder (dense safetensors)")->required();
+  command->add_option("-o,--output", flags->output, "output folder (must not exist)")->required();
+  command->add_option("--bits", flags->bits, "bits per code, 2..8")->capture_default_str();
+  command->add_option("--block", flags->block, "block size, a power of two from 32 to 1024")->capture_default_str();
+  command->add_option("--signs", flags->signs, "seed: random +-1 per input column before the Hadamard transform");
+  command->add_option("--gain", flags->gain, "block gain: norm (paper) or lsq (least squares)")
+      ->check(CLI::IsMember({"norm", "lsq"}))->capture_default_str();
+  command->add_option("--compat", flags->compat, "polarquant: the reference implementation's 100-iteration codebook")
+      ->check(CLI::IsMember({"polarquant"}));
+  command->add_option("--include", flags->include, "only quantize tensors whose name matches this regex");
+  command->add_option("--exclude", flags->exclude, "never quantize tensors whose name matches this regex");
+  auto* keep = command->add_flag("--keep-embeddings", flags->keep_embeddings, "keep token embeddings in 16 bit (default)");
+  command->add_flag("--quantize-embeddings", flags->quantize_embeddings, "quantize token embeddings too")->excludes(keep);
+  command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
+  command->add_flag("--progress", flags->progress, "show progress even when stderr is not a terminal");
+  command->add_flag("--json", flags->json, "print a JSON summary");
+  command->callback([flags] {
+    QuantizeOptions options;
+    options.params.bits = flags->bits;
+    options.params.block = flags->block;
+    options.params.sign_seed = flags->signs;
+    options.params.gain = flags->gain == "lsq" ? BlockGain::least_squares : BlockGain::norm;
+    options.params.codebook = flags->compat.empty() ? CodebookKind::converged : CodebookKind::polarquant_compat;
+    if (!flags->include.empty()) options.selection.include = flags->include;
+    if (!flags->exclude.empty()) options.selection.exclude = flags->exclude;
+    options.selection.quantize_embeddings = flags->quantize_embeddings;
+    options.threads = flags->threads;
+    options.progress = flags->progress || Progress::stderr_is_terminal();
+    const QuantizeSummary summary = quantize_model(flags->model, flags->output, options);
+    if (flags->json) {
+      print_json(summary.to_json());
+    } else {
+      const nlohmann::json numbers = summary.to_json();
+      std::printf("quantized %zu of %zu tensors to HLWQ Q%d: %.4f bits per weight (quantized tensors), "
+                  "%.4f overall; %.1f MB -> %.1f MB in %.2f s (%.2f GB/s), peak memory %.0f MB\n",
+                  summary.quantized_tensors, summary.tensors, flags->bits,
+                  numbers["quantized_bits_per_weight"].get<double>(), numbers["bits_per_weight"].get<double>(),
+                  summary.bytes_in / 1e6, summary.bytes_out / 1e6, summary.seconds,
+                  numbers["input_gb_per_second"].get<double>(), summary.peak_rss_bytes / 1e6);
+    }
+  });
+}
+
+}  // namespace hlwq::cli

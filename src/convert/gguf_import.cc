@@ -1,0 +1,258 @@
+#include "convert/gguf_import.h"
+
+#include <array>
+#include <chrono>
+#include <map>
+#include <regex>
+#include <vector>
+
+#include "core/error.h"
+#include "core/file_writer.h"
+#include "core/interrupt.h"
+#include "core/progress.h"
+#include "core/staged_directory.h"
+#include "core/thread_pool.h"
+#include "io/gguf.h"
+#include "io/gguf_tokenizer.h"
+#include "io/model_folder.h"
+
+namespace hlwq {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct ArchitectureEntry {
+  std::string_view gguf_name;
+  std::string_view hf_class;
+  std::string_view model_type;
+  bool rope_permuted;  // llama.cpp permutes Q/K rows only for llama-family checkpoints
+};
+
+constexpr std::array<ArchitectureEntry, 3> kArchitectures = {{
+    {"llama", "LlamaForCausalLM", "llama", true},
+    {"qwen2", "Qwen2ForCausalLM", "qwen2", false},
+    {"qwen3", "Qwen3ForCausalLM", "qwen3", false},
+}};
+
+const ArchitectureEntry& architecture_entry(const json& metadata, const std::string& file) {
+  auto found = metadata.find("general.architecture");
+  check(found != metadata.end() && found->is_string(), "missing general.architecture, ", file);
+  const std::string name = found->get<std::string>();
+  for (const ArchitectureEntry& entry : kArchitectures) {
+    if (entry.gguf_name == name) return entry;
+  }
+  fail("unsupported architecture '", name, "' (supported: ", supported_gguf_architectures(), "), ", file);
+}
+
+// A required numeric metadata value "<arch>.<key>".
+double required_number(const json& metadata, const std::string& arch, const std::string& key) {
+  auto found = metadata.find(arch + "." + key);
+  check(found != metadata.end() && found->is_number(), "missing GGUF metadata ", arch, ".", key);
+  return found->get<double>();
+}
+
+std::optional<double> optional_number(const json& metadata, const std::string& key) {
+  auto found = metadata.find(key);
+  if (found == metadata.end() || !found->is_number()) return std::nullopt;
+  return found->get<double>();
+}
+
+std::string_view dtype_torch_name(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return "float32";
+    case DType::F16: return "float16";
+    default: return "bfloat16";
+  }
+}
+
+}  // namespace
+
+std::string_view supported_gguf_architectures() { return "llama, qwen2, qwen3"; }
+
+json hf_config_from_gguf(const json& metadata, int64_t vocab_size, bool tied_embeddings, DType dtype) {
+  const ArchitectureEntry& entry = architecture_entry(metadata, "GGUF metadata");
+  const std::string arch(entry.gguf_name);
+  const auto hidden = static_cast<int64_t>(required_number(metadata, arch, "embedding_length"));
+  const auto heads = static_cast<int64_t>(required_number(metadata, arch, "attention.head_count"));
+  check(heads > 0 && hidden > 0, "invalid head count or embedding length in GGUF metadata");
+  const auto kv_heads = static_cast<int64_t>(
+      optional_number(metadata, arch + ".attention.head_count_kv").value_or(static_cast<double>(heads)));
+  const auto head_dim = static_cast<int64_t>(
+      optional_number(metadata, arch + ".attention.key_length").value_or(static_cast<double>(hidden / heads)));
+  json config = {
+      {"architectures", json::array({std::string(entry.hf_class)})},
+      {"model_type", std::string(entry.model_type)},
+      {"hidden_size", hidden},
+      {"intermediate_size", static_cast<int64_t>(required_number(metadata, arch, "feed_forward_length"))},
+      {"num_hidden_layers", static_cast<int64_t>(required_number(metadata, arch, "block_count"))},
+      {"num_attention_heads", heads},
+      {"num_key_value_heads", kv_heads},
+      {"head_dim", head_dim},
+      {"hidden_act", "silu"},
+      {"max_position_embeddings",
+       static_cast<int64_t>(optional_number(metadata, arch + ".context_length").value_or(4096))},
+      {"rms_norm_eps", optional_number(metadata, arch + ".attention.layer_norm_rms_epsilon").value_or(1e-6)},
+      {"rope_theta", optional_number(metadata, arch + ".rope.freq_base").value_or(10000.0)},
+      {"vocab_size", vocab_size},
+      {"tie_word_embeddings", tied_embeddings},
+      {"torch_dtype", std::string(dtype_torch_name(dtype))},
+      {"use_cache", true},
+  };
+  if (entry.model_type == "llama") {
+    config["attention_bias"] = false;
+    config["mlp_bias"] = false;
+  }
+  if (entry.model_type == "qwen3") config["attention_bias"] = false;
+  if (entry.model_type != "llama") {
+    config["use_sliding_window"] = false;
+    config["max_window_layers"] = config["num_hidden_layers"];
+  }
+  for (const char* key : {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"}) {
+    if (auto value = optional_number(metadata, key)) {
+      config[std::string(key).find("bos") != std::string::npos ? "bos_token_id" : "eos_token_id"] =
+          static_cast<int64_t>(*value);
+    }
+  }
+  auto scaling_type = metadata.find(arch + ".rope.scaling.type");
+  if (scaling_type != metadata.end() && scaling_type->is_string() && *scaling_type == "linear") {
+    if (auto factor = optional_number(metadata, arch + ".rope.scaling.factor"))
+      config["rope_scaling"] = {{"type", "linear"}, {"rope_type", "linear"}, {"factor", *factor}};
+  }
+  return config;
+}
+
+std::optional<std::string> hf_tensor_name(std::string_view gguf_name) {
+  static const std::map<std::string, std::string, std::less<>> kGlobal = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"},
+  };
+  if (auto found = kGlobal.find(gguf_name); found != kGlobal.end()) return found->second;
+  if (gguf_name == "rope_freqs.weight") return std::nullopt;
+  static const std::map<std::string, std::string, std::less<>> kLayer = {
+      {"attn_norm", "input_layernorm"},       {"ffn_norm", "post_attention_layernorm"},
+      {"attn_q", "self_attn.q_proj"},         {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},         {"attn_output", "self_attn.o_proj"},
+      {"attn_q_norm", "self_attn.q_norm"},    {"attn_k_norm", "self_attn.k_norm"},
+      {"ffn_gate", "mlp.gate_proj"},          {"ffn_up", "mlp.up_proj"},
+      {"ffn_down", "mlp.down_proj"},
+  };
+  static const std::regex kLayerPattern(R"(blk\.(\d+)\.([a-z_]+)\.(weight|bias))");
+  std::match_results<std::string_view::const_iterator> match;
+  if (std::regex_match(gguf_name.begin(), gguf_name.end(), match, kLayerPattern)) {
+    if (auto found = kLayer.find(match[2].str()); found != kLayer.end())
+      return concat("model.layers.", match[1].str(), ".", found->second, ".", match[3].str());
+  }
+  fail("unknown GGUF tensor '", gguf_name, "' (no Hugging Face name known for it)");
+}
+
+void undo_rope_permutation(std::span<const float> gguf_rows, int64_t rows, int64_t columns, int64_t heads,
+                           std::span<float> hf_rows) {
+  check(heads > 0 && rows % heads == 0 && (rows / heads) % 2 == 0,
+        "rows (", rows, ") not divisible into ", heads, " heads of even size");
+  const int64_t head_dim = rows / heads;
+  const int64_t half = head_dim / 2;
+  for (int64_t head = 0; head < heads; ++head) {
+    for (int64_t a = 0; a < half; ++a) {
+      for (int64_t b = 0; b < 2; ++b) {
+        const int64_t source = head * head_dim + 2 * a + b;
+        const int64_t target = head * head_dim + b * half + a;
+        std::copy_n(gguf_rows.begin() + source * columns, columns, hf_rows.begin() + target * columns);
+      }
+    }
+  }
+}
+
+ImportSummary import_gguf(const fs::path& gguf_path, const fs::path& output_folder, const ImportOptions& options) {
+  check(options.dtype == DType::BF16 || options.dtype == DType::F16 || options.dtype == DType::F32,
+        "--dtype must be bf16, f16 or f32");
+  const GgufFile gguf = GgufFile::open(gguf_path);
+  const std::string file = gguf_path.string();
+  const json& metadata = gguf.metadata();
+  const ArchitectureEntry& entry = architecture_entry(metadata, file);
+  const std::string arch(entry.gguf_name);
+
+  const GgufTensorInfo* embedding = gguf.find("token_embd.weight");
+  check(embedding != nullptr && embedding->dims.size() == 2, "missing token_embd.weight, ", file);
+  const bool tied = gguf.find("output.weight") == nullptr;
+  json config = hf_config_from_gguf(metadata, static_cast<int64_t>(embedding->dims[1]), tied, options.dtype);
+  const int64_t heads = config["num_attention_heads"];
+  const int64_t kv_heads = config["num_key_value_heads"];
+
+  // Convert the tokenizer first: a model without a usable tokenizer is not imported.
+  const HfTokenizerFiles tokenizer = gguf_to_hf_tokenizer(metadata);
+
+  struct Planned {
+    const GgufTensorInfo* source;
+    std::string name;
+    int64_t rope_heads;  // > 0: undo the Q/K permutation with this many heads
+  };
+  std::vector<Planned> planned;
+  std::vector<TensorDeclaration> declarations;
+  uint64_t total_input = 0;
+  for (const GgufTensorInfo& tensor : gguf.tensors()) {
+    std::optional<std::string> name = hf_tensor_name(tensor.name);
+    if (!name) continue;
+    check(gguf_type_is_supported(static_cast<GgufTensorType>(tensor.type)), "unsupported tensor type ",
+          gguf_type_name(tensor.type), " in tensor ", tensor.name, ", ", file);
+    int64_t rope_heads = 0;
+    if (entry.rope_permuted && tensor.dims.size() <= 2) {
+      if (name->find("self_attn.q_proj.") != std::string::npos) rope_heads = heads;
+      if (name->find("self_attn.k_proj.") != std::string::npos) rope_heads = kv_heads;
+    }
+    planned.push_back({&tensor, *name, rope_heads});
+    declarations.push_back({*name, options.dtype, tensor.torch_shape()});
+    total_input += tensor.byte_size;
+  }
+
+  StagedDirectory staged(output_folder);
+  ShardedSafetensorsWriter writer(staged.path(), declarations, uint64_t{5} << 30, {{"format", "pt"}});
+  Progress progress(options.progress, "import", planned.size(), total_input);
+  std::vector<float> hf_order;
+  std::vector<std::byte> converted;
+  for (const Planned& item : planned) {
+    throw_if_interrupted();
+    std::vector<float> values = gguf.dequantize(*item.source);
+    for (float value : values) {
+      if (!std::isfinite(value)) fail("non-finite weight in tensor ", item.source->name, ", ", file);
+    }
+    if (item.rope_heads > 0) {
+      const std::vector<int64_t> shape = item.source->torch_shape();
+      const int64_t rows = shape[0];
+      const int64_t columns = shape.size() == 2 ? shape[1] : 1;
+      hf_order.resize(values.size());
+      undo_rope_permutation(values, rows, columns, item.rope_heads, hf_order);
+      values.swap(hf_order);
+    }
+    converted.resize(values.size() * dtype_size(options.dtype));
+    convert_from_float(values, options.dtype, converted);
+    writer.write(item.name, converted);
+    progress.advance(item.source->byte_size, item.name);
+  }
+  writer.close();
+  progress.finish();
+
+  write_text_file(staged.path() / "config.json", config.dump(2) + "\n");
+  const auto dump = [](const json& value) {
+    return value.dump(2, ' ', false, json::error_handler_t::strict) + "\n";
+  };
+  write_text_file(staged.path() / "tokenizer.json", dump(tokenizer.tokenizer));
+  write_text_file(staged.path() / "tokenizer_config.json", dump(tokenizer.tokenizer_config));
+  write_text_file(staged.path() / "special_tokens_map.json", dump(tokenizer.special_tokens_map));
+  json generation = {{"_from_model_config", true}};
+  if (config.contains("bos_token_id")) generation["bos_token_id"] = config["bos_token_id"];
+  if (config.contains("eos_token_id")) generation["eos_token_id"] = config["eos_token_id"];
+  write_text_file(staged.path() / "generation_config.json", generation.dump(2) + "\n");
+
+  ImportSummary summary;
+  summary.architecture = arch;
+  summary.tensors = planned.size();
+  for (const auto& entry_path : fs::directory_iterator(staged.path())) summary.bytes_out += entry_path.file_size();
+  staged.commit();
+  summary.seconds = progress.seconds();
+  return summary;
+}
+
+}  // namespace hlwq

@@ -1,0 +1,150 @@
+#include "convert/quantize_model.h"
+
+#include <sys/resource.h>
+
+#include <cstring>
+#include <vector>
+
+#include "convert/model_weights.h"
+#include "core/error.h"
+#include "core/file_writer.h"
+#include "core/interrupt.h"
+#include "core/progress.h"
+#include "core/staged_directory.h"
+#include "core/thread_pool.h"
+#include "io/model_folder.h"
+
+namespace hlwq {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+uint64_t peak_resident_bytes() {
+  struct rusage usage {};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+}
+
+json QuantizeSummary::to_json() const {
+  const auto ratio = [](uint64_t bits, uint64_t count) { return count ? double(bits) / double(count) : 0.0; };
+  return {
+      {"tensors", tensors},
+      {"quantized_tensors", quantized_tensors},
+      {"bits_per_weight", ratio(8 * stored_tensor_bytes, elements)},
+      {"quantized_bits_per_weight", ratio(8 * quantized_bytes_out, quantized_elements)},
+      {"bytes_in", bytes_in},
+      {"bytes_out", bytes_out},
+      {"seconds", seconds},
+      {"input_gb_per_second", seconds > 0 ? double(bytes_in) / seconds / 1e9 : 0.0},
+      {"peak_rss_bytes", peak_rss_bytes},
+      {"largest_tensor_bytes", largest_tensor_bytes},
+  };
+}
+
+namespace {
+
+std::string base_name(const std::string& weight_name) {
+  return weight_name.substr(0, weight_name.size() - std::strlen(".weight"));
+}
+
+void copy_file_checked(const fs::path& from, const fs::path& to) {
+  std::error_code error;
+  fs::copy_file(from, to, error);
+  if (error) fail("cannot copy ", from.string(), ": ", error.message());
+}
+
+}  // namespace
+
+QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, const QuantizeOptions& options) {
+  validate(options.params);
+  const TensorSelector selector(options.selection);
+  const ModelFolder folder = ModelFolder::open(input);
+  const json& config = folder.config();
+  if (config.contains("quantization_config") || config.contains("quantization"))
+    fail("input model is already quantized (config.json has quantization settings); quantize a dense model, ",
+         input.string());
+
+  // Plan every output tensor first: the writer needs all sizes before the first byte.
+  struct Planned {
+    std::string name;
+    bool quantize;
+  };
+  std::vector<Planned> planned;
+  std::vector<TensorDeclaration> declarations;
+  json quantized_tensors = json::object();
+  QuantizeSummary summary;
+  for (const std::string& name : folder.tensor_names()) {
+    const TensorInfo& info = folder.info(name);
+    const bool quantize = selector.selects(name, info.dtype, info.shape);
+    planned.push_back({name, quantize});
+    summary.bytes_in += info.byte_size();
+    summary.elements += info.element_count();
+    summary.largest_tensor_bytes = std::max(summary.largest_tensor_bytes, info.byte_size());
+    if (quantize) {
+      const HlwqRowLayout layout = hlwq_row_layout(info.shape[1], options.params);
+      const std::string base = base_name(name);
+      declarations.push_back({base + ".hlwq_codes", DType::U8,
+                              {info.shape[0], static_cast<int64_t>(layout.code_bytes)}});
+      declarations.push_back({base + ".hlwq_norms", DType::F16, {info.shape[0], layout.blocks}});
+      quantized_tensors[name] = {{"shape", info.shape}, {"dtype", std::string(dtype_name(info.dtype))}};
+      ++summary.quantized_tensors;
+      summary.quantized_elements += info.element_count();
+      summary.quantized_bytes_in += info.byte_size();
+    } else {
+      declarations.push_back({name, info.dtype, info.shape});
+    }
+  }
+  summary.tensors = planned.size();
+
+  StagedDirectory staged(output);
+  ShardedSafetensorsWriter writer(staged.path(), declarations, options.max_shard_bytes, {{"format", "pt"}});
+  ThreadPool pool(options.threads);
+  Progress progress(options.progress, "quantize", planned.size(), summary.bytes_in);
+  std::vector<uint8_t> codes;
+  std::vector<uint16_t> norms;
+  for (const Planned& item : planned) {
+    throw_if_interrupted();
+    const TensorInfo& info = folder.info(item.name);
+    const std::span<const std::byte> data = folder.data(item.name);
+    if (item.quantize) {
+      const HlwqCodec codec(options.params, info.shape[1]);
+      const int64_t rows = info.shape[0];
+      codes.assign(codec.layout().code_bytes * rows, 0);
+      norms.assign(codec.layout().blocks * rows, 0);
+      try {
+        codec.quantize_matrix(info.dtype, data, rows, codes, norms, pool);
+      } catch (const Error& error) {
+        fail(error.what(), " in tensor ", item.name, ", ", input.string());
+      }
+      const std::string base = base_name(item.name);
+      writer.write(base + ".hlwq_codes", std::as_bytes(std::span<const uint8_t>(codes)));
+      writer.write(base + ".hlwq_norms", std::as_bytes(std::span<const uint16_t>(norms)));
+      summary.quantized_bytes_out += codes.size() + 2 * norms.size();
+      summary.stored_tensor_bytes += codes.size() + 2 * norms.size();
+    } else {
+      writer.write(item.name, data);
+      summary.stored_tensor_bytes += data.size();
+    }
+    folder.release(item.name);
+    progress.advance(info.byte_size(), item.name);
+  }
+  writer.close();
+  progress.finish();
+
+  json new_config = config;
+  json quantization = hlwq_params_to_json(options.params);
+  quantization["codebook_centroids"] =
+      lloyd_max_codebook(options.params.bits, options.params.codebook).centroids;
+  quantization["quantized_tensors"] = quantized_tensors;
+  new_config["quantization_config"] = quantization;
+  write_text_file(staged.path() / "config.json", new_config.dump(2) + "\n");
+  for (const fs::path& file : folder.auxiliary_files()) copy_file_checked(file, staged.path() / file.filename());
+
+  for (const auto& entry : fs::directory_iterator(staged.path())) summary.bytes_out += entry.file_size();
+  staged.commit();
+  summary.seconds = progress.seconds();
+  summary.peak_rss_bytes = peak_resident_bytes();
+  return summary;
+}
+
+}  // namespace hlwq

@@ -1,0 +1,46 @@
+// `hlwq quantize`: a dense model folder -> an HLWQ model folder, streamed one tensor at a time
+// from the memory-mapped input so peak memory stays near the largest tensor.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "convert/tensor_selection.h"
+#include "quant/hlwq_codec.h"
+
+namespace hlwq {
+
+struct QuantizeOptions {
+  HlwqParams params;
+  TensorSelection selection;
+  int threads = 0;
+  bool progress = false;
+  uint64_t max_shard_bytes = uint64_t{5} << 30;
+};
+
+struct QuantizeSummary {
+  size_t tensors = 0;
+  size_t quantized_tensors = 0;
+  uint64_t elements = 0;
+  uint64_t quantized_elements = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  uint64_t quantized_bytes_in = 0;   // input bytes of the tensors that were quantized
+  uint64_t quantized_bytes_out = 0;  // codes + norms
+  uint64_t stored_tensor_bytes = 0;  // every tensor's bytes as written (no headers, no config)
+  double seconds = 0;
+  uint64_t peak_rss_bytes = 0;
+  uint64_t largest_tensor_bytes = 0;
+
+  nlohmann::json to_json() const;
+};
+
+QuantizeSummary quantize_model(const std::filesystem::path& input, const std::filesystem::path& output,
+                               const QuantizeOptions& options);
+
+// Peak resident memory of this process so far (bytes).
+uint64_t peak_resident_bytes();
+
+}  // namespace hlwq
