@@ -1,0 +1,54 @@
+#include "convert/inspect_model.h"
+
+#include <gtest/gtest.h>
+
+#include "convert/quantize_model.h"
+#include "convert/tiny_model.h"
+#include "core/error.h"
+#include "quant/lloyd_max.h"
+
+namespace hlwq {
+namespace {
+
+TEST(InspectModel, SqnrOfHlwqMatchesCodebookTheory) {
+  TemporaryFolder folder;
+  TinyModelOptions tiny;
+  tiny.dtype = DType::F32;
+  tiny.hidden = 256;
+  write_tiny_model(folder.path() / "dense", tiny);
+  for (int bits : {3, 5}) {
+    QuantizeOptions options;
+    options.params.bits = bits;
+    const auto out = folder.path() / ("q" + std::to_string(bits));
+    quantize_model(folder.path() / "dense", out, options);
+    const ModelReport report = inspect_model(out, folder.path() / "dense", 2);
+    ASSERT_TRUE(report.sqnr_db.has_value());
+    // Gaussian weights: relative MSE is the codebook's MSE (fp16 norms add almost nothing).
+    const double theory_db = -10 * std::log10(lloyd_max_codebook(bits).mse);
+    EXPECT_NEAR(*report.sqnr_db, theory_db, 0.3) << bits;
+    EXPECT_NEAR(report.bits_per_weight, bits + 16.0 / 128, 1e-9);
+    const nlohmann::json json = report.to_json();
+    EXPECT_TRUE(json.contains("bits_per_weight"));
+    EXPECT_TRUE(json.contains("sqnr_db"));
+    for (const auto& tensor : json["tensors"]) {
+      for (const char* key : {"name", "shape", "format", "bits_per_weight", "rel_mse", "sqnr_db"})
+        EXPECT_TRUE(tensor.contains(key)) << key;
+    }
+    // Dense tensors are identical to the reference.
+    for (const TensorReport& tensor : report.tensors) {
+      if (!tensor.quantized) EXPECT_EQ(tensor.relative_mse.value_or(-1), 0.0) << tensor.name;
+    }
+  }
+}
+
+TEST(InspectModel, MismatchedReferenceIsAnError) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "a");
+  TinyModelOptions other;
+  other.hidden = 96;
+  write_tiny_model(folder.path() / "b", other);
+  EXPECT_THROW(inspect_model(folder.path() / "a", folder.path() / "b", 1), Error);
+}
+
+}  // namespace
+}  // namespace hlwq
