@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,8 +21,8 @@ namespace hlwq {
 struct TensorInfo {
   std::string name;
   DType dtype = DType::F32;
-  std::vector<int64_t> shape;
-  uint64_t data_begin = 0;  // relative to the data area
+  std::vector<int64_t> shape;  // empty for a scalar
+  uint64_t data_begin = 0;     // relative to the data area
   uint64_t data_end = 0;
 
   uint64_t element_count() const;
@@ -34,10 +35,14 @@ struct SafetensorsHeader {
   uint64_t data_area_begin = 0;  // 8 + header length
 };
 
-// Validates everything: header length within the file and below a size limit (100 MB), valid
-// JSON object, known dtypes, non-negative shapes without overflow, byte size = elements x dtype
-// size, offsets inside the data area, no overlaps, metadata values are strings. Throws
-// hlwq::Error("<problem>, <file_name>") on any violation.
+// Validates everything: header length within the file and at most 100,000,000 bytes, valid
+// UTF-8 JSON object (trailing spaces allowed: the reference writer pads to 8 bytes), no
+// duplicate names, every entry but "__metadata__" an object with exactly dtype (one of DType),
+// shape (at most 8 non-negative integers) and data_offsets ([begin, end], begin <= end), byte
+// size = elements x dtype size without overflow, "__metadata__" an object of strings.
+// Like the reference Rust crate (which raises InvalidOffset / MetadataIncompleteBuffer), the
+// tensors sorted by offset must tile the data area exactly: no overlap, no hole, and no bytes
+// after the last tensor. Throws hlwq::Error("<problem>, <file_name>") on any violation.
 SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_bytes,
                                            std::string_view file_name);
 
@@ -48,33 +53,48 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return header_.tensors; }
   const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
   const TensorInfo* find(std::string_view name) const;  // nullptr when absent
+  // The bytes of a tensor of this file (throws if `tensor` does not fit in it).
   std::span<const std::byte> data(const TensorInfo& tensor) const;
   const MappedFile& file() const { return file_; }
 
  private:
   MappedFile file_;
   SafetensorsHeader header_;
+  std::map<std::string, size_t, std::less<>> index_;  // name -> position in header_.tensors
 };
 
 struct TensorDeclaration {
   std::string name;
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
-  uint64_t byte_size() const;
+  uint64_t byte_size() const;  // throws hlwq::Error for negative dimensions or overflow
 };
 
 // Writes one safetensors file in a single pass: the header is written first from the
-// declarations, then each tensor's bytes must be passed to write() in declaration order.
+// declarations (offsets in declaration order, JSON padded with spaces to a multiple of 8 bytes
+// like the reference writer, so data stays 8-byte aligned), then each tensor's bytes must be
+// passed to write() in declaration order. Memory use is the header only. Destroying a writer
+// before close() leaves a truncated file that the reader rejects; write into a
+// StagedDirectory so such a file never reaches the user.
 class SafetensorsWriter {
  public:
+  // Throws for names repeated or "__metadata__", invalid shapes, or an uncreatable file.
   SafetensorsWriter(const std::filesystem::path& path, std::vector<TensorDeclaration> tensors,
                     const std::map<std::string, std::string>& metadata);
   ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+  // Throws if `name` is not the next declared tensor or `bytes` has the wrong size.
   void write(std::string_view name, std::span<const std::byte> bytes);
-  void close();  // throws if a declared tensor was not written
+  void close();  // throws if a declared tensor was not written or the disk is full
+
  private:
   struct Impl;
-  Impl* impl_;
+  std::unique_ptr<Impl> impl_;
 };
+
+// A name for error messages: quoted, control and non-ASCII bytes escaped, long names
+// shortened, so that a hostile tensor name cannot break the one-line message format.
+std::string quoted_name(std::string_view name);
 
 }  // namespace hlwq

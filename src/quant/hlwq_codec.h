@@ -1,0 +1,99 @@
+// HLWQ quantization of weight matrices: blocks of `block` input weights -> norm (fp16) + Lloyd-Max
+// codes of the Walsh-Hadamard-rotated, unit-variance block (docs HLWQ.md), packed per
+// docs/FORMAT.md. Pure functions over spans; the fast path is SIMD, the reference plain.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "quant/code_search_grid.h"
+#include "quant/lloyd_max.h"
+
+namespace hlwq {
+
+enum class BlockGain {
+  norm,           // the block's L2 norm (the paper)
+  least_squares,  // <b, v> / ||v||^2 for the decoded direction v: never a larger block error
+};
+
+struct HlwqParams {
+  int bits = 5;                       // 2..8
+  int block = 128;                    // power of two, 32..1024
+  CodebookKind codebook = CodebookKind::converged;
+  std::optional<uint64_t> sign_seed;  // random +-1 per input column before H when set
+  BlockGain gain = BlockGain::norm;
+};
+
+// Throws hlwq::Error with a readable message ("HLWQ bits must be 2..8, got 9").
+void validate(const HlwqParams& params);
+
+struct HlwqRowLayout {
+  int64_t columns = 0;    // original row length
+  int64_t blocks = 0;     // ceil(columns / block)
+  size_t code_bytes = 0;  // blocks * packed_block_bytes(bits, block)
+};
+
+// Validates params; throws unless columns > 0.
+HlwqRowLayout hlwq_row_layout(int64_t columns, const HlwqParams& params);
+
+// Quantizes matrices of a fixed row length. Holds the codebook, its search grid and the signs;
+// immutable after construction, so one codec serves any number of threads.
+class HlwqCodec {
+ public:
+  HlwqCodec(const HlwqParams& params, int64_t columns);
+
+  const HlwqParams& params() const { return params_; }
+  const HlwqRowLayout& layout() const { return layout_; }
+  const Codebook& codebook() const { return codebook_; }
+  const CodeSearchGrid& code_search_grid() const { return grid_; }
+  // Sign per column, padded with +1 to blocks * block; empty without sign_seed.
+  std::span<const float> padded_signs() const { return padded_signs_; }
+
+  // One row: codes_row has layout().code_bytes bytes, norms_row layout().blocks fp16 values (raw
+  // bits). Throws hlwq::Error "non-finite weight at column C" or, when a block's gain does not fit
+  // fp16 (rounds above 65504), "weight block at columns A..B has gain G, above the fp16 maximum 65504".
+  void quantize_row(std::span<const float> row, std::span<uint8_t> codes_row,
+                    std::span<uint16_t> norms_row) const;
+  void dequantize_row(std::span<const uint8_t> codes_row, std::span<const uint16_t> norms_row,
+                      std::span<float> row) const;
+
+  // Whole matrices (rows x columns, row-major), rows split across the pool. Input rows in F32, F16,
+  // BF16 or F64, converted one row at a time (no float copy of the matrix). The output does not
+  // depend on the thread count. Errors name the row: "non-finite weight at row R, column C".
+  void quantize_matrix(DType dtype, std::span<const std::byte> weights, int64_t rows,
+                       std::span<uint8_t> codes, std::span<uint16_t> norms, ThreadPool& pool) const;
+  void dequantize_matrix(std::span<const uint8_t> codes, std::span<const uint16_t> norms, int64_t rows,
+                         std::span<float> weights, ThreadPool& pool) const;
+
+ private:
+  // row_index < 0: a lone row, messages name only the column.
+  void quantize_row_checked(std::span<const float> row, std::span<uint8_t> codes_row,
+                            std::span<uint16_t> norms_row, int64_t row_index) const;
+
+  HlwqParams params_;
+  HlwqRowLayout layout_;
+  Codebook codebook_;
+  CodeSearchGrid grid_;
+  std::vector<float> padded_signs_;
+};
+
+// Plain, obviously correct scalar quantization of one row, for tests: double arithmetic, the O(n^2)
+// reference Hadamard product, binary-search codes. signs: random_signs(seed, columns) or empty.
+// codes_unpacked: blocks * block codes; gains: one per block, before fp16 rounding. When given,
+// scaled_rotated (blocks * block) receives z = sqrt(block) H(s * b / r), the values that were coded.
+void hlwq_quantize_row_reference(const HlwqParams& params, const Codebook& codebook,
+                                 std::span<const float> signs, std::span<const float> row,
+                                 std::span<uint8_t> codes_unpacked, std::span<float> gains,
+                                 std::span<float> scaled_rotated = {});
+
+// The matching plain dequantization: row = gain * s * H(c[q] / sqrt(block)), padding dropped.
+void hlwq_dequantize_row_reference(const HlwqParams& params, const Codebook& codebook,
+                                   std::span<const float> signs, std::span<const uint8_t> codes_unpacked,
+                                   std::span<const float> gains, std::span<float> row);
+
+}  // namespace hlwq
