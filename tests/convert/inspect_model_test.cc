@@ -36,7 +36,9 @@ TEST(InspectModel, SqnrOfHlwqMatchesCodebookTheory) {
     }
     // Dense tensors are identical to the reference.
     for (const TensorReport& tensor : report.tensors) {
-      if (!tensor.quantized) EXPECT_EQ(tensor.relative_mse.value_or(-1), 0.0) << tensor.name;
+      if (!tensor.quantized) {
+        EXPECT_EQ(tensor.relative_mse.value_or(-1), 0.0) << tensor.name;
+      }
     }
   }
 }
