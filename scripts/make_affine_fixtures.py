@@ -120,7 +120,9 @@ def numpy_int4_dequantize(packed, scales, group_size, dtype):
 
 def int4_cases(weights, dtype):
     for group_size in GROUP_SIZES:
-        packed, scales, dequantized = reference_quantizers.ct_int4(weights.reshape(-1), ROWS, COLUMNS, dtype, group_size)
+        packed, scales, dequantized = reference_quantizers.ct_int4(
+            weights.reshape(-1), ROWS, COLUMNS, dtype, group_size
+        )
         if not np.array_equal(numpy_int4_dequantize(packed, scales, group_size, dtype), dequantized):
             raise SystemExit(f"numpy unpacking disagrees with compressed-tensors for {dtype} {group_size}")
         yield {"group_size": group_size}, [

@@ -29,8 +29,9 @@ struct AffineShape {
 AffineShape checked_shape(const AffineParams& params, int64_t rows, int64_t columns) {
   validate(params);
   check(rows >= 0, "MLX affine quantization got a negative row count ", rows);
-  check(affine_can_quantize(columns, params), "MLX affine quantization needs the column count to be a positive ",
-        "multiple of the group size ", params.group_size, ", got ", columns);
+  check(affine_can_quantize(columns, params),
+        "MLX affine quantization needs the column count to be a positive ", "multiple of the group size ",
+        params.group_size, ", got ", columns);
   check(rows == 0 || rows <= std::numeric_limits<int64_t>::max() / columns,
         "MLX affine quantization got a matrix too large to index: ", rows, " x ", columns);
   return {static_cast<size_t>(rows), static_cast<size_t>(columns),
@@ -43,8 +44,9 @@ void check_sizes(const AffineShape& shape, size_t weights, size_t packed, size_t
   check(weights == shape.rows * shape.columns && packed == shape.rows * shape.words_per_row &&
             scales == groups && biases == groups,
         "MLX affine buffers do not match a ", shape.rows, " x ", shape.columns, " matrix: weights ", weights,
-        " (want ", shape.rows * shape.columns, "), packed ", packed, " (want ", shape.rows * shape.words_per_row,
-        "), scales ", scales, " and biases ", biases, " (want ", groups, ")");
+        " (want ", shape.rows * shape.columns, "), packed ", packed, " (want ",
+        shape.rows * shape.words_per_row, "), scales ", scales, " and biases ", biases, " (want ", groups,
+        ")");
 }
 
 // The scale and bias codes are computed with: float32, before rounding to the weight dtype.
@@ -83,12 +85,12 @@ uint8_t affine_code(float weight, GroupAffine affine, float top_code) {
   return static_cast<uint8_t>(std::min(code, top_code));
 }
 
-[[noreturn]] void report_non_finite(std::span<const float> group, const float* source, DType dtype, size_t row,
-                                    size_t first_column) {
+[[noreturn]] void report_non_finite(std::span<const float> group, const float* source, DType dtype,
+                                    size_t row, size_t first_column) {
   size_t i = 0;
   while (std::isfinite(group[i])) ++i;
-  fail("MLX affine quantization got a non-finite weight (", source[i], " as ", dtype_name(dtype), ") at row ", row,
-       ", column ", first_column + i);
+  fail("MLX affine quantization got a non-finite weight (", source[i], " as ", dtype_name(dtype), ") at row ",
+       row, ", column ", first_column + i);
 }
 
 }  // namespace
@@ -112,8 +114,8 @@ size_t affine_packed_words_per_row(int64_t columns, int bits) {
 }
 
 void affine_quantize_rows(const AffineParams& params, DType scale_dtype, std::span<const float> weights,
-                          int64_t rows, int64_t columns, std::span<uint32_t> packed,
-                          std::span<float> scales, std::span<float> biases) {
+                          int64_t rows, int64_t columns, std::span<uint32_t> packed, std::span<float> scales,
+                          std::span<float> biases) {
   check_scale_dtype(scale_dtype, "MLX affine quantization");
   const AffineShape shape = checked_shape(params, rows, columns);
   check_sizes(shape, weights.size(), packed.size(), scales.size(), biases.size());

@@ -35,8 +35,8 @@ size_t affine_packed_words_per_row(int64_t columns, int bits);
 // group_size. Throws hlwq::Error on bad parameters, sizes or a non-finite weight (the message names
 // row and column; callers add the tensor name). Single-threaded: split rows across threads.
 void affine_quantize_rows(const AffineParams& params, DType scale_dtype, std::span<const float> weights,
-                          int64_t rows, int64_t columns, std::span<uint32_t> packed,
-                          std::span<float> scales, std::span<float> biases);
+                          int64_t rows, int64_t columns, std::span<uint32_t> packed, std::span<float> scales,
+                          std::span<float> biases);
 
 // w = scale * q + bias in float32 (each operation rounded once). Equals mx.dequantize for F32 scales.
 void affine_dequantize_rows(const AffineParams& params, std::span<const uint32_t> packed,

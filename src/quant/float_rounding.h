@@ -21,9 +21,12 @@ inline void check_scale_dtype(DType dtype, const char* what) {
 // Round to nearest even in `dtype` (one of is_scale_dtype), returned widened back to float.
 inline float round_to_dtype(float value, DType dtype) {
   switch (dtype) {
-    case DType::BF16: return bf16_to_float(float_to_bf16(value));
-    case DType::F16: return f16_to_float(float_to_f16(value));
-    default: return value;
+    case DType::BF16:
+      return bf16_to_float(float_to_bf16(value));
+    case DType::F16:
+      return f16_to_float(float_to_f16(value));
+    default:
+      return value;
   }
 }
 

@@ -38,16 +38,20 @@ void check_sizes(const Int4Shape& shape, size_t weights, size_t packed, size_t s
   check(weights == shape.rows * shape.columns && packed == shape.rows * shape.words_per_row &&
             scales == shape.rows * shape.groups_per_row,
         "INT4 buffers do not match a ", shape.rows, " x ", shape.columns, " matrix: weights ", weights,
-        " (want ", shape.rows * shape.columns, "), packed ", packed, " (want ", shape.rows * shape.words_per_row,
-        "), scales ", scales, " (want ", shape.rows * shape.groups_per_row, ")");
+        " (want ", shape.rows * shape.columns, "), packed ", packed, " (want ",
+        shape.rows * shape.words_per_row, "), scales ", scales, " (want ", shape.rows * shape.groups_per_row,
+        ")");
 }
 
 // torch.finfo(dtype).eps: compressed-tensors' replacement for a zero scale (an all-zero group).
 float machine_epsilon(DType dtype) {
   switch (dtype) {
-    case DType::BF16: return 0x1p-7f;
-    case DType::F16: return 0x1p-10f;
-    default: return std::numeric_limits<float>::epsilon();
+    case DType::BF16:
+      return 0x1p-7f;
+    case DType::F16:
+      return 0x1p-10f;
+    default:
+      return std::numeric_limits<float>::epsilon();
   }
 }
 
@@ -56,11 +60,12 @@ float scale_divisor(Int4ScaleRule rule) {
   return rule == Int4ScaleRule::kCompressedTensors ? 7.5f : 7.0f;
 }
 
-[[noreturn]] void report_non_finite(std::span<const float> row_weights, const float* source, DType dtype, size_t row) {
+[[noreturn]] void report_non_finite(std::span<const float> row_weights, const float* source, DType dtype,
+                                    size_t row) {
   size_t column = 0;
   while (std::isfinite(row_weights[column])) ++column;
-  fail("INT4 quantization got a non-finite weight (", source[column], " as ", dtype_name(dtype), ") at row ", row,
-       ", column ", column);
+  fail("INT4 quantization got a non-finite weight (", source[column], " as ", dtype_name(dtype), ") at row ",
+       row, ", column ", column);
 }
 
 }  // namespace
@@ -68,7 +73,8 @@ float scale_divisor(Int4ScaleRule rule) {
 void validate(const Int4Params& params) {
   check(params.group_size == 32 || params.group_size == 64 || params.group_size == 128,
         "INT4 (compressed-tensors) quantization supports group sizes 32, 64 or 128, got ", params.group_size);
-  check(params.scale_rule == Int4ScaleRule::kCompressedTensors || params.scale_rule == Int4ScaleRule::kAbsmaxOver7,
+  check(params.scale_rule == Int4ScaleRule::kCompressedTensors ||
+            params.scale_rule == Int4ScaleRule::kAbsmaxOver7,
         "INT4 quantization got an unknown scale rule ", static_cast<int>(params.scale_rule));
 }
 
@@ -81,7 +87,8 @@ bool int4_marlin_shape_ok(int64_t rows, int64_t columns) {
 }
 
 size_t int4_packed_words_per_row(int64_t columns) {
-  check(columns > 0 && columns % 8 == 0, "INT4 packing needs a positive multiple of 8 columns, got ", columns);
+  check(columns > 0 && columns % 8 == 0, "INT4 packing needs a positive multiple of 8 columns, got ",
+        columns);
   return static_cast<size_t>(columns) / 8;
 }
 
@@ -112,7 +119,8 @@ void int4_quantize_rows(const Int4Params& params, DType scale_dtype, std::span<c
       float scale = round_to_dtype(largest_magnitude / divisor, scale_dtype);
       if (scale == 0.0f) scale = machine_epsilon(scale_dtype);
       for (size_t i = 0; i < group_size; ++i) {
-        // compressed-tensors divides in the weight dtype, so the quotient is rounded before the integer rounding.
+        // compressed-tensors divides in the weight dtype, so the quotient is rounded before the integer
+        // rounding.
         const float quotient = round_to_dtype(row_weights[first_column + i] / scale, scale_dtype);
         const float code = round_half_even(std::clamp(quotient, kLowestCode, kHighestCode));
         row_codes[first_column + i] = static_cast<uint8_t>(static_cast<int>(code) + kCodeOffset);
@@ -121,7 +129,8 @@ void int4_quantize_rows(const Int4Params& params, DType scale_dtype, std::span<c
     }
     const std::span<int32_t> row_words = packed.subspan(row * shape.words_per_row, shape.words_per_row);
     // The words are int32 on disk but carry raw bits; uint32_t and int32_t may alias each other.
-    pack_lsb_first(row_codes, 4, std::span<uint32_t>(reinterpret_cast<uint32_t*>(row_words.data()), row_words.size()));
+    pack_lsb_first(row_codes, 4,
+                   std::span<uint32_t>(reinterpret_cast<uint32_t*>(row_words.data()), row_words.size()));
   }
 }
 
@@ -134,8 +143,9 @@ void int4_dequantize_rows(const Int4Params& params, std::span<const int32_t> pac
   std::vector<uint8_t> row_codes(shape.columns);
   for (size_t row = 0; row < shape.rows; ++row) {
     const std::span<const int32_t> row_words = packed.subspan(row * shape.words_per_row, shape.words_per_row);
-    unpack_lsb_first(std::span<const uint32_t>(reinterpret_cast<const uint32_t*>(row_words.data()), row_words.size()),
-                     4, row_codes);
+    unpack_lsb_first(
+        std::span<const uint32_t>(reinterpret_cast<const uint32_t*>(row_words.data()), row_words.size()), 4,
+        row_codes);
     for (size_t column = 0; column < shape.columns; ++column) {
       const float scale = scales[row * shape.groups_per_row + column / group_size];
       weights[row * shape.columns + column] = static_cast<float>(row_codes[column] - kCodeOffset) * scale;

@@ -15,8 +15,8 @@ namespace hlwq {
 // starts the next. Requires codes.size() * bits == words.size() * 32; codes must be < 2^bits.
 inline void pack_lsb_first(std::span<const uint8_t> codes, int bits, std::span<uint32_t> words) {
   check(bits >= 1 && bits <= 8 && codes.size() * static_cast<size_t>(bits) == words.size() * 32,
-        "bit packing needs codes * bits == words * 32, got ", codes.size(), " codes of ", bits,
-        " bits for ", words.size(), " words");
+        "bit packing needs codes * bits == words * 32, got ", codes.size(), " codes of ", bits, " bits for ",
+        words.size(), " words");
   uint64_t pending = 0;  // bits not yet written, lowest first
   int pending_bits = 0;
   size_t word = 0;

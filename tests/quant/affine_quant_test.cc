@@ -62,15 +62,16 @@ size_t count_float_differences(std::span<const float> ours, std::span<const floa
 }
 
 // Expects ours == theirs exactly and names the case and the first difference otherwise.
-void expect_same_quantization(const std::string& name, const AffineResult& ours, std::span<const uint32_t> packed,
-                              std::span<const float> scales, std::span<const float> biases, DType dtype) {
+void expect_same_quantization(const std::string& name, const AffineResult& ours,
+                              std::span<const uint32_t> packed, std::span<const float> scales,
+                              std::span<const float> biases, DType dtype) {
   ASSERT_EQ(ours.packed.size(), packed.size()) << name;
   ASSERT_EQ(ours.scales.size(), scales.size()) << name;
   ASSERT_EQ(ours.biases.size(), biases.size()) << name;
   size_t first = 0;
   size_t differences = count_differences<uint32_t>(ours.packed, packed, &first);
-  EXPECT_EQ(differences, 0u) << name << ": packed word " << first << " ours " << std::hex << ours.packed[first]
-                             << " mlx " << packed[first];
+  EXPECT_EQ(differences, 0u) << name << ": packed word " << first << " ours " << std::hex
+                             << ours.packed[first] << " mlx " << packed[first];
   differences = count_float_differences(ours.scales, scales, dtype, &first);
   EXPECT_EQ(differences, 0u) << name << ": scale " << first << " ours " << ours.scales[first] << " mlx "
                              << scales[first];
@@ -126,29 +127,36 @@ TEST(AffineQuant, BadInputsThrowReadableErrors) {
     }
     return "(no error)";
   };
-  EXPECT_EQ(message_of([&] { affine_quantize_rows(params, DType::I32, weights, 2, 128, packed, scales, biases); }),
-            "MLX affine quantization needs a BF16, F16 or F32 scale dtype, got I32");
+  EXPECT_EQ(
+      message_of([&] { affine_quantize_rows(params, DType::I32, weights, 2, 128, packed, scales, biases); }),
+      "MLX affine quantization needs a BF16, F16 or F32 scale dtype, got I32");
   EXPECT_EQ(message_of([&] {
-              affine_quantize_rows(params, DType::BF16, std::span(weights).first(200), 2, 100, packed, scales, biases);
+              affine_quantize_rows(params, DType::BF16, std::span(weights).first(200), 2, 100, packed, scales,
+                                   biases);
             }),
-            "MLX affine quantization needs the column count to be a positive multiple of the group size 64, got 100");
+            "MLX affine quantization needs the column count to be a positive multiple of the group size 64, "
+            "got 100");
   EXPECT_NE(message_of([&] {
-              affine_quantize_rows(params, DType::BF16, weights, 2, 128, std::span(packed).first(31), scales, biases);
+              affine_quantize_rows(params, DType::BF16, weights, 2, 128, std::span(packed).first(31), scales,
+                                   biases);
             }).find("MLX affine buffers do not match a 2 x 128 matrix"),
             std::string::npos);
   EXPECT_THROW(affine_quantize_rows(params, DType::BF16, weights, -2, 128, packed, scales, biases), Error);
 
   std::vector<float> bad = weights;
   bad[128 + 3] = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_EQ(message_of([&] { affine_quantize_rows(params, DType::BF16, bad, 2, 128, packed, scales, biases); }),
-            "MLX affine quantization got a non-finite weight (nan as BF16) at row 1, column 3");
+  EXPECT_EQ(
+      message_of([&] { affine_quantize_rows(params, DType::BF16, bad, 2, 128, packed, scales, biases); }),
+      "MLX affine quantization got a non-finite weight (nan as BF16) at row 1, column 3");
   bad = weights;
   bad[70] = 70000.0f;  // finite in float, infinite once held in F16
-  EXPECT_EQ(message_of([&] { affine_quantize_rows(params, DType::F16, bad, 2, 128, packed, scales, biases); }),
-            "MLX affine quantization got a non-finite weight (70000 as F16) at row 0, column 70");
+  EXPECT_EQ(
+      message_of([&] { affine_quantize_rows(params, DType::F16, bad, 2, 128, packed, scales, biases); }),
+      "MLX affine quantization got a non-finite weight (70000 as F16) at row 0, column 70");
 
   std::vector<float> restored(weights.size());
-  EXPECT_THROW(affine_dequantize_rows(params, packed, std::span(scales).first(3), biases, 2, 128, restored), Error);
+  EXPECT_THROW(affine_dequantize_rows(params, packed, std::span(scales).first(3), biases, 2, 128, restored),
+               Error);
   EXPECT_THROW(affine_dequantize_rows(AffineParams{7, 64}, packed, scales, biases, 2, 128, restored), Error);
 }
 
@@ -166,8 +174,10 @@ TEST(AffineQuant, MatchesMlxFixturesBitExactly) {
     const DType dtype = *parse_dtype(fixture["dtype"].get<std::string>());
     const AffineParams params{fixture["bits"].get<int>(), fixture["group_size"].get<int>()};
     const std::string name = fixture["file"];
-    const std::vector<float> weights =
-        floats_of_bits(read_raw<uint16_t>(folder / manifest["inputs"][fixture["dtype"].get<std::string>()].get<std::string>()), dtype);
+    const std::vector<float> weights = floats_of_bits(
+        read_raw<uint16_t>(folder /
+                           manifest["inputs"][fixture["dtype"].get<std::string>()].get<std::string>()),
+        dtype);
     ASSERT_EQ(weights.size(), static_cast<size_t>(rows * columns)) << name;
 
     const std::vector<uint8_t> bytes = read_raw<uint8_t>(folder / name);
@@ -183,7 +193,8 @@ TEST(AffineQuant, MatchesMlxFixturesBitExactly) {
     const std::vector<float> biases = floats_of_bits(std::span(halves).subspan(groups, groups), dtype);
     const std::vector<float> dequantized = floats_of_bits(std::span(halves).subspan(2 * groups), dtype);
 
-    expect_same_quantization(name, quantize(params, dtype, weights, rows, columns), packed, scales, biases, dtype);
+    expect_same_quantization(name, quantize(params, dtype, weights, rows, columns), packed, scales, biases,
+                             dtype);
     std::vector<float> restored(values);
     affine_dequantize_rows(params, dtype, packed, scales, biases, rows, columns, restored);
     size_t first = 0;
@@ -197,7 +208,8 @@ TEST(AffineQuant, MatchesMlxFixturesBitExactly) {
 // Fresh seeded data through the installed mlx: every dtype, width and group size, with groups that are
 // constant, zero, all-positive and all-negative mixed into Gaussian rows.
 TEST(AffineQuant, MatchesLiveMlxOnFreshRandomData) {
-  if (!python_has_modules("mlx.core")) GTEST_SKIP() << "python3 has no mlx.core (pip install mlx) to cross-check with";
+  if (!python_has_modules("mlx.core"))
+    GTEST_SKIP() << "python3 has no mlx.core (pip install mlx) to cross-check with";
   constexpr int64_t kRows = 16, kColumns = 384;
   TemporaryFolder folder;
   nlohmann::json job = {{"kind", "mlx-affine"}, {"cases", nlohmann::json::array()}};
@@ -206,10 +218,10 @@ TEST(AffineQuant, MatchesLiveMlxOnFreshRandomData) {
   for (size_t d = 0; d < 3; ++d) {
     std::vector<float> weights = random_normal(kRows * kColumns, 9000 + static_cast<uint32_t>(d), 0.03f);
     for (int64_t column = 0; column < kColumns; ++column) {
-      weights[1 * kColumns + column] = std::abs(weights[1 * kColumns + column]);    // all positive
-      weights[2 * kColumns + column] = -std::abs(weights[2 * kColumns + column]);   // all negative
+      weights[1 * kColumns + column] = std::abs(weights[1 * kColumns + column]);   // all positive
+      weights[2 * kColumns + column] = -std::abs(weights[2 * kColumns + column]);  // all negative
       weights[3 * kColumns + column] = column < 128 ? 0.0f : (column < 256 ? 0.8125f : -3e-8f);  // constant
-      if (column % 5 == 0) weights[4 * kColumns + column] = 0.0f;                   // zero-containing
+      if (column % 5 == 0) weights[4 * kColumns + column] = 0.0f;  // zero-containing
     }
     for (float& weight : weights) weight = round_to_dtype(weight, dtypes[d]);
     const std::filesystem::path input = folder.path() / ("input" + std::to_string(d) + ".f32");
@@ -223,8 +235,8 @@ TEST(AffineQuant, MatchesLiveMlxOnFreshRandomData) {
                                 {"dtype", std::string(dtype_name(dtypes[d]))},
                                 {"bits", bits},
                                 {"group_size", group_size},
-                                {"output", (folder.path() / (std::to_string(d) + "_" + std::to_string(bits) + "_" +
-                                                             std::to_string(group_size)))
+                                {"output", (folder.path() / (std::to_string(d) + "_" + std::to_string(bits) +
+                                                             "_" + std::to_string(group_size)))
                                                .string()}});
       }
     }
@@ -239,14 +251,14 @@ TEST(AffineQuant, MatchesLiveMlxOnFreshRandomData) {
     const size_t d = dtype == DType::BF16 ? 0 : (dtype == DType::F16 ? 1 : 2);
     const AffineParams params{reference["bits"].get<int>(), reference["group_size"].get<int>()};
     const std::string prefix = reference["output"];
-    const std::string name = std::string(dtype_name(dtype)) + " bits " + std::to_string(params.bits) + " group " +
-                             std::to_string(params.group_size);
+    const std::string name = std::string(dtype_name(dtype)) + " bits " + std::to_string(params.bits) +
+                             " group " + std::to_string(params.group_size);
     const std::vector<uint32_t> packed = read_raw<uint32_t>(prefix + ".packed");
     const std::vector<float> scales = read_raw<float>(prefix + ".scales");
     const std::vector<float> biases = read_raw<float>(prefix + ".biases");
     const std::vector<float> dequantized = read_raw<float>(prefix + ".dequantized");
-    expect_same_quantization(name, quantize(params, dtype, inputs[d], kRows, kColumns), packed, scales, biases,
-                             dtype);
+    expect_same_quantization(name, quantize(params, dtype, inputs[d], kRows, kColumns), packed, scales,
+                             biases, dtype);
     std::vector<float> restored(inputs[d].size());
     affine_dequantize_rows(params, dtype, packed, scales, biases, kRows, kColumns, restored);
     size_t first = 0;
@@ -281,7 +293,8 @@ TEST(AffineQuant, RoundTripErrorWithinHalfStepInsideTheGrid) {
         const float slack = 1e-6f * (std::abs(weights[i]) + std::abs(bias));
         const float error = std::abs(weights[i] - restored[i]);
         if (position >= -0.5f && position <= top_code + 0.5f) {
-          ASSERT_LE(error, std::abs(scale) * 0.5f * 1.0001f + slack) << bits << " " << group_size << " at " << i;
+          ASSERT_LE(error, std::abs(scale) * 0.5f * 1.0001f + slack)
+              << bits << " " << group_size << " at " << i;
         } else {
           ++outside;
           ASSERT_LE(error, std::abs(scale) * 1.0001f + slack) << bits << " " << group_size << " at " << i;
@@ -309,9 +322,13 @@ TEST(AffineQuant, EdgeIsExactAndZeroIsNearlyExact) {
     }
     EXPECT_EQ(result.biases[group], edge) << group;
     for (size_t i = group * 64; i < group * 64 + 64; ++i) {
-      if (std::abs(weights[i]) == std::abs(edge)) EXPECT_EQ(restored[i], weights[i]) << i;
+      if (std::abs(weights[i]) == std::abs(edge)) {
+        EXPECT_EQ(restored[i], weights[i]) << i;
+      }
       // Off by float rounding of edge / q0 * q0 only, far below half a step.
-      if (weights[i] == 0.0f) EXPECT_LE(std::abs(restored[i]), 1e-5f * std::abs(result.scales[group])) << i;
+      if (weights[i] == 0.0f) {
+        EXPECT_LE(std::abs(restored[i]), 1e-5f * std::abs(result.scales[group])) << i;
+      }
     }
   }
 }

@@ -21,10 +21,12 @@ TEST(FloatRounding, RoundHalfEvenEqualsRint) {
       EXPECT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(expected)) << value;
     }
   };
-  for (float value : {0.0f, -0.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 7.5f, -7.5f, 0.49999997f, -0.3f,
-                      8388607.5f, 8388608.0f, -8388609.0f, 0x1p22f + 0.5f, 1e30f, -1e30f,
-                      std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                      std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min()}) {
+  constexpr float kInfinity = std::numeric_limits<float>::infinity();
+  const float edge_cases[] = {
+      0.0f, -0.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 7.5f, -7.5f, 0.49999997f, -0.3f,
+      8388607.5f, 8388608.0f, -8388609.0f, 0x1p22f + 0.5f, 1e30f, -1e30f, kInfinity, -kInfinity,
+      std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min()};
+  for (float value : edge_cases) {
     expect_rint(value);
   }
   std::mt19937 generator(3);
@@ -38,7 +40,7 @@ TEST(FloatRounding, RoundHalfEvenEqualsRint) {
 }
 
 TEST(FloatRounding, RoundToDtypeIsNearestEven) {
-  EXPECT_EQ(round_to_dtype(1.0f + 0x1p-8f, DType::BF16), 1.0f);                 // tie -> even
+  EXPECT_EQ(round_to_dtype(1.0f + 0x1p-8f, DType::BF16), 1.0f);                      // tie -> even
   EXPECT_EQ(round_to_dtype(1.0f + 0x1p-7f + 0x1p-8f, DType::BF16), 1.0f + 0x1p-6f);  // tie -> even (up)
   EXPECT_EQ(round_to_dtype(1.0f + 0x1p-11f, DType::F16), 1.0f);
   EXPECT_EQ(round_to_dtype(0.1f, DType::F32), 0.1f);

@@ -35,7 +35,8 @@ Int4Result quantize(const Int4Params& params, DType dtype, std::span<const float
   return result;
 }
 
-std::vector<float> dequantize(const Int4Params& params, const Int4Result& result, int64_t rows, int64_t columns) {
+std::vector<float> dequantize(const Int4Params& params, const Int4Result& result, int64_t rows,
+                              int64_t columns) {
   std::vector<float> weights(static_cast<size_t>(rows * columns));
   int4_dequantize_rows(params, result.packed, result.scales, rows, columns, weights);
   return weights;
@@ -64,14 +65,16 @@ void expect_same_floats(const std::string& what, std::span<const float> ours, st
                              << theirs[first];
 }
 
-void expect_same_words(const std::string& what, std::span<const int32_t> ours, std::span<const int32_t> theirs) {
+void expect_same_words(const std::string& what, std::span<const int32_t> ours,
+                       std::span<const int32_t> theirs) {
   ASSERT_EQ(ours.size(), theirs.size()) << what;
   size_t differences = 0, first = 0;
   for (size_t i = 0; i < ours.size(); ++i) {
     if (ours[i] != theirs[i] && differences++ == 0) first = i;
   }
   EXPECT_EQ(differences, 0u) << what << ": first at word " << first << std::hex << " ours "
-                             << static_cast<uint32_t>(ours[first]) << " theirs " << static_cast<uint32_t>(theirs[first]);
+                             << static_cast<uint32_t>(ours[first]) << " theirs "
+                             << static_cast<uint32_t>(theirs[first]);
 }
 
 TEST(Int4Symmetric, HandWorkedPacking) {
@@ -108,7 +111,9 @@ TEST(Int4Symmetric, ZeroGroupGetsTheDtypeEpsilonAsScale) {
     const Int4Result result = quantize(Int4Params{32}, dtype, weights, 1, 64);
     const float epsilon = dtype == DType::BF16 ? 0x1p-7f : (dtype == DType::F16 ? 0x1p-10f : 0x1p-23f);
     EXPECT_EQ(result.scales[0], epsilon) << dtype_name(dtype);
-    for (size_t word = 0; word < 4; ++word) EXPECT_EQ(static_cast<uint32_t>(result.packed[word]), 0x88888888u);
+    for (size_t word = 0; word < 4; ++word) {
+      EXPECT_EQ(static_cast<uint32_t>(result.packed[word]), 0x88888888u) << word;
+    }
   }
 }
 
@@ -137,10 +142,14 @@ TEST(Int4Symmetric, BadInputsThrowReadableErrors) {
   std::vector<float> scales(4);
   EXPECT_EQ(message_of([&] { int4_quantize_rows(params, DType::F64, weights, 2, 128, packed, scales); }),
             "INT4 quantization needs a BF16, F16 or F32 scale dtype, got F64");
-  EXPECT_EQ(message_of([&] { int4_quantize_rows(params, DType::BF16, std::span(weights).first(192), 2, 96, packed, scales); }),
-            "INT4 quantization needs the column count to be a positive multiple of the group size 64, got 96");
-  EXPECT_NE(message_of([&] { int4_quantize_rows(params, DType::BF16, weights, 2, 128, packed, std::span(scales).first(3)); })
-                .find("INT4 buffers do not match a 2 x 128 matrix"),
+  EXPECT_EQ(
+      message_of([&] {
+        int4_quantize_rows(params, DType::BF16, std::span(weights).first(192), 2, 96, packed, scales);
+      }),
+      "INT4 quantization needs the column count to be a positive multiple of the group size 64, got 96");
+  EXPECT_NE(message_of([&] {
+              int4_quantize_rows(params, DType::BF16, weights, 2, 128, packed, std::span(scales).first(3));
+            }).find("INT4 buffers do not match a 2 x 128 matrix"),
             std::string::npos);
   std::vector<float> bad = weights;
   bad[130] = -std::numeric_limits<float>::infinity();
@@ -164,7 +173,8 @@ TEST(Int4Symmetric, RoundTripErrorWithinHalfAStep) {
     for (Int4ScaleRule rule : {Int4ScaleRule::kCompressedTensors, Int4ScaleRule::kAbsmaxOver7}) {
       for (int group_size : kAllGroupSizes) {
         const Int4Params params{group_size, rule};
-        std::vector<float> weights = random_normal(kRows * kColumns, 40 + static_cast<uint32_t>(group_size), 0.02f);
+        std::vector<float> weights =
+            random_normal(kRows * kColumns, 40 + static_cast<uint32_t>(group_size), 0.02f);
         for (size_t i = 0; i < weights.size(); i += 101) weights[i] *= -15.0f;  // outliers of both signs
         for (float& weight : weights) weight = round_to_dtype(weight, c.dtype);
         const Int4Result result = quantize(params, c.dtype, weights, kRows, kColumns);
@@ -188,14 +198,15 @@ TEST(Int4Symmetric, CompressedTensorsRuleHasLowerErrorThanAbsmaxOver7) {
   for (int group_size : kAllGroupSizes) {
     double squared_error[2] = {0, 0};
     for (int r = 0; r < 2; ++r) {
-      const Int4Params params{group_size, r == 0 ? Int4ScaleRule::kCompressedTensors : Int4ScaleRule::kAbsmaxOver7};
-      const std::vector<float> restored = dequantize(params, quantize(params, DType::F32, weights, kRows, kColumns),
-                                                     kRows, kColumns);
+      const Int4Params params{group_size,
+                              r == 0 ? Int4ScaleRule::kCompressedTensors : Int4ScaleRule::kAbsmaxOver7};
+      const std::vector<float> restored =
+          dequantize(params, quantize(params, DType::F32, weights, kRows, kColumns), kRows, kColumns);
       for (size_t i = 0; i < weights.size(); ++i) squared_error[r] += std::pow(weights[i] - restored[i], 2);
     }
     const double count = static_cast<double>(weights.size());
-    std::printf("INT4 group %d, Gaussian weights: MSE m/7.5 %.6f, m/7 %.6f\n", group_size, squared_error[0] / count,
-                squared_error[1] / count);
+    std::printf("INT4 group %d, Gaussian weights: MSE m/7.5 %.6f, m/7 %.6f\n", group_size,
+                squared_error[0] / count, squared_error[1] / count);
     EXPECT_LT(squared_error[0], squared_error[1] * 0.97) << group_size;
   }
 }
@@ -233,7 +244,8 @@ TEST(Int4Symmetric, MatchesCompressedTensorsFixturesBitExactly) {
     const Int4Result ours = quantize(params, dtype, weights, rows, columns);
     expect_same_words(name + " weight_packed", ours.packed, theirs.packed);
     expect_same_floats(name + " weight_scale", ours.scales, theirs.scales, dtype);
-    expect_same_floats(name + " decompressed", dequantize(params, theirs, rows, columns), decompressed, dtype);
+    expect_same_floats(name + " decompressed", dequantize(params, theirs, rows, columns), decompressed,
+                       dtype);
     ++cases;
   }
   EXPECT_EQ(cases, 2 * 3);
@@ -243,7 +255,8 @@ TEST(Int4Symmetric, MatchesCompressedTensorsFixturesBitExactly) {
 // scales, and its decompressor must read our tensors back to our dequantization (rounded to the dtype).
 TEST(Int4Symmetric, MatchesLiveCompressedTensors) {
   if (!python_has_modules("torch compressed_tensors")) {
-    GTEST_SKIP() << "python3 has no torch and compressed_tensors (pip install compressed-tensors) to cross-check with";
+    GTEST_SKIP()
+        << "python3 has no torch and compressed_tensors (pip install compressed-tensors) to cross-check with";
   }
   constexpr int64_t kRows = 16, kColumns = 384;
   TemporaryFolder folder;
@@ -257,10 +270,13 @@ TEST(Int4Symmetric, MatchesLiveCompressedTensors) {
   std::vector<Ours> ours;
   for (DType dtype : {DType::BF16, DType::F16, DType::F32}) {
     for (int group_size : kAllGroupSizes) {
-      const std::string stem = (folder.path() / (std::string(dtype_name(dtype)) + std::to_string(group_size))).string();
-      std::vector<float> weights = random_normal(kRows * kColumns, 500 + static_cast<uint32_t>(ours.size()), 0.03f);
+      const std::string stem =
+          (folder.path() / (std::string(dtype_name(dtype)) + std::to_string(group_size))).string();
+      std::vector<float> weights =
+          random_normal(kRows * kColumns, 500 + static_cast<uint32_t>(ours.size()), 0.03f);
       for (int64_t column = 0; column < kColumns; ++column) {
-        weights[static_cast<size_t>(column)] = column < 128 ? 0.0f : std::abs(weights[static_cast<size_t>(column)]);
+        weights[static_cast<size_t>(column)] =
+            column < 128 ? 0.0f : std::abs(weights[static_cast<size_t>(column)]);
         if (column % 7 == 0) weights[static_cast<size_t>(kColumns + column)] *= 30.0f;
       }
       for (float& weight : weights) weight = round_to_dtype(weight, dtype);
@@ -269,9 +285,13 @@ TEST(Int4Symmetric, MatchesLiveCompressedTensors) {
       write_raw<float>(stem + ".input", weights);
       write_raw<int32_t>(stem + ".ours_packed", result.packed);
       write_raw<float>(stem + ".ours_scales", result.scales);
-      job["cases"].push_back({{"input", stem + ".input"}, {"rows", kRows}, {"columns", kColumns},
-                              {"dtype", std::string(dtype_name(dtype))}, {"group_size", group_size},
-                              {"output", stem}, {"ours_packed", stem + ".ours_packed"},
+      job["cases"].push_back({{"input", stem + ".input"},
+                              {"rows", kRows},
+                              {"columns", kColumns},
+                              {"dtype", std::string(dtype_name(dtype))},
+                              {"group_size", group_size},
+                              {"output", stem},
+                              {"ours_packed", stem + ".ours_packed"},
                               {"ours_scales", stem + ".ours_scales"}});
       ours.push_back({dtype, params, std::move(weights), std::move(result)});
     }
@@ -281,10 +301,13 @@ TEST(Int4Symmetric, MatchesLiveCompressedTensors) {
       << read_text(folder.path() / "log.txt");
   for (size_t i = 0; i < ours.size(); ++i) {
     const std::string stem = job["cases"][i]["output"];
-    const std::string name = std::string(dtype_name(ours[i].dtype)) + " group " + std::to_string(ours[i].params.group_size);
+    const std::string name =
+        std::string(dtype_name(ours[i].dtype)) + " group " + std::to_string(ours[i].params.group_size);
     expect_same_words(name + " weight_packed", ours[i].result.packed, read_raw<int32_t>(stem + ".packed"));
-    expect_same_floats(name + " weight_scale", ours[i].result.scales, read_raw<float>(stem + ".scales"), ours[i].dtype);
-    expect_same_floats(name + " their decompress of ours", dequantize(ours[i].params, ours[i].result, kRows, kColumns),
+    expect_same_floats(name + " weight_scale", ours[i].result.scales, read_raw<float>(stem + ".scales"),
+                       ours[i].dtype);
+    expect_same_floats(name + " their decompress of ours",
+                       dequantize(ours[i].params, ours[i].result, kRows, kColumns),
                        read_raw<float>(stem + ".ours_dequantized"), ours[i].dtype);
   }
 }

@@ -58,7 +58,9 @@ TEST(LsbFirstPacking, MismatchedSizesThrow) {
   std::vector<uint32_t> words(4);
   EXPECT_THROW(pack_lsb_first(codes, 4, words), Error);
   EXPECT_THROW(unpack_lsb_first(words, 3, codes), Error);
-  EXPECT_THROW(pack_lsb_first(std::span<const uint8_t>(codes).first(0), 0, std::span<uint32_t>(words).first(0)), Error);
+  EXPECT_THROW(
+      pack_lsb_first(std::span<const uint8_t>(codes).first(0), 0, std::span<uint32_t>(words).first(0)),
+      Error);
 }
 
 }  // namespace

@@ -9,11 +9,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
 
@@ -62,8 +61,8 @@ inline std::filesystem::path source_path(const std::string& relative) {
 // importing them (importing torch and compressed_tensors alone takes seconds).
 inline bool python_has_modules(const std::string& modules) {
   const std::string command =
-      "python3 -c \"import importlib.util, sys; sys.exit(not all(importlib.util.find_spec(m) for m in '" + modules +
-      "'.split()))\" >/dev/null 2>&1";
+      "python3 -c \"import importlib.util, sys; sys.exit(not all(importlib.util.find_spec(m) for m in '" +
+      modules + "'.split()))\" >/dev/null 2>&1";
   return std::system(command.c_str()) == 0;
 }
 
