@@ -1,5 +1,6 @@
 #include "convert/export_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -27,13 +28,17 @@ json ExportSummary::to_json() const {
 }
 
 json compressed_tensors_config(int group_size, const std::vector<std::string>& ignored_modules) {
+  // The keys compressed-tensors 0.20's own update_config writes (docs/FORMAT_EXPORTS.md).
   return {
       {"quant_method", "compressed-tensors"},
       {"format", "pack-quantized"},
       {"quantization_status", "compressed"},
       {"global_compression_ratio", nullptr},
       {"kv_cache_scheme", nullptr},
+      {"moe_sparsity_config", nullptr},
       {"sparsity_config", json::object()},
+      {"transform_config", json::object()},
+      {"version", "0.20.0"},
       {"ignore", ignored_modules},
       {"config_groups",
        {{"group_0",
@@ -47,11 +52,7 @@ json compressed_tensors_config(int group_size, const std::vector<std::string>& i
             {"symmetric", true},
             {"strategy", "group"},
             {"group_size", group_size},
-            {"dynamic", false},
-            {"actorder", nullptr},
-            {"observer", "minmax"},
-            {"observer_kwargs", json::object()},
-            {"block_structure", nullptr}}}}}}},
+            {"dynamic", false}}}}}}},
   };
 }
 
@@ -167,9 +168,13 @@ ExportSummary export_model(const fs::path& input, const fs::path& output, const 
     planned.push_back({&tensor, action, dense_dtype});
   }
   summary.tensors = planned.size();
+  if (options.target == ExportTarget::ct_int4 &&
+      std::find(ignored_modules.begin(), ignored_modules.end(), "lm_head") == ignored_modules.end())
+    ignored_modules.push_back("lm_head");
 
   StagedDirectory staged(output);
-  ShardedSafetensorsWriter writer(staged.path(), declarations, options.max_shard_bytes, {{"format", "pt"}});
+  const std::string format_tag = options.target == ExportTarget::mlx ? "mlx" : "pt";
+  ShardedSafetensorsWriter writer(staged.path(), declarations, options.max_shard_bytes, {{"format", format_tag}});
   ThreadPool pool(options.threads);
   Progress progress(options.progress, "export", planned.size(), total_bytes);
   for (const Planned& item : planned) {

@@ -182,7 +182,7 @@ ImportSummary import_gguf(const fs::path& gguf_path, const fs::path& output_fold
   const int64_t kv_heads = config["num_key_value_heads"];
 
   // Convert the tokenizer first: a model without a usable tokenizer is not imported.
-  const HfTokenizerFiles tokenizer = gguf_to_hf_tokenizer(metadata);
+  const HfTokenizerFiles tokenizer = gguf_to_hf_tokenizer(metadata, file);
 
   struct Planned {
     const GgufTensorInfo* source;

@@ -262,7 +262,8 @@ std::vector<float> ModelWeights::read_float(const LogicalTensor& tensor, ThreadP
       const std::vector<float> scales = to_floats(tensor.dtype, folder_.data(tensor.parts[1]));
       const std::vector<float> biases = to_floats(tensor.dtype, folder_.data(tensor.parts[2]));
       std::vector<float> values(elements);
-      affine_dequantize_rows(params, packed, scales, biases, tensor.shape[0], tensor.shape[1], values);
+      // Rounded through the scale dtype exactly as mx.dequantize computes it: T(T(q * s) + b).
+      affine_dequantize_rows(params, tensor.dtype, packed, scales, biases, tensor.shape[0], tensor.shape[1], values);
       return values;
     }
     case WeightFormat::ct_int4: {
