@@ -52,12 +52,11 @@ HWY_INLINE double FixedOrderDot(const float* HWY_RESTRICT a, const float* HWY_RE
   return partial[0];
 }
 
-// The block's gain as fp16, or the error when the block has a non-finite weight or a gain above
-// the fp16 range (both show as a non-finite sum of squares or an infinite fp16).
-HWY_INLINE uint16_t Fp16GainOrThrow(const float* block_values, size_t block, double sum_of_squares,
-                                    float gain, int64_t row_index, int64_t first_column) {
+// The block's gain as fp16, or the error when it rounds above the fp16 range.
+HWY_INLINE uint16_t Fp16GainOrThrow(const float* block_values, size_t block, float gain, int64_t row_index,
+                                    int64_t first_column) {
   const uint16_t half = float_to_f16(gain);
-  if (!std::isfinite(sum_of_squares) || (half & 0x7fffu) >= 0x7c00u) {
+  if ((half & 0x7fffu) >= 0x7c00u) {
     throw_unrepresentable_block({block_values, block}, row_index, first_column, gain);
   }
   return half;
@@ -181,6 +180,12 @@ void QuantizeRowKernel(const HlwqCodec& codec, DType dtype, const std::byte* HWY
 
     // The norm (the signs do not change it), then the signs.
     const double sum_of_squares = FixedOrderDot(weights, weights, block);
+    // Non-finite weights, or a norm so large that the rotation could overflow float (no such
+    // gain fits fp16 anyway), stop here, before any NaN could reach the code search.
+    if (!(sum_of_squares <= 1e60)) {
+      throw_unrepresentable_block({weights, block}, row_index, first_column,
+                                  static_cast<float>(std::sqrt(sum_of_squares)));
+    }
     const float norm = std::max(static_cast<float>(std::sqrt(sum_of_squares)), 1e-10f);
     if (signs != nullptr) {
       for (size_t i = 0; i < block; i += lanes) {
@@ -208,7 +213,7 @@ void QuantizeRowKernel(const HlwqCodec& codec, DType dtype, const std::byte* HWY
     const float gain = least_squares ? static_cast<float>(norm * FixedOrderDot(values, decoded, block) /
                                                           FixedOrderDot(decoded, decoded, block))
                                      : norm;
-    norms_row[block_index] = Fp16GainOrThrow(weights, block, sum_of_squares, gain, row_index, first_column);
+    norms_row[block_index] = Fp16GainOrThrow(weights, block, gain, row_index, first_column);
     PackBlockCodes(params.bits, codes, block, codes_row + block_index * packed_bytes);
   }
 }
