@@ -57,7 +57,8 @@ HWY_INLINE void UnpackPlane(D d, const uint8_t* HWY_RESTRICT plane, size_t bytes
 }
 
 // Codes of one block (block a multiple of 32, codes < 2^bits) into packed_block_bytes(bits, block) bytes.
-HWY_INLINE void PackBlockCodes(int bits, const uint8_t* HWY_RESTRICT codes, size_t block, uint8_t* HWY_RESTRICT packed) {
+HWY_INLINE void PackBlockCodes(int bits, const uint8_t* HWY_RESTRICT codes, size_t block,
+                               uint8_t* HWY_RESTRICT packed) {
   const hn::ScalableTag<uint8_t> d_full;
   const hn::CappedTag<uint8_t, 16> d_medium;
   const hn::CappedTag<uint8_t, 4> d_small;  // every plane has a multiple of 4 bytes
@@ -74,7 +75,8 @@ HWY_INLINE void PackBlockCodes(int bits, const uint8_t* HWY_RESTRICT codes, size
   }
 }
 
-HWY_INLINE void UnpackBlockCodes(int bits, const uint8_t* HWY_RESTRICT packed, size_t block, uint8_t* HWY_RESTRICT codes) {
+HWY_INLINE void UnpackBlockCodes(int bits, const uint8_t* HWY_RESTRICT packed, size_t block,
+                                 uint8_t* HWY_RESTRICT codes) {
   const hn::ScalableTag<uint8_t> d_full;
   const hn::CappedTag<uint8_t, 16> d_medium;
   const hn::CappedTag<uint8_t, 4> d_small;

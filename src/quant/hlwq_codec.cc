@@ -72,7 +72,8 @@ HWY_INLINE hn::Vec<D> F16BitsToFloat(D d, hn::Vec<hn::RebindToUnsigned<D>> bits)
   const auto sign = hn::ShiftLeft<16>(hn::And(bits, hn::Set(du, 0x8000u)));
   const auto exponent = hn::And(hn::ShiftRight<10>(bits), hn::Set(du, 0x1fu));
   const auto mantissa = hn::And(bits, hn::Set(du, 0x3ffu));
-  const auto normal = hn::Or(hn::ShiftLeft<23>(hn::Add(exponent, hn::Set(du, 127u - 15u))), hn::ShiftLeft<13>(mantissa));
+  const auto normal =
+      hn::Or(hn::ShiftLeft<23>(hn::Add(exponent, hn::Set(du, 127u - 15u))), hn::ShiftLeft<13>(mantissa));
   const auto infinite_or_nan = hn::Or(hn::Set(du, 0x7f800000u), hn::ShiftLeft<13>(mantissa));
   // mantissa * 2^-24, exact (at most 10 significant bits).
   const auto subnormal = hn::BitCast(du, hn::Mul(hn::ConvertTo(d, hn::BitCast(di, mantissa)), hn::Set(d, 0x1p-24f)));
@@ -129,8 +130,10 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<D>> NearestCodes(D d, hn::Vec<D> z, hn::Ve
     const hn::Half<decltype(di)> di_half;
     const hn::Repartition<int64_t, decltype(di)> di64;
     const hn::RebindToUnsigned<decltype(di64)> du64;
-    const auto lower = hn::BitCast(du32, hn::GatherIndex(du64, entries, hn::PromoteTo(di64, hn::LowerHalf(di_half, cell))));
-    const auto upper = hn::BitCast(du32, hn::GatherIndex(du64, entries, hn::PromoteTo(di64, hn::UpperHalf(di_half, cell))));
+    const auto lower =
+        hn::BitCast(du32, hn::GatherIndex(du64, entries, hn::PromoteTo(di64, hn::LowerHalf(di_half, cell))));
+    const auto upper =
+        hn::BitCast(du32, hn::GatherIndex(du64, entries, hn::PromoteTo(di64, hn::UpperHalf(di_half, cell))));
     const auto threshold = hn::BitCast(d, hn::ConcatEven(du32, upper, lower));
     const auto first = hn::BitCast(di, hn::ConcatOdd(du32, upper, lower));
     return hn::Sub(first, hn::VecFromMask(di, hn::RebindMask(di, hn::Gt(z, threshold))));

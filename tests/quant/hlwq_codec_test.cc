@@ -224,7 +224,8 @@ TEST(HlwqCodec, LeastSquaresGainNeverIncreasesBlockError) {
       for (size_t start = 0; start < weights.size(); start += 128) {
         const std::span<const float> original(weights.data() + start, 128);
         const double norm_error = squared_error(original, std::span(norm_decoded).subspan(start, 128));
-        const double least_squares_error = squared_error(original, std::span(least_squares_decoded).subspan(start, 128));
+        const double least_squares_error =
+            squared_error(original, std::span(least_squares_decoded).subspan(start, 128));
         // Both gains are rounded to fp16 and the LS optimum rounds to the nearest fp16, so only
         // float rounding (~1e-6 of the block energy) can put it above.
         ASSERT_LE(least_squares_error, norm_error + 1e-6 * energy(original)) << bits << " bits, block at " << start;
@@ -244,7 +245,9 @@ TEST(HlwqCodec, SignsChangeCodesButKeepErrorStatistics) {
   const Quantized plain_quantized = quantize(plain, weights);
   const Quantized signed_quantized = quantize(with_signs, weights);
   size_t differing = 0;
-  for (size_t i = 0; i < plain_quantized.codes.size(); ++i) differing += plain_quantized.codes[i] != signed_quantized.codes[i];
+  for (size_t i = 0; i < plain_quantized.codes.size(); ++i) {
+    differing += plain_quantized.codes[i] != signed_quantized.codes[i];  // packed bytes
+  }
   EXPECT_GT(differing, plain_quantized.codes.size() / 2);
   const double plain_sqnr = sqnr_db(weights, dequantize(plain, plain_quantized));
   const double signed_sqnr = sqnr_db(weights, dequantize(with_signs, signed_quantized));
@@ -309,7 +312,8 @@ TEST(HlwqCodec, NonFiniteWeightsAreErrorsNamingRowAndColumn) {
       std::vector<uint8_t> codes(codec.layout().code_bytes);
       std::vector<uint16_t> norms(static_cast<size_t>(codec.layout().blocks));
       EXPECT_EQ(error_message([&] {
-                  codec.quantize_row(std::span(weights).subspan(static_cast<size_t>(2 * columns), columns), codes, norms);
+                  codec.quantize_row(std::span(weights).subspan(static_cast<size_t>(2 * columns), columns), codes,
+                                     norms);
                 }),
                 "non-finite weight at column " + std::to_string(column));
     }
