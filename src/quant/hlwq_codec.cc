@@ -46,10 +46,11 @@ HWY_INLINE double FixedOrderDot(const float* HWY_RESTRICT a, const float* HWY_RE
   for (size_t i = 0; i < size; i += kPartials) {
     for (size_t j = 0; j < kPartials; ++j) partial[j] += static_cast<double>(a[i + j]) * b[i + j];
   }
-  for (size_t width = kPartials / 2; width >= 1; width /= 2) {
-    for (size_t j = 0; j < width; ++j) partial[j] += partial[j + width];
-  }
-  return partial[0];
+  // The tree spelled out: a loop over the widths compiles to a chain through memory.
+  double half[8], quarter[4];
+  for (size_t j = 0; j < 8; ++j) half[j] = partial[j] + partial[j + 8];
+  for (size_t j = 0; j < 4; ++j) quarter[j] = half[j] + half[j + 4];
+  return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
 }
 
 // The block's gain as fp16, or the error when it rounds above the fp16 range.
@@ -117,6 +118,34 @@ HWY_INLINE void LoadAsFloat(D d, DType dtype, const std::byte* HWY_RESTRICT sour
   }
 }
 
+// Holds a codebook's centroids zero-padded to whole vectors, so that small codebooks can be
+// looked up with lane permutations.
+struct CentroidTable {
+  HWY_ALIGN float values[256 + 64];
+  size_t levels;
+  explicit CentroidTable(const std::vector<float>& centroids) : levels(centroids.size()) {
+    std::fill(std::copy(centroids.begin(), centroids.end(), values), values + 256 + 64, 0.0f);
+  }
+};
+
+// c[code] for every lane: one lane permutation when the codebook fits in a vector, two and a
+// blend when it fits in two (no memory access per weight), a gather otherwise.
+template <class D>
+HWY_INLINE hn::Vec<D> LookupCentroids(D d, const CentroidTable& table, hn::Vec<hn::RebindToSigned<D>> code) {
+  const hn::RebindToSigned<D> di;
+  const size_t lanes = hn::Lanes(d);
+  if (table.levels <= lanes) {
+    return hn::TableLookupLanes(hn::Load(d, table.values), hn::IndicesFromVec(d, code));
+  }
+  if (table.levels <= 2 * lanes) {
+    const auto lane = hn::IndicesFromVec(d, hn::And(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
+    const auto in_upper = hn::RebindMask(d, hn::Gt(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
+    return hn::IfThenElse(in_upper, hn::TableLookupLanes(hn::Load(d, table.values + lanes), lane),
+                          hn::TableLookupLanes(hn::Load(d, table.values), lane));
+  }
+  return hn::GatherIndex(d, table.values, code);
+}
+
 // Codes of the lanes of z (cell = their grid cells) as grid_nearest_code computes them: one 64-bit
 // gather per lane brings the cell's code and threshold together (half the loads of two 32-bit
 // gathers, the costliest step of the kernel), then one comparison.
@@ -163,7 +192,7 @@ void QuantizeRowKernel(const HlwqCodec& codec, DType dtype, const std::byte* HWY
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
   const size_t element_size = dtype_size(dtype);
   const float* HWY_RESTRICT signs = codec.padded_signs().empty() ? nullptr : codec.padded_signs().data();
-  const float* HWY_RESTRICT centroids = codec.codebook().centroids.data();
+  const CentroidTable centroids(codec.codebook().centroids);
   const bool least_squares = params.gain == BlockGain::least_squares;
 
   const auto grid_low = hn::Set(d, grid.low);
@@ -209,7 +238,7 @@ void QuantizeRowKernel(const HlwqCodec& codec, DType dtype, const std::byte* HWY
       hn::StoreU(hn::DemoteTo(du8, code), du8, codes + i);
       if (least_squares) {  // keep z and c[q] for the gain
         hn::Store(z, d, values + i);
-        hn::Store(hn::GatherIndex(d, centroids, code), d, decoded + i);
+        hn::Store(LookupCentroids(d, centroids, code), d, decoded + i);
       }
     }
     // Least squares in the rotated domain (H orthonormal): g = r <z, c[q]> / ||c[q]||^2.
@@ -232,7 +261,7 @@ void DequantizeRowKernel(const HlwqCodec& codec, const uint8_t* HWY_RESTRICT cod
   const size_t block = static_cast<size_t>(params.block);
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
   const float* HWY_RESTRICT signs = codec.padded_signs().empty() ? nullptr : codec.padded_signs().data();
-  const float* HWY_RESTRICT centroids = codec.codebook().centroids.data();
+  const CentroidTable centroids(codec.codebook().centroids);
 
   HWY_ALIGN float values[kMaxBlock];
   HWY_ALIGN uint8_t codes[kMaxBlock];
@@ -244,7 +273,7 @@ void DequantizeRowKernel(const HlwqCodec& codec, const uint8_t* HWY_RESTRICT cod
     const auto scale = hn::Set(d, f16_to_float(norms_row[block_index]) / static_cast<float>(block));
     for (size_t i = 0; i < block; i += lanes) {
       const auto code = hn::PromoteTo(di, hn::LoadU(du8, codes + i));
-      hn::Store(hn::Mul(hn::GatherIndex(d, centroids, code), scale), d, values + i);
+      hn::Store(hn::Mul(LookupCentroids(d, centroids, code), scale), d, values + i);
     }
     UnnormalizedHadamard(d, values, block);
     if (signs != nullptr) {
