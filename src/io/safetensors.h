@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <span>
@@ -98,6 +99,12 @@ class SafetensorsWriter {
 
 // A name for error messages: quoted, control and non-ASCII bytes escaped, long names
 // shortened, so that a hostile tensor name cannot break the one-line message format.
-std::string quoted_name(std::string_view name);
+// Formatting happens only when streamed (by concat/fail), so check(ok, ..., quoted_name(x))
+// costs nothing when the check passes; the viewed text must outlive the streaming.
+struct QuotedName {
+  std::string_view name;
+};
+inline QuotedName quoted_name(std::string_view name) { return {name}; }
+std::ostream& operator<<(std::ostream& stream, QuotedName quoted);
 
 }  // namespace hlwq
