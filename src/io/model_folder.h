@@ -19,8 +19,12 @@ namespace hlwq {
 
 class ModelFolder {
  public:
-  // Throws hlwq::Error if config.json is missing or invalid, if no weights are found, if the
-  // index names a missing shard or a tensor the shard lacks, or a tensor name repeats.
+  // Weights come from the shards model.safetensors.index.json names (its weight_map: tensor
+  // -> shard file in this folder), else model.safetensors, else every *.safetensors file
+  // (sorted by name). Throws hlwq::Error if config.json is missing or not a JSON object, if
+  // no weights are found, if the index names a missing shard, a shard outside the folder or
+  // a tensor its shard lacks, or if a tensor is in two files. A tensor a shard holds but the
+  // index omits is kept, as loaders that read whole shards would.
   static ModelFolder open(const std::filesystem::path& folder);
 
   const std::filesystem::path& path() const { return path_; }
@@ -51,15 +55,20 @@ class ModelFolder {
   std::vector<std::string> names_;
 };
 
-// Writes the weights of a model folder as one file or several shards (with the index) when
-// the total exceeds `max_shard_bytes`. Tensors are streamed in declaration order.
+// Writes the weights of a model folder: model.safetensors when the total is at most
+// `max_shard_bytes`, else shards model-00001-of-0000N.safetensors split greedily in
+// declaration order (a tensor larger than the limit gets a shard of its own) plus
+// model.safetensors.index.json {"metadata": {"total_size": ...}, "weight_map": {...}} as
+// transformers writes it. Tensors are streamed in declaration order; each shard file is
+// created at its first tensor and closed after its last. `metadata` goes into every shard.
 class ShardedSafetensorsWriter {
  public:
   ShardedSafetensorsWriter(const std::filesystem::path& folder, std::vector<TensorDeclaration> tensors,
                            uint64_t max_shard_bytes, std::map<std::string, std::string> metadata);
   ~ShardedSafetensorsWriter();
+  // Throws if `name` is not the next declared tensor or `bytes` has the wrong size.
   void write(std::string_view name, std::span<const std::byte> bytes);
-  void close();
+  void close();  // throws if a declared tensor was not written; writes the index
 
  private:
   struct Impl;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <ostream>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -21,8 +22,7 @@ using nlohmann::json;
 // The reference crate's limit; a header this large is far beyond any real model's.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr size_t kMaxRank = 8;
-// Root object (0) > tensor entry (1) > shape / data_offsets array (2) > numbers (3). Anything
-// deeper is invalid, and refusing it while parsing keeps hostile headers from costing memory.
+// Containers nest at most root object > tensor entry > shape or data_offsets array.
 constexpr int kMaxContainerDepth = 2;
 constexpr char kMetadataKey[] = "__metadata__";
 
@@ -37,47 +37,69 @@ bool checked_multiply(uint64_t a, uint64_t b, uint64_t& product) {
   return !__builtin_mul_overflow(a, b, &product);
 }
 
-// Watches the parse as it happens: rejects duplicate names, containers nested deeper than
-// the format allows, and arrays longer than a shape can be, so a hostile header costs memory
-// in proportion to its number of entries, not to what else it holds.
-class HeaderParseGuard {
+// A first, streaming pass over the header that keeps no document: finds syntax errors,
+// duplicate names, containers nested deeper than the format allows, and arrays longer than a
+// shape can be. After it passes, building the document costs memory in proportion to the
+// number of entries, whatever a hostile header holds. (nlohmann's parse callbacks could do
+// this in one pass, but they rescan the parent object after every entry: quadratic time.)
+class HeaderStructureCheck : public nlohmann::json_sax<json> {
  public:
-  explicit HeaderParseGuard(std::string_view file_name) : file_name_(file_name) {}
+  explicit HeaderStructureCheck(std::string_view file_name) : file_name_(file_name) {}
 
-  bool operator()(int depth, json::parse_event_t event, json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth > kMaxContainerDepth)
-          fail("header JSON nested deeper than the format allows in entry ",
-               quoted_name(entry_), ", ", file_name_);
-        if (depth == kMaxContainerDepth) elements_ = 0;
-        break;
-      case json::parse_event_t::key:
-        if (depth == 1) {
-          entry_ = parsed.get<std::string>();
-          field_.clear();
-          if (!names_.insert(entry_).second)
-            fail("duplicate entry ", quoted_name(entry_), " in header, ", file_name_);
-        } else if (depth == 2) {
-          field_ = parsed.get<std::string>();
-        }
-        [[fallthrough]];
-      case json::parse_event_t::value:
-        if (depth == kMaxContainerDepth + 1 && ++elements_ > kMaxRank)
-          fail(quoted_name(field_), " of entry ", quoted_name(entry_), " has more than ",
-               kMaxRank, " elements, ", file_name_);
-        break;
-      default:
-        break;
+  bool null() override { return element(); }
+  bool boolean(bool) override { return element(); }
+  bool number_integer(number_integer_t) override { return element(); }
+  bool number_unsigned(number_unsigned_t) override { return element(); }
+  bool number_float(number_float_t, const string_t&) override { return element(); }
+  bool string(string_t&) override { return element(); }
+  bool binary(binary_t&) override { return element(); }
+  bool start_object(std::size_t) override { return start_container(); }
+  bool start_array(std::size_t) override { return start_container(); }
+  bool end_object() override { return end_container(); }
+  bool end_array() override { return end_container(); }
+
+  bool key(string_t& name) override {
+    if (depth_ == 1) {
+      entry_ = name;
+      if (!names_.insert(name).second)
+        fail("duplicate entry ", quoted_name(name), " in header, ", file_name_);
+    } else if (depth_ == 2) {
+      field_ = name;
     }
-    return true;
+    return element();
+  }
+
+  bool parse_error(std::size_t position, const std::string&,
+                   const nlohmann::detail::exception&) override {
+    fail("header is not valid JSON (byte ", position, " of the header), ", file_name_);
   }
 
  private:
+  // Depth counts open containers: 1 inside the root object, 2 inside a tensor entry, 3
+  // inside its shape or data_offsets array.
+  bool start_container() {
+    check(depth_ <= kMaxContainerDepth, "header JSON nested deeper than the format allows in entry ",
+          quoted_name(entry_), ", ", file_name_);
+    element();
+    ++depth_;
+    if (depth_ == kMaxContainerDepth + 1) elements_ = 0;
+    return true;
+  }
+  bool end_container() {
+    --depth_;
+    return true;
+  }
+  bool element() {
+    if (depth_ == kMaxContainerDepth + 1 && ++elements_ > kMaxRank)
+      fail(quoted_name(field_), " of entry ", quoted_name(entry_), " has more than ", kMaxRank,
+           " elements, ", file_name_);
+    return true;
+  }
+
   std::string_view file_name_;
-  std::string entry_;  // the top-level key being parsed
-  std::string field_;  // its key being parsed ("shape", ...)
+  int depth_ = 0;
+  std::string entry_;  // the top-level key being read
+  std::string field_;  // its key being read ("shape", ...)
   std::set<std::string> names_;
   size_t elements_ = 0;
 };
@@ -88,11 +110,11 @@ json parse_header_json(std::string_view text, std::string_view file_name) {
   const size_t nul = text.find('\0');
   check(nul == std::string_view::npos, "header is not valid JSON (NUL at byte ", nul,
         " of the header), ", file_name);
+  HeaderStructureCheck structure_check(file_name);
   json header;
   try {
-    header = json::parse(text.begin(), text.end(), HeaderParseGuard(file_name));
-  } catch (const json::parse_error& error) {
-    fail("header is not valid JSON (byte ", error.byte, " of the header), ", file_name);
+    json::sax_parse(text.begin(), text.end(), &structure_check);
+    header = json::parse(text.begin(), text.end());
   } catch (const json::exception& error) {
     fail("header is not valid JSON (", quoted_name(error.what()), "), ", file_name);
   }
@@ -203,22 +225,20 @@ void check_tiling(const std::vector<TensorInfo>& sorted, uint64_t data_area_size
 
 }  // namespace
 
-std::string quoted_name(std::string_view name) {
+std::ostream& operator<<(std::ostream& stream, QuotedName quoted) {
   constexpr size_t kMaxShown = 120;
   constexpr char kHex[] = "0123456789abcdef";
-  std::string result = "\"";
-  for (size_t i = 0; i < name.size() && i < kMaxShown; ++i) {
-    const auto byte = static_cast<unsigned char>(name[i]);
+  stream << '"';
+  for (size_t i = 0; i < quoted.name.size() && i < kMaxShown; ++i) {
+    const auto byte = static_cast<unsigned char>(quoted.name[i]);
     if (byte < 0x20 || byte >= 0x7f || byte == '"' || byte == '\\') {
-      result += "\\x";
-      result += kHex[byte >> 4];
-      result += kHex[byte & 15];
+      stream << "\\x" << kHex[byte >> 4] << kHex[byte & 15];
     } else {
-      result += static_cast<char>(byte);
+      stream << static_cast<char>(byte);
     }
   }
-  if (name.size() > kMaxShown) result += "...";
-  return result + "\"";
+  if (quoted.name.size() > kMaxShown) stream << "...";
+  return stream << '"';
 }
 
 uint64_t TensorInfo::element_count() const {

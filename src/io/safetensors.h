@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <span>
@@ -53,7 +54,9 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return header_.tensors; }
   const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
   const TensorInfo* find(std::string_view name) const;  // nullptr when absent
-  // The bytes of a tensor of this file (throws if `tensor` does not fit in it).
+  // The bytes of a tensor of this file (throws if `tensor` does not fit in it). Aligned to
+  // 8 bytes in files our writer and the reference writer produce, but not in every file:
+  // copy or use memcpy rather than casting the pointer.
   std::span<const std::byte> data(const TensorInfo& tensor) const;
   const MappedFile& file() const { return file_; }
 
@@ -72,7 +75,8 @@ struct TensorDeclaration {
 
 // Writes one safetensors file in a single pass: the header is written first from the
 // declarations (offsets in declaration order, JSON padded with spaces to a multiple of 8 bytes
-// like the reference writer, so data stays 8-byte aligned), then each tensor's bytes must be
+// like the reference writer, so the data area starts 8-byte aligned; a tensor is aligned when
+// the sizes declared before it are multiples of 8), then each tensor's bytes must be
 // passed to write() in declaration order. Memory use is the header only. Destroying a writer
 // before close() leaves a truncated file that the reader rejects; write into a
 // StagedDirectory so such a file never reaches the user.
@@ -95,6 +99,12 @@ class SafetensorsWriter {
 
 // A name for error messages: quoted, control and non-ASCII bytes escaped, long names
 // shortened, so that a hostile tensor name cannot break the one-line message format.
-std::string quoted_name(std::string_view name);
+// Formatting happens only when streamed (by concat/fail), so check(ok, ..., quoted_name(x))
+// costs nothing when the check passes; the viewed text must outlive the streaming.
+struct QuotedName {
+  std::string_view name;
+};
+inline QuotedName quoted_name(std::string_view name) { return {name}; }
+std::ostream& operator<<(std::ostream& stream, QuotedName quoted);
 
 }  // namespace hlwq

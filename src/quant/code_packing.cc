@@ -18,19 +18,6 @@ void check_block(int bits, size_t block, size_t packed_bytes) {
 
 }  // namespace
 
-CodePlanes code_planes(int bits) {
-  check(bits >= 1 && bits <= 8, "code bits must be 1..8, got ", bits);
-  CodePlanes planes;
-  int shift = 0;
-  for (int width : {4, 2, 1}) {
-    while (bits - shift >= width) {
-      planes.planes[static_cast<size_t>(planes.count++)] = {shift, width};
-      shift += width;
-    }
-  }
-  return planes;
-}
-
 size_t packed_block_bytes(int bits, int block) {
   check(bits >= 1 && bits <= 8, "code bits must be 1..8, got ", bits);
   check(block > 0 && block % 8 == 0, "packed block of ", block, " codes is not a multiple of 8");

@@ -19,13 +19,25 @@ struct CodePlane {
 struct CodePlanes {
   std::array<CodePlane, 3> planes{};
   int count = 0;
-  const CodePlane* begin() const { return planes.data(); }
-  const CodePlane* end() const { return planes.data() + count; }
+  constexpr const CodePlane* begin() const { return planes.data(); }
+  constexpr const CodePlane* end() const { return planes.data() + count; }
 };
 
 // Greedy split from the lowest bit upward: 8 = 4+4, 7 = 4+2+1, 6 = 4+2, 5 = 4+1, 4 = 4, 3 = 2+1,
-// 2 = 2, 1 = 1. Throws hlwq::Error unless 1 <= bits <= 8.
-CodePlanes code_planes(int bits);
+// 2 = 2, 1 = 1. Inline: the SIMD kernels call it per block. bits outside 1..8 give no planes
+// (the public functions below check bits first).
+constexpr CodePlanes code_planes(int bits) {
+  CodePlanes planes;
+  if (bits < 1 || bits > 8) return planes;
+  int shift = 0;
+  for (int width : {4, 2, 1}) {
+    while (bits - shift >= width) {
+      planes.planes[static_cast<size_t>(planes.count++)] = {shift, width};
+      shift += width;
+    }
+  }
+  return planes;
+}
 
 // Bytes of one packed block of `block` codes (a multiple of 8): block * bits / 8.
 size_t packed_block_bytes(int bits, int block);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/error.h"
@@ -23,6 +24,7 @@ namespace hlwq {
 #define HWY_TARGET_INCLUDE "quant/hlwq_codec.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "quant/code_packing-inl.h"
 #include "quant/hadamard-inl.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -44,25 +46,141 @@ HWY_INLINE double FixedOrderDot(const float* HWY_RESTRICT a, const float* HWY_RE
   for (size_t i = 0; i < size; i += kPartials) {
     for (size_t j = 0; j < kPartials; ++j) partial[j] += static_cast<double>(a[i + j]) * b[i + j];
   }
-  for (size_t width = kPartials / 2; width >= 1; width /= 2) {
-    for (size_t j = 0; j < width; ++j) partial[j] += partial[j + width];
-  }
-  return partial[0];
+  // The tree spelled out: a loop over the widths compiles to a chain through memory.
+  double half[8], quarter[4];
+  for (size_t j = 0; j < 8; ++j) half[j] = partial[j] + partial[j + 8];
+  for (size_t j = 0; j < 4; ++j) quarter[j] = half[j] + half[j + 4];
+  return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
 }
 
-// The block's gain as fp16, or the error when the block has a non-finite weight or a gain above
-// the fp16 range (both show as a non-finite sum of squares or an infinite fp16).
-HWY_INLINE uint16_t Fp16GainOrThrow(const float* block_values, size_t block, double sum_of_squares,
-                                    float gain, int64_t row_index, int64_t first_column) {
+// The block's gain as fp16, or the error when it rounds above the fp16 range.
+HWY_INLINE uint16_t Fp16GainOrThrow(const float* block_values, size_t block, float gain, int64_t row_index,
+                                    int64_t first_column) {
   const uint16_t half = float_to_f16(gain);
-  if (!std::isfinite(sum_of_squares) || (half & 0x7fffu) >= 0x7c00u) {
+  if ((half & 0x7fffu) >= 0x7c00u) {
     throw_unrepresentable_block({block_values, block}, row_index, first_column, gain);
   }
   return half;
 }
 
-void QuantizeRowKernel(const HlwqCodec& codec, const float* HWY_RESTRICT row, uint8_t* HWY_RESTRICT codes_row,
-                       uint16_t* HWY_RESTRICT norms_row, int64_t row_index) {
+// f16 bits (in 32-bit lanes) to float with integer operations, bit-identical to f16_to_float on
+// every target, infinities and NaN included (Highway's PromoteTo for targets without F16C turns
+// them into finite numbers, which would hide a non-finite weight).
+template <class D>
+HWY_INLINE hn::Vec<D> F16BitsToFloat(D d, hn::Vec<hn::RebindToUnsigned<D>> bits) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  const auto sign = hn::ShiftLeft<16>(hn::And(bits, hn::Set(du, 0x8000u)));
+  const auto exponent = hn::And(hn::ShiftRight<10>(bits), hn::Set(du, 0x1fu));
+  const auto mantissa = hn::And(bits, hn::Set(du, 0x3ffu));
+  const auto normal =
+      hn::Or(hn::ShiftLeft<23>(hn::Add(exponent, hn::Set(du, 127u - 15u))), hn::ShiftLeft<13>(mantissa));
+  const auto infinite_or_nan = hn::Or(hn::Set(du, 0x7f800000u), hn::ShiftLeft<13>(mantissa));
+  // mantissa * 2^-24, exact (at most 10 significant bits).
+  const auto subnormal = hn::BitCast(du, hn::Mul(hn::ConvertTo(d, hn::BitCast(di, mantissa)), hn::Set(d, 0x1p-24f)));
+  auto magnitude = hn::IfThenElse(hn::Eq(exponent, hn::Zero(du)), subnormal, normal);
+  magnitude = hn::IfThenElse(hn::Eq(exponent, hn::Set(du, 0x1fu)), infinite_or_nan, magnitude);
+  return hn::BitCast(d, hn::Or(sign, magnitude));
+}
+
+// `count` weights stored as `dtype` (F32, F16, BF16 or F64) to float; conversion fused into the
+// block loop so a row is read once. Vector loads make no alignment assumption.
+template <class D>
+HWY_INLINE void LoadAsFloat(D d, DType dtype, const std::byte* HWY_RESTRICT source, size_t count,
+                            float* HWY_RESTRICT destination) {
+  const size_t lanes = hn::Lanes(d);
+  const hn::Rebind<uint16_t, D> du16;
+  const hn::RebindToUnsigned<D> du32;
+  size_t i = 0;
+  switch (dtype) {
+    case DType::F32:
+      std::memcpy(destination, source, count * sizeof(float));
+      return;
+    case DType::BF16:
+      for (; i + lanes <= count; i += lanes) {
+        const auto bits = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(source) + i);
+        hn::StoreU(hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(du32, bits))), d, destination + i);
+      }
+      break;
+    case DType::F16:
+      for (; i + lanes <= count; i += lanes) {
+        const auto bits = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(source) + i);
+        hn::StoreU(F16BitsToFloat(d, hn::PromoteTo(du32, bits)), d, destination + i);
+      }
+      break;
+    default:
+      break;
+  }
+  // The remainder (and all of F64) element by element.
+  if (i < count) {
+    const size_t size = dtype_size(dtype);
+    convert_to_float(dtype, {source + i * size, (count - i) * size}, {destination + i, count - i});
+  }
+}
+
+// Holds a codebook's centroids zero-padded to whole vectors, so that small codebooks can be
+// looked up with lane permutations.
+struct CentroidTable {
+  HWY_ALIGN float values[256 + 64];
+  size_t levels;
+  explicit CentroidTable(const std::vector<float>& centroids) : levels(centroids.size()) {
+    std::fill(std::copy(centroids.begin(), centroids.end(), values), values + 256 + 64, 0.0f);
+  }
+};
+
+// c[code] for every lane: one lane permutation when the codebook fits in a vector, two and a
+// blend when it fits in two (no memory access per weight), a gather otherwise.
+template <class D>
+HWY_INLINE hn::Vec<D> LookupCentroids(D d, const CentroidTable& table, hn::Vec<hn::RebindToSigned<D>> code) {
+  const hn::RebindToSigned<D> di;
+  const size_t lanes = hn::Lanes(d);
+  if (table.levels <= lanes) {
+    return hn::TableLookupLanes(hn::Load(d, table.values), hn::IndicesFromVec(d, code));
+  }
+  if (table.levels <= 2 * lanes) {
+    const auto lane = hn::IndicesFromVec(d, hn::And(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
+    const auto in_upper = hn::RebindMask(d, hn::Gt(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
+    return hn::IfThenElse(in_upper, hn::TableLookupLanes(hn::Load(d, table.values + lanes), lane),
+                          hn::TableLookupLanes(hn::Load(d, table.values), lane));
+  }
+  return hn::GatherIndex(d, table.values, code);
+}
+
+// Codes of the lanes of z (cell = their grid cells) as grid_nearest_code computes them: one 64-bit
+// gather per lane brings the cell's code and threshold together (half the loads of two 32-bit
+// gathers, the costliest step of the kernel), then one comparison.
+template <class D>
+HWY_INLINE hn::Vec<hn::RebindToSigned<D>> NearestCodes(D d, hn::Vec<D> z, hn::Vec<hn::RebindToSigned<D>> cell,
+                                                       const uint64_t* HWY_RESTRICT entries) {
+  const hn::RebindToSigned<D> di;
+#if HWY_TARGET != HWY_SCALAR  // the single-lane target has no halves to split
+  {
+    const hn::RebindToUnsigned<D> du32;
+    const hn::Half<decltype(di)> di_half;
+    const hn::Repartition<int64_t, decltype(di)> di64;
+    const hn::RebindToUnsigned<decltype(di64)> du64;
+    const auto lower =
+        hn::BitCast(du32, hn::GatherIndex(du64, entries, hn::PromoteTo(di64, hn::LowerHalf(di_half, cell))));
+    const auto upper =
+        hn::BitCast(du32, hn::GatherIndex(du64, entries, hn::PromoteTo(di64, hn::UpperHalf(di_half, cell))));
+    const auto threshold = hn::BitCast(d, hn::ConcatEven(du32, upper, lower));
+    const auto first = hn::BitCast(di, hn::ConcatOdd(du32, upper, lower));
+    return hn::Sub(first, hn::VecFromMask(di, hn::RebindMask(di, hn::Gt(z, threshold))));
+  }
+#else
+  {
+    (void)d;
+    const uint64_t entry = entries[hn::GetLane(cell)];
+    const uint32_t threshold_bits = static_cast<uint32_t>(entry);
+    float threshold;
+    std::memcpy(&threshold, &threshold_bits, sizeof threshold);
+    return hn::Set(di, static_cast<int32_t>((entry >> 32) + (hn::GetLane(z) > threshold ? 1 : 0)));
+  }
+#endif
+}
+
+void QuantizeRowKernel(const HlwqCodec& codec, DType dtype, const std::byte* HWY_RESTRICT row,
+                       uint8_t* HWY_RESTRICT codes_row, uint16_t* HWY_RESTRICT norms_row, int64_t row_index) {
   const BlockTag d;
   const hn::RebindToSigned<BlockTag> di;
   const hn::Rebind<uint8_t, BlockTag> du8;
@@ -72,8 +190,9 @@ void QuantizeRowKernel(const HlwqCodec& codec, const float* HWY_RESTRICT row, ui
   const CodeSearchGrid& grid = codec.code_search_grid();
   const size_t block = static_cast<size_t>(params.block);
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
+  const size_t element_size = dtype_size(dtype);
   const float* HWY_RESTRICT signs = codec.padded_signs().empty() ? nullptr : codec.padded_signs().data();
-  const float* HWY_RESTRICT centroids = codec.codebook().centroids.data();
+  const CentroidTable centroids(codec.codebook().centroids);
   const bool least_squares = params.gain == BlockGain::least_squares;
 
   const auto grid_low = hn::Set(d, grid.low);
@@ -81,29 +200,31 @@ void QuantizeRowKernel(const HlwqCodec& codec, const float* HWY_RESTRICT row, ui
   const auto last_cell = hn::Set(d, static_cast<float>(grid.cells - 1));
   const auto zero = hn::Zero(d);
 
-  HWY_ALIGN float values[kMaxBlock];
-  HWY_ALIGN float padded_block[kMaxBlock];  // the last block's weights and its zero padding
-  HWY_ALIGN float decoded[kMaxBlock];       // c[q], for the least-squares gain
+  HWY_ALIGN float weights[kMaxBlock];  // the block as float, zero-padded
+  HWY_ALIGN float values[kMaxBlock];   // signed, then rotated
+  HWY_ALIGN float decoded[kMaxBlock];  // c[q], for the least-squares gain
   HWY_ALIGN uint8_t codes[kMaxBlock];
   for (int64_t block_index = 0; block_index < layout.blocks; ++block_index) {
     const int64_t first_column = block_index * params.block;
     const size_t valid = static_cast<size_t>(std::min<int64_t>(params.block, layout.columns - first_column));
-    const float* HWY_RESTRICT source = row + first_column;
-    if (valid < block) {  // the last block: zero padding
-      std::copy(source, source + valid, padded_block);
-      std::fill(padded_block + valid, padded_block + block, 0.0f);
-      source = padded_block;
-    }
+    LoadAsFloat(d, dtype, row + static_cast<size_t>(first_column) * element_size, valid, weights);
+    std::fill(weights + valid, weights + block, 0.0f);
 
     // The norm (the signs do not change it), then the signs.
-    const double sum_of_squares = FixedOrderDot(source, source, block);
+    const double sum_of_squares = FixedOrderDot(weights, weights, block);
+    // Non-finite weights, or a norm so large that the rotation could overflow float (no such
+    // gain fits fp16 anyway), stop here, before any NaN could reach the code search.
+    if (!(sum_of_squares <= 1e60)) {
+      throw_unrepresentable_block({weights, block}, row_index, first_column,
+                                  static_cast<float>(std::sqrt(sum_of_squares)));
+    }
     const float norm = std::max(static_cast<float>(std::sqrt(sum_of_squares)), 1e-10f);
     if (signs != nullptr) {
       for (size_t i = 0; i < block; i += lanes) {
-        hn::Store(hn::Mul(hn::LoadU(d, source + i), hn::LoadU(d, signs + first_column + i)), d, values + i);
+        hn::Store(hn::Mul(hn::Load(d, weights + i), hn::LoadU(d, signs + first_column + i)), d, values + i);
       }
     } else {
-      std::copy(source, source + block, values);
+      std::copy(weights, weights + block, values);
     }
 
     // z = sqrt(block) H(b / r) = H_unnormalized(b) / r.
@@ -113,23 +234,19 @@ void QuantizeRowKernel(const HlwqCodec& codec, const float* HWY_RESTRICT row, ui
       const auto z = hn::Mul(hn::Load(d, values + i), inverse_norm);
       // The same clamp and truncation as grid_nearest_code.
       const auto position = hn::Min(hn::Max(hn::Mul(hn::Sub(z, grid_low), grid_scale), zero), last_cell);
-      auto code = hn::GatherIndex(di, grid.first_code.data(), hn::ConvertTo(di, position));
-      for (int step = 0; step < grid.refinement_steps; ++step) {
-        const auto threshold = hn::GatherIndex(d, grid.thresholds.data(), code);
-        code = hn::Sub(code, hn::VecFromMask(di, hn::RebindMask(di, hn::Gt(z, threshold))));
-      }
+      const auto code = NearestCodes(d, z, hn::ConvertTo(di, position), grid.cell_entries.data());
       hn::StoreU(hn::DemoteTo(du8, code), du8, codes + i);
       if (least_squares) {  // keep z and c[q] for the gain
         hn::Store(z, d, values + i);
-        hn::Store(hn::GatherIndex(d, centroids, code), d, decoded + i);
+        hn::Store(LookupCentroids(d, centroids, code), d, decoded + i);
       }
     }
     // Least squares in the rotated domain (H orthonormal): g = r <z, c[q]> / ||c[q]||^2.
     const float gain = least_squares ? static_cast<float>(norm * FixedOrderDot(values, decoded, block) /
                                                           FixedOrderDot(decoded, decoded, block))
                                      : norm;
-    norms_row[block_index] = Fp16GainOrThrow(source, block, sum_of_squares, gain, row_index, first_column);
-    pack_block_codes(params.bits, {codes, block}, {codes_row + block_index * packed_bytes, packed_bytes});
+    norms_row[block_index] = Fp16GainOrThrow(weights, block, gain, row_index, first_column);
+    PackBlockCodes(params.bits, codes, block, codes_row + block_index * packed_bytes);
   }
 }
 
@@ -144,19 +261,19 @@ void DequantizeRowKernel(const HlwqCodec& codec, const uint8_t* HWY_RESTRICT cod
   const size_t block = static_cast<size_t>(params.block);
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
   const float* HWY_RESTRICT signs = codec.padded_signs().empty() ? nullptr : codec.padded_signs().data();
-  const float* HWY_RESTRICT centroids = codec.codebook().centroids.data();
+  const CentroidTable centroids(codec.codebook().centroids);
 
   HWY_ALIGN float values[kMaxBlock];
   HWY_ALIGN uint8_t codes[kMaxBlock];
   for (int64_t block_index = 0; block_index < layout.blocks; ++block_index) {
     const int64_t first_column = block_index * params.block;
     const size_t valid = static_cast<size_t>(std::min<int64_t>(params.block, layout.columns - first_column));
-    unpack_block_codes(params.bits, {codes_row + block_index * packed_bytes, packed_bytes}, {codes, block});
+    UnpackBlockCodes(params.bits, codes_row + block_index * packed_bytes, block, codes);
     // b_hat = g s H(c[q] / sqrt(block)) = s H_unnormalized(c[q] * g / block).
     const auto scale = hn::Set(d, f16_to_float(norms_row[block_index]) / static_cast<float>(block));
     for (size_t i = 0; i < block; i += lanes) {
       const auto code = hn::PromoteTo(di, hn::LoadU(du8, codes + i));
-      hn::Store(hn::Mul(hn::GatherIndex(d, centroids, code), scale), d, values + i);
+      hn::Store(hn::Mul(LookupCentroids(d, centroids, code), scale), d, values + i);
     }
     UnnormalizedHadamard(d, values, block);
     if (signs != nullptr) {
@@ -222,20 +339,20 @@ HlwqCodec::HlwqCodec(const HlwqParams& params, int64_t columns)
   }
 }
 
-void HlwqCodec::quantize_row_checked(std::span<const float> row, std::span<uint8_t> codes_row,
+void HlwqCodec::quantize_row_checked(DType dtype, std::span<const std::byte> row, std::span<uint8_t> codes_row,
                                      std::span<uint16_t> norms_row, int64_t row_index) const {
-  check(row.size() == static_cast<size_t>(layout_.columns), "internal: HLWQ row has ", row.size(),
-        " weights, codec expects ", layout_.columns);
+  check(row.size() == static_cast<size_t>(layout_.columns) * dtype_size(dtype), "internal: HLWQ row has ",
+        row.size(), " bytes, codec expects ", layout_.columns, " ", dtype_name(dtype), " weights");
   check(codes_row.size() == layout_.code_bytes, "internal: HLWQ code row has ", codes_row.size(),
         " bytes, expected ", layout_.code_bytes);
   check(norms_row.size() == static_cast<size_t>(layout_.blocks), "internal: HLWQ norm row has ",
         norms_row.size(), " values, expected ", layout_.blocks);
-  HWY_DYNAMIC_DISPATCH(QuantizeRowKernel)(*this, row.data(), codes_row.data(), norms_row.data(), row_index);
+  HWY_DYNAMIC_DISPATCH(QuantizeRowKernel)(*this, dtype, row.data(), codes_row.data(), norms_row.data(), row_index);
 }
 
 void HlwqCodec::quantize_row(std::span<const float> row, std::span<uint8_t> codes_row,
                              std::span<uint16_t> norms_row) const {
-  quantize_row_checked(row, codes_row, norms_row, -1);
+  quantize_row_checked(DType::F32, std::as_bytes(row), codes_row, norms_row, -1);
 }
 
 void HlwqCodec::dequantize_row(std::span<const uint8_t> codes_row, std::span<const uint16_t> norms_row,
@@ -264,12 +381,12 @@ void HlwqCodec::quantize_matrix(DType dtype, std::span<const std::byte> weights,
   check(norms.size() == row_count * static_cast<size_t>(layout_.blocks), "internal: HLWQ norms have ",
         norms.size(), " values, expected ", row_count * static_cast<size_t>(layout_.blocks));
   const size_t blocks = static_cast<size_t>(layout_.blocks);
+  // Rows are converted to float block by block inside the kernel: no copy of the matrix.
   pool.parallel_for(row_count, [&](size_t begin, size_t end) {
-    std::vector<float> row(columns);  // one conversion buffer per range of rows
     for (size_t r = begin; r < end; ++r) {
-      convert_to_float(dtype, weights.subspan(r * row_bytes, row_bytes), row);
-      quantize_row_checked(row, codes.subspan(r * layout_.code_bytes, layout_.code_bytes),
-                           norms.subspan(r * blocks, blocks), static_cast<int64_t>(r));
+      quantize_row_checked(dtype, weights.subspan(r * row_bytes, row_bytes),
+                           codes.subspan(r * layout_.code_bytes, layout_.code_bytes), norms.subspan(r * blocks, blocks),
+                           static_cast<int64_t>(r));
     }
   });
 }

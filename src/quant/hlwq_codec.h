@@ -71,8 +71,8 @@ class HlwqCodec {
                          std::span<float> weights, ThreadPool& pool) const;
 
  private:
-  // row_index < 0: a lone row, messages name only the column.
-  void quantize_row_checked(std::span<const float> row, std::span<uint8_t> codes_row,
+  // One row stored as dtype; row_index < 0: a lone row, messages name only the column.
+  void quantize_row_checked(DType dtype, std::span<const std::byte> row, std::span<uint8_t> codes_row,
                             std::span<uint16_t> norms_row, int64_t row_index) const;
 
   HlwqParams params_;

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <cstring>
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -65,7 +65,7 @@ void expect_tensor(const ModelFolder& model, const TensorData& tensor) {
   EXPECT_EQ(info.shape, tensor.declaration.shape);
   const auto data = model.data(tensor.declaration.name);
   ASSERT_EQ(data.size(), tensor.bytes.size());
-  EXPECT_EQ(std::memcmp(data.data(), tensor.bytes.data(), data.size()), 0);
+  EXPECT_TRUE(std::equal(data.begin(), data.end(), tensor.bytes.begin()));
 }
 
 // Asserts that `action` throws hlwq::Error whose message contains every fragment.

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <random>
 #include <string>
@@ -68,7 +68,8 @@ std::vector<std::byte> read_file(const fs::path& path) {
   std::ifstream stream(path, std::ios::binary);
   std::vector<char> chars((std::istreambuf_iterator<char>(stream)), std::istreambuf_iterator<char>());
   std::vector<std::byte> bytes(chars.size());
-  std::memcpy(bytes.data(), chars.data(), chars.size());
+  std::transform(chars.begin(), chars.end(), bytes.begin(),
+                 [](char c) { return static_cast<std::byte>(c); });
   return bytes;
 }
 
@@ -129,7 +130,7 @@ void expect_file_holds(const SafetensorsFile& file, const std::vector<TensorData
     EXPECT_EQ(info->byte_size(), tensor.bytes.size());
     const auto data = file.data(*info);
     ASSERT_EQ(data.size(), tensor.bytes.size());
-    EXPECT_EQ(std::memcmp(data.data(), tensor.bytes.data(), data.size()), 0);
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), tensor.bytes.begin()));
   }
 }
 
@@ -581,7 +582,7 @@ TEST(SafetensorsCrossCheck, ReadsFilesThePythonPackageWrites) {
     const std::vector<std::byte> expected = read_file(folder.path() / (name + ".bin"));
     const auto data = file.data(*info);
     ASSERT_EQ(data.size(), expected.size());
-    EXPECT_EQ(std::memcmp(data.data(), expected.data(), data.size()), 0);
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), expected.begin()));
   }
 }
 

@@ -23,6 +23,18 @@ struct Quantized {
   std::vector<uint16_t> norms;
 };
 
+// Designated initializers that skip fields warn under -Wextra, hence a plain function.
+HlwqParams make_params(int bits, int block = 128, std::optional<uint64_t> sign_seed = std::nullopt,
+                       BlockGain gain = BlockGain::norm, CodebookKind codebook = CodebookKind::converged) {
+  HlwqParams params;
+  params.bits = bits;
+  params.block = block;
+  params.sign_seed = sign_seed;
+  params.gain = gain;
+  params.codebook = codebook;
+  return params;
+}
+
 std::span<const std::byte> as_bytes_of(const std::vector<float>& values) { return std::as_bytes(std::span(values)); }
 
 Quantized quantize(const HlwqCodec& codec, const std::vector<float>& weights, int threads = 1) {
@@ -84,7 +96,7 @@ TEST(HlwqCodec, ValidatesParams) {
   EXPECT_EQ(with([](HlwqParams& p) { p.codebook = static_cast<CodebookKind>(7); }), "unknown HLWQ codebook kind 7");
   EXPECT_EQ(with([](HlwqParams& p) { p.gain = static_cast<BlockGain>(9); }), "unknown HLWQ block gain kind 9");
   EXPECT_EQ(error_message([] { HlwqCodec(HlwqParams{}, 0); }), "HLWQ row length must be positive, got 0");
-  EXPECT_THROW(HlwqCodec(HlwqParams{.bits = 12}, 128), Error);
+  EXPECT_THROW(HlwqCodec(make_params(12), 128), Error);
 }
 
 TEST(HlwqCodec, LayoutCountsBlocksAndBytes) {
@@ -92,10 +104,10 @@ TEST(HlwqCodec, LayoutCountsBlocksAndBytes) {
   EXPECT_EQ(q5.columns, 576);
   EXPECT_EQ(q5.blocks, 5);
   EXPECT_EQ(q5.code_bytes, 5u * 80u);
-  const HlwqRowLayout q3 = hlwq_row_layout(4096, HlwqParams{.bits = 3, .block = 64});
+  const HlwqRowLayout q3 = hlwq_row_layout(4096, make_params(3, 64));
   EXPECT_EQ(q3.blocks, 64);
   EXPECT_EQ(q3.code_bytes, 64u * 24u);
-  EXPECT_EQ(hlwq_row_layout(1, HlwqParams{.bits = 8, .block = 1024}).code_bytes, 1024u);
+  EXPECT_EQ(hlwq_row_layout(1, make_params(8, 1024)).code_bytes, 1024u);
 }
 
 // Codes must equal the plain reference's except where the reference's z lies within float
@@ -156,28 +168,34 @@ void expect_matches_reference(const HlwqParams& params, int64_t columns, uint32_
 
 TEST(HlwqCodec, MatchesThePlainReference) {
   for (int bits = 2; bits <= 8; ++bits) {
-    expect_matches_reference(HlwqParams{.bits = bits}, 1000, 100 + static_cast<uint32_t>(bits));
+    expect_matches_reference(make_params(bits), 1000, 100 + static_cast<uint32_t>(bits));
+    // Every block size (the packing uses different vector widths for small planes).
+    for (int block = 32; block <= 1024; block *= 2) {
+      if (block == 128) continue;
+      expect_matches_reference(make_params(bits, block), block * 2 + block / 2,
+                               static_cast<uint32_t>(bits * block));
+    }
   }
-  expect_matches_reference(HlwqParams{.bits = 4, .block = 32}, 100, 1);
-  expect_matches_reference(HlwqParams{.bits = 5, .block = 1024, .sign_seed = 9}, 2500, 2);
-  expect_matches_reference(HlwqParams{.bits = 3, .block = 64, .gain = BlockGain::least_squares}, 576, 3);
-  expect_matches_reference(
-      HlwqParams{.bits = 5, .codebook = CodebookKind::polarquant_compat, .sign_seed = 1, .gain = BlockGain::least_squares},
-      576, 4);
+  expect_matches_reference(make_params(4, 32), 100, 1);
+  expect_matches_reference(make_params(5, 1024, 9), 2500, 2);
+  expect_matches_reference(make_params(3, 64, std::nullopt, BlockGain::least_squares), 576, 3);
+  expect_matches_reference(make_params(5, 128, 1, BlockGain::least_squares, CodebookKind::polarquant_compat), 576, 4);
 }
 
 TEST(HlwqCodec, SqnrOnGaussianWeightsMatchesTheCodebook) {
   const int64_t rows = 64, columns = 4096;
   const std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 2024, 0.02f);
   for (int bits = 2; bits <= 8; ++bits) {
-    const HlwqCodec codec(HlwqParams{.bits = bits}, columns);
+    const HlwqCodec codec(make_params(bits), columns);
     const double theory = -10 * std::log10(codec.codebook().mse);
     const double measured = sqnr_db(weights, dequantize(codec, quantize(codec, weights)));
     EXPECT_NEAR(measured, theory, 0.3) << bits << " bits";
-    if (bits == 5) EXPECT_NEAR(measured, 26.0, 0.3);
+    if (bits == 5) {
+      EXPECT_NEAR(measured, 26.0, 0.3);
+    }
   }
   // The published codebook is 0.67 dB worse at Q5 (MSE 0.00292 vs 0.00250).
-  const HlwqCodec compat(HlwqParams{.codebook = CodebookKind::polarquant_compat}, columns);
+  const HlwqCodec compat(make_params(5, 128, std::nullopt, BlockGain::norm, CodebookKind::polarquant_compat), columns);
   EXPECT_NEAR(sqnr_db(weights, dequantize(compat, quantize(compat, weights))), -10 * std::log10(0.002923), 0.3);
 }
 
@@ -194,8 +212,8 @@ TEST(HlwqCodec, LeastSquaresGainNeverIncreasesBlockError) {
   }
   for (int bits = 2; bits <= 8; ++bits) {
     for (std::optional<uint64_t> seed : {std::optional<uint64_t>(), std::optional<uint64_t>(5)}) {
-      const HlwqCodec by_norm(HlwqParams{.bits = bits, .sign_seed = seed}, columns);
-      const HlwqCodec by_least_squares(HlwqParams{.bits = bits, .sign_seed = seed, .gain = BlockGain::least_squares},
+      const HlwqCodec by_norm(make_params(bits, 128, seed), columns);
+      const HlwqCodec by_least_squares(make_params(bits, 128, seed, BlockGain::least_squares),
                                        columns);
       const Quantized norm_quantized = quantize(by_norm, weights);
       const Quantized least_squares_quantized = quantize(by_least_squares, weights);
@@ -206,7 +224,8 @@ TEST(HlwqCodec, LeastSquaresGainNeverIncreasesBlockError) {
       for (size_t start = 0; start < weights.size(); start += 128) {
         const std::span<const float> original(weights.data() + start, 128);
         const double norm_error = squared_error(original, std::span(norm_decoded).subspan(start, 128));
-        const double least_squares_error = squared_error(original, std::span(least_squares_decoded).subspan(start, 128));
+        const double least_squares_error =
+            squared_error(original, std::span(least_squares_decoded).subspan(start, 128));
         // Both gains are rounded to fp16 and the LS optimum rounds to the nearest fp16, so only
         // float rounding (~1e-6 of the block energy) can put it above.
         ASSERT_LE(least_squares_error, norm_error + 1e-6 * energy(original)) << bits << " bits, block at " << start;
@@ -222,11 +241,13 @@ TEST(HlwqCodec, SignsChangeCodesButKeepErrorStatistics) {
   const int64_t rows = 32, columns = 4096;
   const std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 77, 0.05f);
   const HlwqCodec plain(HlwqParams{}, columns);
-  const HlwqCodec with_signs(HlwqParams{.sign_seed = 1234}, columns);
+  const HlwqCodec with_signs(make_params(5, 128, 1234), columns);
   const Quantized plain_quantized = quantize(plain, weights);
   const Quantized signed_quantized = quantize(with_signs, weights);
   size_t differing = 0;
-  for (size_t i = 0; i < plain_quantized.codes.size(); ++i) differing += plain_quantized.codes[i] != signed_quantized.codes[i];
+  for (size_t i = 0; i < plain_quantized.codes.size(); ++i) {
+    differing += plain_quantized.codes[i] != signed_quantized.codes[i];  // packed bytes
+  }
   EXPECT_GT(differing, plain_quantized.codes.size() / 2);
   const double plain_sqnr = sqnr_db(weights, dequantize(plain, plain_quantized));
   const double signed_sqnr = sqnr_db(weights, dequantize(with_signs, signed_quantized));
@@ -240,7 +261,7 @@ TEST(HlwqCodec, SignsRescueStructuredBlocks) {
   const int64_t columns = 1024;
   std::vector<float> weights(static_cast<size_t>(columns), 0.25f);
   const HlwqCodec plain(HlwqParams{}, columns);
-  const HlwqCodec with_signs(HlwqParams{.sign_seed = 42}, columns);
+  const HlwqCodec with_signs(make_params(5, 128, 42), columns);
   const double plain_relative = squared_error(weights, dequantize(plain, quantize(plain, weights))) / energy(weights);
   const double signed_relative =
       squared_error(weights, dequantize(with_signs, quantize(with_signs, weights))) / energy(weights);
@@ -254,7 +275,7 @@ TEST(HlwqCodec, PaddedRowsRoundTripAndZeroBlocksDecodeToZero) {
   for (int64_t c = 128; c < 256; ++c) weights[static_cast<size_t>(3 * columns + c)] = 0.0f;  // row 3, block 1
   for (int64_t c = 512; c < 576; ++c) weights[static_cast<size_t>(5 * columns + c)] = 0.0f;  // row 5, padded block
   for (std::optional<uint64_t> seed : {std::optional<uint64_t>(), std::optional<uint64_t>(3)}) {
-    const HlwqCodec codec(HlwqParams{.sign_seed = seed}, columns);
+    const HlwqCodec codec(make_params(5, 128, seed), columns);
     const Quantized quantized = quantize(codec, weights);
     EXPECT_EQ(quantized.norms[3 * 5 + 1], 0);  // fp16(1e-10) underflows to 0
     EXPECT_EQ(quantized.norms[5 * 5 + 4], 0);
@@ -265,7 +286,9 @@ TEST(HlwqCodec, PaddedRowsRoundTripAndZeroBlocksDecodeToZero) {
     // The half-filled last blocks code 64 weights plus 64 zeros: the same relative error.
     std::vector<float> tail_original, tail_decoded;
     for (int64_t r = 0; r < rows; ++r) {
-      if (r == 5) continue;
+      if (r == 5) {
+        continue;
+      }
       for (int64_t c = 512; c < 576; ++c) {
         tail_original.push_back(weights[static_cast<size_t>(r * columns + c)]);
         tail_decoded.push_back(decoded[static_cast<size_t>(r * columns + c)]);
@@ -289,11 +312,39 @@ TEST(HlwqCodec, NonFiniteWeightsAreErrorsNamingRowAndColumn) {
       std::vector<uint8_t> codes(codec.layout().code_bytes);
       std::vector<uint16_t> norms(static_cast<size_t>(codec.layout().blocks));
       EXPECT_EQ(error_message([&] {
-                  codec.quantize_row(std::span(weights).subspan(static_cast<size_t>(2 * columns), columns), codes, norms);
+                  codec.quantize_row(std::span(weights).subspan(static_cast<size_t>(2 * columns), columns), codes,
+                                     norms);
                 }),
                 "non-finite weight at column " + std::to_string(column));
     }
   }
+}
+
+TEST(HlwqCodec, NonFiniteHalfPrecisionWeightsAreErrors) {
+  // F16 infinities and NaN must survive the SIMD conversion (emulated f16 conversions on targets
+  // without F16C turn them into finite numbers).
+  const int64_t rows = 3, columns = 300;
+  const HlwqCodec codec(HlwqParams{}, columns);
+  ThreadPool pool(1);
+  std::vector<uint8_t> codes(static_cast<size_t>(rows) * codec.layout().code_bytes);
+  std::vector<uint16_t> norms(static_cast<size_t>(rows * codec.layout().blocks));
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (DType dtype : {DType::F16, DType::BF16}) {
+      for (uint16_t bits : {uint16_t{0x7c00}, uint16_t{0xfc00}, uint16_t{0x7e01}, uint16_t{0x7f80}, uint16_t{0xffc1}}) {
+        const bool is_f16 = dtype == DType::F16;
+        if (std::isfinite(is_f16 ? f16_to_float(bits) : bf16_to_float(bits))) continue;  // not special in this dtype
+        std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 3);
+        std::vector<std::byte> bytes(weights.size() * 2);
+        convert_from_float(weights, dtype, bytes);
+        std::memcpy(bytes.data() + 2 * (1 * columns + 17), &bits, 2);
+        EXPECT_EQ(error_message([&] { codec.quantize_matrix(dtype, bytes, rows, codes, norms, pool); }),
+                  "non-finite weight at row 1, column 17")
+            << hwy::TargetName(target) << " " << dtype_name(dtype) << " " << bits;
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(HlwqCodec, GainsBeyondFp16AreErrors) {
@@ -305,6 +356,16 @@ TEST(HlwqCodec, GainsBeyondFp16AreErrors) {
             "weight block at row 0, columns 128..255 has gain 67882.2, above the fp16 maximum 65504");
   weights[200] = 3e38f;  // its square overflows float, not the double sum
   EXPECT_NE(error_message([&] { quantize(codec, weights); }).find("above the fp16 maximum 65504"), std::string::npos);
+  weights[201] = -3e38f;  // the rotation would overflow float: stopped before it
+  EXPECT_EQ(error_message([&] { quantize(codec, weights); }),
+            "weight block at row 0, columns 128..255 has gain inf, above the fp16 maximum 65504");
+  // A large but representable norm with a least-squares gain that overflows fp16: a constant
+  // block's gain is about 3.3 times its norm at Q5.
+  const HlwqCodec least_squares(make_params(5, 128, std::nullopt, BlockGain::least_squares), columns);
+  for (int64_t c = 128; c < 256; ++c) weights[static_cast<size_t>(c)] = 3000.0f;  // norm 33941
+  EXPECT_NE(error_message([&] { quantize(least_squares, weights); }).find("above the fp16 maximum 65504"),
+            std::string::npos);
+  EXPECT_NO_THROW(quantize(codec, weights));
   // Just inside the range: 5780 * sqrt(128) = 65391.
   for (int64_t c = 128; c < 256; ++c) weights[static_cast<size_t>(c)] = 5780.0f;
   EXPECT_NO_THROW(quantize(codec, weights));
@@ -313,7 +374,7 @@ TEST(HlwqCodec, GainsBeyondFp16AreErrors) {
 TEST(HlwqCodec, OutputDoesNotDependOnTheThreadCount) {
   const int64_t rows = 37, columns = 700;
   const std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 5, 0.1f);
-  const HlwqCodec codec(HlwqParams{.bits = 4, .sign_seed = 8, .gain = BlockGain::least_squares}, columns);
+  const HlwqCodec codec(make_params(4, 128, 8, BlockGain::least_squares), columns);
   const Quantized one = quantize(codec, weights, 1);
   for (int threads : {2, 3}) {
     const Quantized many = quantize(codec, weights, threads);
@@ -327,7 +388,7 @@ TEST(HlwqCodec, EverySimdTargetGivesTheSameBytes) {
   const int64_t rows = 9, columns = 1000;
   const std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 6, 0.1f);
   for (BlockGain gain : {BlockGain::norm, BlockGain::least_squares}) {
-    const HlwqCodec codec(HlwqParams{.bits = 6, .sign_seed = 2, .gain = gain}, columns);
+    const HlwqCodec codec(make_params(6, 128, 2, gain), columns);
     std::optional<Quantized> first;
     std::vector<float> first_decoded;
     for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
@@ -348,14 +409,15 @@ TEST(HlwqCodec, EverySimdTargetGivesTheSameBytes) {
 }
 
 TEST(HlwqCodec, EveryFloatDtypeGivesTheSameCodes) {
-  // Values with 8 significant bits in [-1, 1] are exact in BF16, F16, F32 and F64.
+  // Values m * 2^e with |m| < 256 and e >= -24 are exact in BF16, F16 (subnormal below 2^-14),
+  // F32 and F64.
   const int64_t rows = 8, columns = 384;
   std::mt19937 generator(10);
   std::uniform_int_distribution<int> mantissa(-255, 255);
-  std::uniform_int_distribution<int> exponent(-14, -8);
+  std::uniform_int_distribution<int> exponent(-24, -8);
   std::vector<float> weights(static_cast<size_t>(rows * columns));
   for (float& weight : weights) weight = std::ldexp(static_cast<float>(mantissa(generator)), exponent(generator));
-  const HlwqCodec codec(HlwqParams{.bits = 5, .sign_seed = 4}, columns);
+  const HlwqCodec codec(make_params(5, 128, 4), columns);
   const Quantized from_f32 = quantize(codec, weights);
   ThreadPool pool(2);
   for (DType dtype : {DType::F16, DType::BF16, DType::F64}) {

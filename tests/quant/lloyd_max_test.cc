@@ -113,7 +113,9 @@ TEST(LloydMax, CodebooksAreAscendingSymmetricWithMidpointThresholds) {
       ASSERT_EQ(codebook.centroids.size(), levels);
       ASSERT_EQ(codebook.boundaries.size(), levels - 1);
       for (size_t k = 0; k < levels; ++k) {
-        if (k > 0) EXPECT_LT(codebook.centroids[k - 1], codebook.centroids[k]);
+        if (k > 0) {
+          EXPECT_LT(codebook.centroids[k - 1], codebook.centroids[k]);
+        }
         const float mirror = -codebook.centroids[levels - 1 - k];
         if (kind == CodebookKind::converged) {
           EXPECT_EQ(codebook.centroids[k], mirror) << bits << " " << k;
@@ -125,7 +127,9 @@ TEST(LloydMax, CodebooksAreAscendingSymmetricWithMidpointThresholds) {
         const double midpoint = (static_cast<double>(codebook.centroids[k]) + codebook.centroids[k + 1]) / 2;
         EXPECT_EQ(codebook.boundaries[k], static_cast<float>(midpoint));
       }
-      if (kind == CodebookKind::converged) EXPECT_EQ(codebook.boundaries[levels / 2 - 1], 0.0f);
+      if (kind == CodebookKind::converged) {
+        EXPECT_EQ(codebook.boundaries[levels / 2 - 1], 0.0f);
+      }
     }
   }
 }
