@@ -42,7 +42,8 @@ struct HlwqRowLayout {
 HlwqRowLayout hlwq_row_layout(int64_t columns, const HlwqParams& params);
 
 // Quantizes matrices of a fixed row length. Holds the codebook, its search grid and the signs;
-// immutable after construction, so one codec serves any number of threads.
+// immutable after construction, so one codec serves any number of threads. Codes, norms and
+// dequantized weights are bit-identical on every SIMD target (the sums have one fixed order).
 class HlwqCodec {
  public:
   HlwqCodec(const HlwqParams& params, int64_t columns);
