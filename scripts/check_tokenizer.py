@@ -6,8 +6,9 @@
       (tokenizer.json, or GPT-2's encoder.json + vocab.bpe). Both tokenize every line of FILE,
       FILE as one string (or its first --whole-bytes bytes), and a list of hard strings,
       without special tokens added; any difference fails.
-  check_tokenizer.py fixture OURS FIXTURE.json.xz --text FILE
-      Compares OURS with llama.cpp's ids stored in FIXTURE (made by make-fixture).
+  check_tokenizer.py fixture OURS FIXTURE.json.xz --text FILE [--transformers]
+      Compares OURS with llama.cpp's ids stored in FIXTURE (made by make-fixture); with
+      --transformers also checks that transformers' AutoTokenizer loads OURS and agrees.
   check_tokenizer.py live OURS MODEL.gguf --text FILE [--text-bytes N]
       The same comparison with llama.cpp run now (needs llama-cpp-python).
   check_tokenizer.py make-fixture MODEL.gguf FIXTURE.json.xz --text FILE [--text-bytes N]
@@ -51,6 +52,9 @@ HARD_STRINGS = [
     "x" * 300, " " * 50 + "x", "a\n\n\n\nb", "\t\tindent\n\t\t\tmore", "mixed123abc456 ID: A1B2C3",
     "email@example.com https://example.com/path?q=1&r=2#frag", "tab\tand\u3000ideographic space",
     "\x01\x7f controls", "   \n   \n", "end with newline\n",
+    # Whitespace next to special tokens (some models strip it, llama.cpp by model name).
+    "<|user|>\n  Hi there  <|end|>\n<|assistant|> ok", "x </s> y  </s>\n z", "<|endoftext|>  z <s>  w",
+    "<|im_end|> \n next", "[PAD32011] x",
 ]
 # Not in NFC: compared with llama.cpp only.
 LLAMA_CPP_ONLY_STRINGS = ["e\u0301 combining acute", "\u212b angstrom sign"]
@@ -200,10 +204,40 @@ def check_against(fixture, ours_path, text_path):
     return 0 if failures == 0 else 1
 
 
+def check_transformers(ours_path):
+    """transformers' AutoTokenizer must load the folder (tokenizer_config.json included) and
+    give the ids `tokenizers` gives; the chat template must render."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        print("transformers is not installed; AutoTokenizer not checked")
+        return 0
+    auto = AutoTokenizer.from_pretrained(str(ours_path))
+    raw = load_tokenizer(ours_path)
+    failures = 0
+    for add_special in (False, True):
+        mine = [auto(s, add_special_tokens=add_special)["input_ids"] for s in HARD_STRINGS]
+        expected = [e.ids for e in raw.encode_batch(HARD_STRINGS, add_special_tokens=add_special)]
+        failures += report_differences(f"AutoTokenizer (add_special_tokens={add_special})", HARD_STRINGS,
+                                       mine, expected)
+    if auto.chat_template:
+        rendered = auto.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
+                                            add_generation_prompt=True)
+        if "Hi" not in rendered:
+            print(f"chat template rendered {rendered!r}")
+            failures += 1
+    print(f"AutoTokenizer ({type(auto).__name__}): {'same ids' if failures == 0 else 'DIFFERENT'}, "
+          f"bos {auto.bos_token!r} eos {auto.eos_token!r} pad {auto.pad_token!r}")
+    return failures
+
+
 def check_fixture(args):
     with lzma.open(args.fixture, "rt", encoding="utf-8") as file:
         fixture = json.load(file)
-    return check_against(fixture, args.ours, args.text)
+    status = check_against(fixture, args.ours, args.text)
+    if status == 0 and args.transformers and check_transformers(args.ours) != 0:
+        status = 1
+    return status
 
 
 def check_live(args):
@@ -223,6 +257,8 @@ def main():
     command.add_argument("ours")
     command.add_argument("fixture")
     command.add_argument("--text", required=True)
+    command.add_argument("--transformers", action="store_true",
+                         help="also load OURS with transformers' AutoTokenizer and compare")
     command = commands.add_parser("live")
     command.add_argument("ours")
     command.add_argument("model")
@@ -232,6 +268,8 @@ def main():
     command.add_argument("model")
     command.add_argument("fixture")
     command.add_argument("--text", required=True)
+    command.add_argument("--transformers", action="store_true",
+                         help="also load OURS with transformers' AutoTokenizer and compare")
     command.add_argument("--text-bytes", type=int, default=0)
     args = parser.parse_args()
     inputs = {"compare": ("reference",), "fixture": ("fixture",), "live": ("model",), "make-fixture": ("model",)}

@@ -10,7 +10,7 @@ generator for src/io/gguf_tokenizer.cc).
       NAME is the tokenizer.ggml.pre value (convert_hf_to_gguf finds it by hashing a test
       encoding; here it is given).
   tokenizer_gguf_metadata.py gguf FILE.gguf OUT.json
-      Dumps the tokenizer.* keys (plus general.architecture and <arch>.context_length) of a GGUF
+      Dumps the tokenizer.* keys (plus general.architecture, general.name, <arch>.context_length) of a GGUF
       file with the `gguf` package's GGUFReader.
 
 A SentencePiece vocabulary converted from tokenizer.model carries each piece's score; from a
@@ -197,7 +197,7 @@ def from_gguf(path):
         architecture = value(reader.fields["general.architecture"])
         metadata["general.architecture"] = architecture
     for name, field in reader.fields.items():
-        if name.startswith("tokenizer.") or name == f"{architecture}.context_length":
+        if name.startswith("tokenizer.") or name in ("general.name", f"{architecture}.context_length"):
             metadata[name] = value(field)
     return metadata
 

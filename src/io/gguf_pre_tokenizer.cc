@@ -63,10 +63,12 @@ struct Family {
   GgufPreTokenizer splitting;
 };
 
-// Families are listed in the order of llama.cpp's pre-type table. Verified against llama.cpp's
-// own tokenization (see scripts/check_llama_cpp_vocabs.py): default, gpt-2, mpt, llama-bpe,
-// qwen2, qwen35, starcoder, refact, smollm, falcon, deepseek-coder, deepseek-llm, command-r.
-// The rest share a verified regex or are transcribed from llama.cpp unverified.
+// Verified to give llama.cpp's ids (GgufTokenizerLlamaCpp and GgufTokenizerDemo tests, with
+// llama.cpp's models/ggml-vocab-*.gguf files and the demo model): default, gpt-2, mpt,
+// llama-bpe, qwen2, qwen35, starcoder, refact, smollm, command-r, falcon, deepseek-coder,
+// deepseek-llm. The other names share one of those regexes, or (minicpm5, deepseek-v3 and its
+// kin, poro-chat, bloom, viking, tekken, gpt-4o and its kin, seed-coder, bailingmoe, ufakzeka)
+// are transcribed from llama.cpp without a vocabulary to check them on.
 const std::vector<Family>& families() {
   static const std::vector<Family> table = {
       {{"default"},

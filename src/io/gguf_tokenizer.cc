@@ -9,7 +9,9 @@
 #include "io/gguf_tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -34,6 +36,12 @@ enum class TokenType : int64_t {
 // How a token is matched in raw text before the model sees the rest (llama.cpp's
 // cache_special_tokens); HF calls these added tokens.
 enum class AddedKind { kNone, kSpecial, kUserDefined };
+
+struct AddedTokenRule {
+  AddedKind kind = AddedKind::kNone;
+  bool strips_left = false;   // whitespace before the token is dropped (llama.cpp LSTRIP)
+  bool strips_right = false;  // whitespace after the token is dropped (llama.cpp RSTRIP)
+};
 
 constexpr std::string_view kSpaceMarker = "\xe2\x96\x81";  // U+2581, SentencePiece's space
 
@@ -130,6 +138,8 @@ struct GgufVocabulary {
   std::optional<bool> add_bos, add_eos, add_space_prefix;
   std::optional<std::string> chat_template;
   std::optional<int64_t> context_length;
+  std::string architecture;  // general.architecture, for llama.cpp's per-model token rules
+  std::string model_name;    // general.name, lower case, likewise
 };
 
 class MetadataReader {
@@ -247,10 +257,14 @@ GgufVocabulary read_vocabulary(const MetadataReader& reader) {
   if (vocabulary.chat_template) {
     check(is_valid_utf8(*vocabulary.chat_template), "tokenizer.chat_template is not valid UTF-8, ", source);
   }
-  if (const auto architecture = reader.optional_string("general.architecture")) {
-    const std::string key = *architecture + ".context_length";
+  vocabulary.architecture = reader.optional_string("general.architecture").value_or("");
+  if (!vocabulary.architecture.empty()) {
+    const std::string key = vocabulary.architecture + ".context_length";
     if (reader.find(key) != nullptr) vocabulary.context_length = reader.optional_integer(key);
   }
+  vocabulary.model_name = reader.optional_string("general.name").value_or("");
+  std::transform(vocabulary.model_name.begin(), vocabulary.model_name.end(), vocabulary.model_name.begin(),
+                 [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); });
   return vocabulary;
 }
 
@@ -271,21 +285,29 @@ std::unordered_map<std::string_view, int64_t> index_tokens(std::vector<std::stri
   return ids;
 }
 
-std::vector<AddedKind> classify_added_tokens(const GgufVocabulary& vocabulary,
-                                             const std::unordered_map<std::string_view, int64_t>& ids,
-                                             const MetadataReader& reader) {
-  std::vector<AddedKind> kinds(vocabulary.tokens.size(), AddedKind::kNone);
-  for (size_t id = 0; id < kinds.size(); ++id) {
+bool contains_any(std::string_view text, std::initializer_list<std::string_view> parts) {
+  return std::any_of(parts.begin(), parts.end(),
+                     [&](std::string_view part) { return text.find(part) != std::string_view::npos; });
+}
+
+std::vector<AddedTokenRule> classify_added_tokens(const GgufVocabulary& vocabulary,
+                                                  const std::unordered_map<std::string_view, int64_t>& ids,
+                                                  const MetadataReader& reader) {
+  std::vector<AddedTokenRule> rules(vocabulary.tokens.size());
+  for (size_t id = 0; id < rules.size(); ++id) {
     switch (vocabulary.types[id]) {
       case TokenType::kControl:
-      case TokenType::kUnknown: kinds[id] = AddedKind::kSpecial; break;
-      case TokenType::kUserDefined: kinds[id] = AddedKind::kUserDefined; break;
+      case TokenType::kUnknown: rules[id].kind = AddedKind::kSpecial; break;
+      case TokenType::kUserDefined: rules[id].kind = AddedKind::kUserDefined; break;
       default: break;
     }
   }
-  auto force = [&](std::string_view text, AddedKind kind) {
+  auto rule_for = [&](std::string_view text) -> AddedTokenRule* {
     const auto found = ids.find(text);
-    if (found != ids.end()) kinds[found->second] = kind;
+    return found == ids.end() ? nullptr : &rules[found->second];
+  };
+  auto force = [&](std::string_view text, AddedKind kind) {
+    if (AddedTokenRule* rule = rule_for(text)) rule->kind = kind;
   };
   for (const FillInMiddleRole& role : fill_in_middle_roles()) {
     if (reader.find(std::string(role.id_key)) != nullptr) continue;
@@ -293,7 +315,21 @@ std::vector<AddedKind> classify_added_tokens(const GgufVocabulary& vocabulary,
   }
   for (std::string_view text : kForcedControlTexts) force(text, AddedKind::kSpecial);
   for (std::string_view text : kForcedUserDefinedTexts) force(text, AddedKind::kUserDefined);
-  return kinds;
+
+  // Whitespace llama.cpp strips next to special tokens of a few models, picked by name.
+  if (contains_any(vocabulary.pre, {"jina-v2-de", "jina-v2-es", "jina-v2-code"}) ||
+      contains_any(vocabulary.architecture, {"nomic-bert-moe", "jina-bert-v3"})) {
+    if (AddedTokenRule* rule = rule_for("<mask>")) rule->strips_left = true;
+  } else if (contains_any(vocabulary.model_name, {"phi-3", "phi3"})) {
+    for (AddedTokenRule& rule : rules) rule.strips_right = rule.kind != AddedKind::kNone;
+    if (AddedTokenRule* rule = rule_for("</s>")) rule->strips_right = true;
+    for (std::string_view text : {"<unk>", "<s>", "<|endoftext|>"}) {
+      if (AddedTokenRule* rule = rule_for(text)) rule->strips_right = false;
+    }
+  } else if (contains_any(vocabulary.model_name, {"modern-bert"})) {
+    if (AddedTokenRule* rule = rule_for("[MASK]")) rule->strips_left = true;
+  }
+  return rules;
 }
 
 void check_token_id(const std::optional<int64_t>& id, std::string_view key, size_t count,
@@ -420,19 +456,23 @@ json bpe_model_json(const GgufVocabulary& vocabulary, json merges, bool sentence
   };
 }
 
-json added_tokens_json(const GgufVocabulary& vocabulary, const std::vector<AddedKind>& kinds) {
+// One added token as tokenizer.json and tokenizer_config.json spell it.
+json added_token_entry(const std::string& content, const AddedTokenRule& rule) {
+  return {{"content", content},
+          {"lstrip", rule.strips_left},
+          {"normalized", false},
+          {"rstrip", rule.strips_right},
+          {"single_word", false},
+          {"special", rule.kind != AddedKind::kUserDefined}};
+}
+
+json added_tokens_json(const GgufVocabulary& vocabulary, const std::vector<AddedTokenRule>& rules) {
   json added = json::array();
-  for (size_t id = 0; id < kinds.size(); ++id) {
-    if (kinds[id] == AddedKind::kNone) continue;
-    added.push_back({
-        {"id", id},
-        {"content", vocabulary.tokens[id]},
-        {"single_word", false},
-        {"lstrip", false},
-        {"rstrip", false},
-        {"normalized", false},
-        {"special", kinds[id] == AddedKind::kSpecial},
-    });
+  for (size_t id = 0; id < rules.size(); ++id) {
+    if (rules[id].kind == AddedKind::kNone) continue;
+    json entry = added_token_entry(vocabulary.tokens[id], rules[id]);
+    entry["id"] = id;
+    added.push_back(std::move(entry));
   }
   return added;
 }
@@ -493,9 +533,73 @@ json sentencepiece_decoder_json(bool add_space_prefix) {
   return {{"type", "Sequence"}, {"decoders", std::move(steps)}};
 }
 
-json added_token_entry(const std::string& content, bool special) {
-  return {{"content", content}, {"lstrip", false}, {"normalized", false}, {"rstrip", false},
-          {"single_word", false}, {"special", special}};
+// The pieces of tokenizer.json that differ between the two model families.
+json sentencepiece_parts(const GgufVocabulary& vocabulary, const std::unordered_map<std::string_view, int64_t>& ids,
+                         bool add_space_prefix, std::string_view source) {
+  std::vector<std::pair<std::string_view, std::string_view>> merges;
+  if (!vocabulary.scores.empty()) {
+    merges = merges_from_scores(vocabulary, ids);
+  } else {
+    check(vocabulary.has_merges, "missing tokenizer.ggml.scores, ", source);
+    merges = parse_merges(vocabulary, ids, source);
+  }
+  return {{"normalizer", sentencepiece_normalizer_json(add_space_prefix)},
+          {"pre_tokenizer", nullptr},
+          {"decoder", sentencepiece_decoder_json(add_space_prefix)},
+          {"model", bpe_model_json(vocabulary, merges_json(merges), true, false)}};
+}
+
+json byte_level_parts(const GgufVocabulary& vocabulary, const std::unordered_map<std::string_view, int64_t>& ids,
+                      const GgufPreTokenizer& splitting, std::string_view source) {
+  check(vocabulary.has_merges, "missing tokenizer.ggml.merges, ", source);
+  return {{"normalizer", nullptr},
+          {"pre_tokenizer", byte_level_pre_tokenizer_json(splitting)},
+          {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false},
+                       {"use_regex", false}}},
+          {"model", bpe_model_json(vocabulary, merges_json(parse_merges(vocabulary, ids, source)), false,
+                                   splitting.ignore_merges)}};
+}
+
+// The token roles a tokenizer_config.json names, with the ids the file gives them.
+std::vector<std::pair<const char*, std::optional<int64_t>>> token_roles(const GgufVocabulary& vocabulary) {
+  return {{"bos_token", vocabulary.bos_id},
+          {"eos_token", vocabulary.eos_id},
+          {"unk_token", vocabulary.unknown_id},
+          {"pad_token", vocabulary.padding_id}};
+}
+
+struct SpecialTokenUse {
+  bool add_bos = false;
+  bool add_eos = false;
+  bool cleans_up_spaces = false;
+};
+
+json tokenizer_config_json(const GgufVocabulary& vocabulary, const std::vector<AddedTokenRule>& rules,
+                           const SpecialTokenUse& use) {
+  json config = {{"tokenizer_class", "PreTrainedTokenizerFast"},
+                 {"add_bos_token", use.add_bos},
+                 {"add_eos_token", use.add_eos},
+                 {"clean_up_tokenization_spaces", use.cleans_up_spaces}};
+  for (const auto& [name, id] : token_roles(vocabulary)) {
+    config[name] = id ? json(vocabulary.tokens[*id]) : json(nullptr);
+  }
+  if (vocabulary.context_length) config["model_max_length"] = *vocabulary.context_length;
+  if (vocabulary.chat_template) config["chat_template"] = *vocabulary.chat_template;
+  json decoder = json::object();
+  for (size_t id = 0; id < rules.size(); ++id) {
+    if (rules[id].kind == AddedKind::kNone) continue;
+    decoder[std::to_string(id)] = added_token_entry(vocabulary.tokens[id], rules[id]);
+  }
+  config["added_tokens_decoder"] = std::move(decoder);
+  return config;
+}
+
+json special_tokens_map_json(const GgufVocabulary& vocabulary) {
+  json map = json::object();
+  for (const auto& [name, id] : token_roles(vocabulary)) {
+    if (id) map[name] = added_token_entry(vocabulary.tokens[*id], {AddedKind::kSpecial});
+  }
+  return map;
 }
 
 }  // namespace
@@ -507,7 +611,6 @@ HfTokenizerFiles gguf_to_hf_tokenizer(const nlohmann::json& gguf_metadata, std::
   const bool sentencepiece = vocabulary.model == "llama";
   check(sentencepiece || vocabulary.model == "gpt2", "unsupported tokenizer model '", vocabulary.model,
         "' (supported: gpt2, llama), ", source_name);
-
   const auto ids = index_tokens(vocabulary.tokens, source_name);
   const size_t count = vocabulary.tokens.size();
   if (sentencepiece) {
@@ -524,81 +627,35 @@ HfTokenizerFiles gguf_to_hf_tokenizer(const nlohmann::json& gguf_metadata, std::
   check_token_id(vocabulary.unknown_id, "tokenizer.ggml.unknown_token_id", count, source_name);
   check_token_id(vocabulary.padding_id, "tokenizer.ggml.padding_token_id", count, source_name);
 
-  HfTokenizerFiles files;
-  json& tokenizer = files.tokenizer;
-  bool add_bos = false;
-  bool cleans_up_spaces = false;
-  bool add_space_prefix = false;
+  SpecialTokenUse use;
+  use.add_eos = vocabulary.add_eos.value_or(false);
+  json parts;
   if (sentencepiece) {
-    add_space_prefix = vocabulary.add_space_prefix.value_or(true);
-    add_bos = vocabulary.add_bos.value_or(true);
-    std::vector<std::pair<std::string_view, std::string_view>> merges;
-    if (!vocabulary.scores.empty()) {
-      merges = merges_from_scores(vocabulary, ids);
-    } else {
-      check(vocabulary.has_merges, "missing tokenizer.ggml.scores, ", source_name);
-      merges = parse_merges(vocabulary, ids, source_name);
-    }
-    tokenizer["normalizer"] = sentencepiece_normalizer_json(add_space_prefix);
-    tokenizer["pre_tokenizer"] = nullptr;
-    tokenizer["decoder"] = sentencepiece_decoder_json(add_space_prefix);
-    tokenizer["model"] = bpe_model_json(vocabulary, merges_json(merges), true, false);
+    use.add_bos = vocabulary.add_bos.value_or(true);
+    parts = sentencepiece_parts(vocabulary, ids, vocabulary.add_space_prefix.value_or(true), source_name);
   } else {
     const auto splitting = find_gguf_pre_tokenizer(vocabulary.pre);
     check(splitting.has_value(), "unsupported tokenizer.ggml.pre '", vocabulary.pre, "' (supported: ",
           supported_gguf_pre_tokenizer_names(), "), ", source_name);
-    check(vocabulary.has_merges, "missing tokenizer.ggml.merges, ", source_name);
-    add_bos = vocabulary.add_bos.value_or(splitting->adds_bos_by_default);
-    cleans_up_spaces = splitting->cleans_up_spaces;
-    tokenizer["normalizer"] = nullptr;
-    tokenizer["pre_tokenizer"] = byte_level_pre_tokenizer_json(*splitting);
-    tokenizer["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false},
-                            {"use_regex", false}};
-    tokenizer["model"] = bpe_model_json(vocabulary, merges_json(parse_merges(vocabulary, ids, source_name)),
-                                        false, splitting->ignore_merges);
+    use.add_bos = vocabulary.add_bos.value_or(splitting->adds_bos_by_default);
+    use.cleans_up_spaces = splitting->cleans_up_spaces;
+    parts = byte_level_parts(vocabulary, ids, *splitting, source_name);
   }
-  const bool add_eos = vocabulary.add_eos.value_or(false);
-  check(!add_bos || vocabulary.bos_id.has_value(),
+  check(!use.add_bos || vocabulary.bos_id.has_value(),
         "the tokenizer adds a BOS token but tokenizer.ggml.bos_token_id is missing, ", source_name);
-  check(!add_eos || vocabulary.eos_id.has_value(),
+  check(!use.add_eos || vocabulary.eos_id.has_value(),
         "tokenizer.ggml.add_eos_token is set but tokenizer.ggml.eos_token_id is missing, ", source_name);
 
-  const std::vector<AddedKind> kinds = classify_added_tokens(vocabulary, ids, reader);
-  tokenizer["version"] = "1.0";
-  tokenizer["truncation"] = nullptr;
-  tokenizer["padding"] = nullptr;
-  tokenizer["added_tokens"] = added_tokens_json(vocabulary, kinds);
-  tokenizer["post_processor"] = post_processor_json(vocabulary, add_bos, add_eos);
-
-  json& config = files.tokenizer_config;
-  config["tokenizer_class"] = "PreTrainedTokenizerFast";
-  config["add_bos_token"] = add_bos;
-  config["add_eos_token"] = add_eos;
-  config["clean_up_tokenization_spaces"] = cleans_up_spaces;
-  const std::pair<const char*, const std::optional<int64_t>*> roles[] = {
-      {"bos_token", &vocabulary.bos_id},
-      {"eos_token", &vocabulary.eos_id},
-      {"unk_token", &vocabulary.unknown_id},
-      {"pad_token", &vocabulary.padding_id},
-  };
-  files.special_tokens_map = json::object();
-  for (const auto& [name, id] : roles) {
-    if (id->has_value()) {
-      const std::string& text = vocabulary.tokens[**id];
-      config[name] = text;
-      files.special_tokens_map[name] = added_token_entry(text, true);
-    } else {
-      config[name] = nullptr;
-    }
-  }
-  if (vocabulary.context_length) config["model_max_length"] = *vocabulary.context_length;
-  if (vocabulary.chat_template) config["chat_template"] = *vocabulary.chat_template;
-  json decoder = json::object();
-  for (size_t id = 0; id < kinds.size(); ++id) {
-    if (kinds[id] == AddedKind::kNone) continue;
-    decoder[std::to_string(id)] = added_token_entry(vocabulary.tokens[id], kinds[id] == AddedKind::kSpecial);
-  }
-  config["added_tokens_decoder"] = std::move(decoder);
+  const std::vector<AddedTokenRule> rules = classify_added_tokens(vocabulary, ids, reader);
+  HfTokenizerFiles files;
+  files.tokenizer = std::move(parts);
+  files.tokenizer["version"] = "1.0";
+  files.tokenizer["truncation"] = nullptr;
+  files.tokenizer["padding"] = nullptr;
+  files.tokenizer["added_tokens"] = added_tokens_json(vocabulary, rules);
+  files.tokenizer["post_processor"] = post_processor_json(vocabulary, use.add_bos, use.add_eos);
+  files.tokenizer_config = tokenizer_config_json(vocabulary, rules, use);
+  files.special_tokens_map = special_tokens_map_json(vocabulary);
   return files;
 }
 

@@ -436,7 +436,7 @@ CommandResult run_command(const std::string& command) {
   return result;
 }
 
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
+std::string shell_quoted(const fs::path& path) { return "'" + path.string() + "'"; }
 
 std::string python_missing(const std::string& modules) {
   const CommandResult result = run_command("python3 -c 'import " + modules + "'");
@@ -469,16 +469,16 @@ TEST_P(GgufTokenizerRoundTrip, IdsMatchTheOriginalTokenizer) {
   if (!fs::exists(original) || !fs::exists(wikitext())) GTEST_SKIP() << "no shared data at " << shared_data();
   TemporaryFolder folder;
   const fs::path metadata_path = folder.path() / "metadata.json";
-  const CommandResult made = run_command("python3 " + quoted(script("tokenizer_gguf_metadata.py")) + " hf " +
-                                         quoted(original) + " --pre " + GetParam().pre + " " +
-                                         quoted(metadata_path));
+  const CommandResult made = run_command("python3 " + shell_quoted(script("tokenizer_gguf_metadata.py")) + " hf " +
+                                         shell_quoted(original) + " --pre " + GetParam().pre + " " +
+                                         shell_quoted(metadata_path));
   ASSERT_EQ(made.exit_code, 0) << made.output;
   const fs::path output = folder.path() / "hf";
   fs::create_directory(output);
   write_hf_tokenizer_files(gguf_to_hf_tokenizer(read_json(metadata_path)), output);
-  const CommandResult checked = run_command("python3 " + quoted(script("check_tokenizer.py")) + " compare " +
-                                            quoted(output) + " " + quoted(original) + " --text " +
-                                            quoted(wikitext()) + " --whole-bytes 300000");
+  const CommandResult checked = run_command("python3 " + shell_quoted(script("check_tokenizer.py")) + " compare " +
+                                            shell_quoted(output) + " " + shell_quoted(original) + " --text " +
+                                            shell_quoted(wikitext()) + " --whole-bytes 300000");
   EXPECT_EQ(checked.exit_code, 0) << checked.output;
   std::printf("%s: %s", GetParam().name, checked.output.c_str());
 }
@@ -498,8 +498,8 @@ TEST(GgufTokenizerDemo, IdsMatchLlamaCpp) {
   const fs::path fixture = fs::path(HLWQ_SOURCE_DIR) / "tests" / "fixtures" / "smollm2_llama_cpp_tokens.json.xz";
   TemporaryFolder folder;
   const fs::path metadata_path = folder.path() / "metadata.json";
-  const CommandResult made = run_command("python3 " + quoted(script("tokenizer_gguf_metadata.py")) + " gguf " +
-                                         quoted(model) + " " + quoted(metadata_path));
+  const CommandResult made = run_command("python3 " + shell_quoted(script("tokenizer_gguf_metadata.py")) + " gguf " +
+                                         shell_quoted(model) + " " + shell_quoted(metadata_path));
   ASSERT_EQ(made.exit_code, 0) << made.output;
   const fs::path output = folder.path() / "hf";
   fs::create_directory(output);
@@ -508,11 +508,47 @@ TEST(GgufTokenizerDemo, IdsMatchLlamaCpp) {
   EXPECT_EQ(config["eos_token"], "<|im_end|>");
   EXPECT_EQ(config["model_max_length"], 8192);
   EXPECT_NE(config["chat_template"].get<std::string>().find("<|im_start|>"), std::string::npos);
-  const CommandResult checked = run_command("python3 " + quoted(script("check_tokenizer.py")) + " fixture " +
-                                            quoted(output) + " " + quoted(fixture) + " --text " +
-                                            quoted(wikitext()));
+  const CommandResult checked = run_command("python3 " + shell_quoted(script("check_tokenizer.py")) + " fixture " +
+                                            shell_quoted(output) + " " + shell_quoted(fixture) + " --text " +
+                                            shell_quoted(wikitext()) + " --transformers");
   EXPECT_EQ(checked.exit_code, 0) << checked.output;
   std::printf("%s", checked.output.c_str());
+}
+
+// Any GGUF files listed (colon-separated) in HLWQ_LLAMA_CPP_VOCABS, e.g. llama.cpp's
+// models/ggml-vocab-*.gguf, checked against llama.cpp run now (llama-cpp-python) on the first
+// 200 KB of WikiText-2 test, its first lines and the hard strings. Off unless asked for: it
+// needs llama.cpp built and files that are not part of this project.
+TEST(GgufTokenizerLlamaCpp, ListedVocabularies) {
+  const char* listed = std::getenv("HLWQ_LLAMA_CPP_VOCABS");
+  if (listed == nullptr || *listed == '\0') GTEST_SKIP() << "HLWQ_LLAMA_CPP_VOCABS is not set";
+  if (const std::string missing = python_missing("tokenizers, gguf, llama_cpp"); !missing.empty()) {
+    GTEST_SKIP() << missing;
+  }
+  if (!fs::exists(wikitext())) GTEST_SKIP() << "no shared data at " << shared_data();
+  std::stringstream paths(listed);
+  std::string path;
+  while (std::getline(paths, path, ':')) {
+    SCOPED_TRACE(path);
+    TemporaryFolder folder;
+    const fs::path metadata_path = folder.path() / "metadata.json";
+    const CommandResult made = run_command("python3 " + shell_quoted(script("tokenizer_gguf_metadata.py")) + " gguf " +
+                                           shell_quoted(path) + " " + shell_quoted(metadata_path));
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+    const fs::path output = folder.path() / "hf";
+    fs::create_directory(output);
+    try {
+      write_hf_tokenizer_files(gguf_to_hf_tokenizer(read_json(metadata_path), path), output);
+    } catch (const Error& error) {
+      std::printf("%s: not converted: %s\n", path.c_str(), error.what());
+      continue;
+    }
+    const CommandResult checked = run_command("python3 " + shell_quoted(script("check_tokenizer.py")) + " live " +
+                                              shell_quoted(output) + " " + shell_quoted(path) + " --text " +
+                                              shell_quoted(wikitext()) + " --text-bytes 200000");
+    EXPECT_EQ(checked.exit_code, 0) << checked.output;
+    std::printf("%s: %s", path.c_str(), checked.output.c_str());
+  }
 }
 
 }  // namespace
