@@ -319,6 +319,41 @@ TEST(GgufTokenizer, RejectsTextThatIsNotUtf8InsteadOfAlteringIt) {
   EXPECT_NO_THROW(gguf_to_hf_tokenizer(metadata).tokenizer.dump());
 }
 
+// Any value of any type under any key either converts or raises hlwq::Error (never another
+// exception, a crash, or output that cannot be dumped).
+TEST(GgufTokenizer, RandomlyDamagedMetadataFailsCleanly) {
+  std::mt19937 random(7);
+  const std::vector<json> replacements = {
+      nullptr, true, -1, 0, 3, 1000000, 4294967295u, 2.5, "", "a", "\xff",
+      json::array(), json::array({1, 2}), json::array({"a", "b"}), json::array({nullptr}),
+      json::object(), json::array({json::array({"a"})}),
+  };
+  size_t converted = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    json metadata = trial % 2 == 0 ? tiny_byte_level_metadata() : tiny_sentencepiece_metadata();
+    std::vector<std::string> keys;
+    for (const auto& [key, value] : metadata.items()) keys.push_back(key);
+    const std::string key = keys[std::uniform_int_distribution<size_t>(0, keys.size() - 1)(random)];
+    const json& replacement = replacements[std::uniform_int_distribution<size_t>(0, replacements.size() - 1)(random)];
+    json& target = metadata[key];
+    if (target.is_array() && !target.empty() && random() % 2 == 0) {
+      target[std::uniform_int_distribution<size_t>(0, target.size() - 1)(random)] = replacement;
+    } else {
+      target = replacement;
+    }
+    try {
+      const HfTokenizerFiles files = gguf_to_hf_tokenizer(metadata);
+      EXPECT_NO_THROW(files.tokenizer.dump());
+      EXPECT_NO_THROW(files.tokenizer_config.dump());
+      ++converted;
+    } catch (const Error&) {
+    } catch (const std::exception& other) {
+      ADD_FAILURE() << "key " << key << " = " << replacement.dump() << ": " << other.what();
+    }
+  }
+  EXPECT_GT(converted, 0u);
+}
+
 TEST(GgufTokenizer, EmptyTokensAreRenamedAsLlamaCppDoes) {
   json metadata = tiny_byte_level_metadata();
   metadata["tokenizer.ggml.tokens"][6] = "";
