@@ -523,8 +523,12 @@ INSTANTIATE_TEST_SUITE_P(SharedTokenizers, GgufTokenizerRoundTrip,
                                          RoundTripCase{"llama2", "default"}, RoundTripCase{"gpt2", "gpt-2"}),
                          [](const testing::TestParamInfo<RoundTripCase>& info) { return std::string(info.param.name); });
 
-// The demo GGUF's own tokenizer, converted, must give llama.cpp's ids (stored in a fixture made
-// by `scripts/check_tokenizer.py make-fixture` with llama-cpp-python).
+// The demo GGUF's own tokenizer, converted, must give llama.cpp's ids on the whole WikiText-2
+// test split, its first 600 lines and the hard strings (with and without special-token
+// parsing), and transformers' AutoTokenizer must load the folder and agree. The fixture was made
+// with llama-cpp-python 0.3.36 (vocab only):
+//   python3 scripts/check_tokenizer.py make-fixture models/SmolLM2-135M-Instruct.Q4_1.gguf \
+//       tests/fixtures/smollm2_llama_cpp_tokens.json.xz --text ../shared/data/wikitext-2-raw/wiki.test.raw
 TEST(GgufTokenizerDemo, IdsMatchLlamaCpp) {
   if (const std::string missing = python_missing("tokenizers, gguf"); !missing.empty()) GTEST_SKIP() << missing;
   const fs::path model = demo_gguf_path();
