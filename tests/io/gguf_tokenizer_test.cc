@@ -527,7 +527,7 @@ INSTANTIATE_TEST_SUITE_P(SharedTokenizers, GgufTokenizerRoundTrip,
 // test split, its first 600 lines and the hard strings (with and without special-token
 // parsing), and transformers' AutoTokenizer must load the folder and agree. The fixture was made
 // with llama-cpp-python 0.3.36 (vocab only):
-//   python3 scripts/check_tokenizer.py make-fixture models/SmolLM2-135M-Instruct.Q4_1.gguf \
+//   python3 scripts/check_tokenizer.py make-fixture models/SmolLM2-135M-Instruct.Q4_1.gguf
 //       tests/fixtures/smollm2_llama_cpp_tokens.json.xz --text ../shared/data/wikitext-2-raw/wiki.test.raw
 TEST(GgufTokenizerDemo, IdsMatchLlamaCpp) {
   if (const std::string missing = python_missing("tokenizers, gguf"); !missing.empty()) GTEST_SKIP() << missing;
