@@ -281,11 +281,20 @@ TEST(ShardedSafetensorsWriter, SplitsAtTheLimitAndRoundTrips) {
     EXPECT_EQ(index["metadata"]["total_size"], total);
     ASSERT_EQ(index["weight_map"].size(), tensors.size());
     // Shards are named model-0000i-of-0000N and each stays within the limit unless it
-    // holds a single tensor; tensors keep declaration order across shards.
+    // holds a single tensor; tensors keep declaration order across shards, and a shard ends
+    // only where the next tensor would not fit (greedy split).
     std::vector<std::string> shard_names;
+    uint64_t shard_total = 0;
     for (const TensorData& tensor : tensors) {
       const std::string shard = index["weight_map"][tensor.declaration.name];
-      if (shard_names.empty() || shard_names.back() != shard) shard_names.push_back(shard);
+      if (shard_names.empty() || shard_names.back() != shard) {
+        if (!shard_names.empty()) {
+          EXPECT_GT(shard_total + tensor.bytes.size(), limit);
+        }
+        shard_names.push_back(shard);
+        shard_total = 0;
+      }
+      shard_total += tensor.bytes.size();
     }
     ASSERT_GE(shard_names.size(), 2u);
     for (size_t i = 0; i < shard_names.size(); ++i) {
@@ -296,7 +305,9 @@ TEST(ShardedSafetensorsWriter, SplitsAtTheLimitAndRoundTrips) {
       const SafetensorsFile shard = SafetensorsFile::open(folder.path() / shard_names[i]);
       uint64_t shard_bytes = 0;
       for (const TensorInfo& tensor : shard.tensors()) shard_bytes += tensor.byte_size();
-      if (shard.tensors().size() > 1) EXPECT_LE(shard_bytes, limit);
+      if (shard.tensors().size() > 1) {
+        EXPECT_LE(shard_bytes, limit);
+      }
       EXPECT_EQ(shard.metadata().at("format"), "pt");
     }
     EXPECT_EQ(count_entries(folder.path()), shard_names.size() + 2);  // + config + index
