@@ -235,12 +235,7 @@ ImportSummary import_gguf(const fs::path& gguf_path, const fs::path& output_fold
   progress.finish();
 
   write_text_file(staged.path() / "config.json", config.dump(2) + "\n");
-  const auto dump = [](const json& value) {
-    return value.dump(2, ' ', false, json::error_handler_t::strict) + "\n";
-  };
-  write_text_file(staged.path() / "tokenizer.json", dump(tokenizer.tokenizer));
-  write_text_file(staged.path() / "tokenizer_config.json", dump(tokenizer.tokenizer_config));
-  write_text_file(staged.path() / "special_tokens_map.json", dump(tokenizer.special_tokens_map));
+  write_hf_tokenizer_files(tokenizer, staged.path());
   json generation = {{"_from_model_config", true}};
   if (config.contains("bos_token_id")) generation["bos_token_id"] = config["bos_token_id"];
   if (config.contains("eos_token_id")) generation["eos_token_id"] = config["eos_token_id"];
