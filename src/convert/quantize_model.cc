@@ -60,6 +60,7 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
   const TensorSelector selector(options.selection);
   const ModelFolder folder = ModelFolder::open(input);
   const json& config = folder.config();
+  require_tokenizer(folder);
   if (config.contains("quantization_config") || config.contains("quantization"))
     fail("input model is already quantized (config.json has quantization settings); quantize a dense model, ",
          input.string());

@@ -300,4 +300,11 @@ void ShardedSafetensorsWriter::close() {
   write_text_file(state.folder / kIndexFile, index.dump(2) + "\n");
 }
 
+void require_tokenizer(const ModelFolder& folder) {
+  for (const std::filesystem::path& file : folder.auxiliary_files()) {
+    if (file.filename() == "tokenizer.json" || file.filename() == "tokenizer.model") return;
+  }
+  fail("missing tokenizer (tokenizer.json or tokenizer.model), ", folder.path().string());
+}
+
 }  // namespace hlwq

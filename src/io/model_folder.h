@@ -75,6 +75,10 @@ class ShardedSafetensorsWriter {
   std::unique_ptr<Impl> impl_;
 };
 
+// Throws "missing tokenizer (tokenizer.json or tokenizer.model), <folder>" when the folder has
+// neither: a converted model without its tokenizer cannot be run or evaluated.
+void require_tokenizer(const ModelFolder& folder);
+
 // Reads and parses a JSON file; errors name the file and the parse position.
 nlohmann::json read_json_file(const std::filesystem::path& path);
 

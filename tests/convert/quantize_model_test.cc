@@ -108,5 +108,39 @@ TEST(QuantizeModel, RefusesExistingOutputAndQuantizedInput) {
   EXPECT_FALSE(fs::exists(folder.path() / "q9"));
 }
 
+TEST(QuantizeModel, MissingTokenizerOrConfigIsAnError) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "dense");
+  fs::remove(folder.path() / "dense" / "tokenizer.json");
+  try {
+    quantize_model(folder.path() / "dense", folder.path() / "q", QuantizeOptions{});
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("missing tokenizer"), std::string::npos) << error.what();
+  }
+  fs::remove(folder.path() / "dense" / "config.json");
+  try {
+    quantize_model(folder.path() / "dense", folder.path() / "q", QuantizeOptions{});
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("config.json"), std::string::npos) << error.what();
+  }
+  EXPECT_FALSE(fs::exists(folder.path() / "q"));
+}
+
+TEST(QuantizeModel, TruncatedWeightsAreAnErrorNamingTheFile) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "dense");
+  const fs::path weights = folder.path() / "dense" / "model.safetensors";
+  fs::resize_file(weights, fs::file_size(weights) - 100);
+  try {
+    quantize_model(folder.path() / "dense", folder.path() / "q", QuantizeOptions{});
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("model.safetensors"), std::string::npos) << error.what();
+  }
+  EXPECT_FALSE(fs::exists(folder.path() / "q"));
+}
+
 }  // namespace
 }  // namespace hlwq
