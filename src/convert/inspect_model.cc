@@ -42,8 +42,11 @@ std::string ModelReport::to_table() const {
   out << line;
   for (const TensorReport& tensor : tensors) {
     std::string shape;
-    for (size_t i = 0; i < tensor.shape.size(); ++i) shape += (i ? "x" : "") + std::to_string(tensor.shape[i]);
-    std::string mse = tensor.relative_mse ? concat(*tensor.relative_mse) : "-";
+    for (size_t i = 0; i < tensor.shape.size(); ++i) {
+      if (i > 0) shape.push_back('x');
+      shape.append(std::to_string(tensor.shape[i]));
+    }
+    std::string mse = "-";
     if (tensor.relative_mse) {
       char number[32];
       std::snprintf(number, sizeof number, "%.3e", *tensor.relative_mse);
