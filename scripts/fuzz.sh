@@ -28,7 +28,14 @@ seeds=tests/fixtures/${target%_fuzz}
 if [[ -d $seeds ]]; then
   find "$seeds" -type f \( -name '*.gguf' -o -name '*.safetensors' \) -exec cp -n {} "$corpus"/ \;
 fi
+if [[ -d fuzz/corpus/${target%_fuzz} ]]; then
+  cp -n fuzz/corpus/"${target%_fuzz}"/* "$corpus"/ 2>/dev/null || true
+fi
+dictionary=()
+if [[ -f fuzz/${target%_fuzz}.dict ]]; then
+  dictionary=(-dict="fuzz/${target%_fuzz}.dict")
+fi
 # UBSan findings abort so libFuzzer records them as crashes.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
-exec "build-fuzz/$target" "$corpus" -max_total_time="$seconds" -print_final_stats=1 \
+exec "build-fuzz/$target" "$corpus" "${dictionary[@]}" -max_total_time="$seconds" -print_final_stats=1 \
   -artifact_prefix="build-fuzz/crashes/$target/" -rss_limit_mb=4096 -max_len=65536
