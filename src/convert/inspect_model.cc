@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "convert/model_weights.h"
+#include "convert/tensor_selection.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 
@@ -26,6 +27,7 @@ json ModelReport::to_json() const {
                            {"max_abs_error", optional_number(tensor.max_abs_error)}});
   }
   return {{"bits_per_weight", bits_per_weight},
+          {"summary_over", summary_over},
           {"bits_per_weight_all", bits_per_weight_all},
           {"stored_bytes", stored_bytes},
           {"rel_mse", optional_number(relative_mse)},
@@ -62,14 +64,14 @@ std::string ModelReport::to_table() const {
                   tensor.format.c_str(), tensor.bits_per_weight, mse.c_str(), sqnr.c_str());
     out << line;
   }
-  std::snprintf(line, sizeof line, "total: %.1f MB stored, %.4f bits per weight (quantized tensors), %.4f (all)\n",
-                stored_bytes / 1e6, bits_per_weight, bits_per_weight_all);
+  std::snprintf(line, sizeof line, "total: %.1f MB stored, %.4f bits per weight (%s), %.4f (all)\n",
+                stored_bytes / 1e6, bits_per_weight, summary_over.c_str(), bits_per_weight_all);
   out << line;
   if (relative_mse) {
     std::snprintf(line, sizeof line,
-                  "vs reference: rel_mse %.4e, SQNR %.2f dB (element-weighted over quantized tensors), "
+                  "vs reference: rel_mse %.4e, SQNR %.2f dB (element-weighted over %s), "
                   "mean of per-tensor SQNR %.2f dB\n",
-                  *relative_mse, *sqnr_db, mean_sqnr_db.value_or(NAN));
+                  *relative_mse, *sqnr_db, summary_over.c_str(), mean_sqnr_db.value_or(NAN));
     out << line;
   }
   return out.str();
@@ -92,6 +94,14 @@ ModelReport inspect_model(const std::filesystem::path& model_path,
     }
     return false;
   }();
+  // A model with no quantized tensor (a dense or dequantized export) is summarized over the
+  // tensors `hlwq quantize` would quantize by default, so its numbers compare with a quantized
+  // model's.
+  const TensorSelector default_selection{TensorSelection{}};
+  const auto counts_in_summary = [&](const LogicalTensor& tensor) {
+    return any_quantized ? tensor.quantized() : default_selection.selects(tensor.name, tensor.dtype, tensor.shape);
+  };
+  if (!any_quantized) report.summary_over = "linear weights";
   for (const LogicalTensor& tensor : model.tensors()) {
     throw_if_interrupted();
     TensorReport row;
@@ -103,7 +113,7 @@ ModelReport inspect_model(const std::filesystem::path& model_path,
     row.bits_per_weight = tensor.bits_per_weight();
     report.stored_bytes += tensor.stored_bytes;
     all_elements += row.elements;
-    if (tensor.quantized() || !any_quantized) {
+    if (counts_in_summary(tensor)) {
       quantized_elements += row.elements;
       quantized_bytes += tensor.stored_bytes;
     }
@@ -125,7 +135,7 @@ ModelReport inspect_model(const std::filesystem::path& model_path,
       row.relative_mse = energy > 0 ? error / energy : (error > 0 ? INFINITY : 0.0);
       row.sqnr_db = -10.0 * std::log10(*row.relative_mse);
       row.max_abs_error = max_error;
-      if (tensor.quantized() || !any_quantized) {
+      if (counts_in_summary(tensor)) {
         weighted_mse += *row.relative_mse * row.elements;
         if (std::isfinite(*row.sqnr_db)) {
           weighted_db += *row.sqnr_db * row.elements;

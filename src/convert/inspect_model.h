@@ -25,9 +25,11 @@ struct TensorReport {
 
 struct ModelReport {
   std::vector<TensorReport> tensors;
-  double bits_per_weight = 0;      // over the quantized tensors (all tensors if none is quantized)
+  double bits_per_weight = 0;      // over the quantized tensors (if none is: those the default
+                                   // quantizer selection would quantize)
   double bits_per_weight_all = 0;  // every tensor counted
   uint64_t stored_bytes = 0;
+  std::string summary_over = "quantized tensors";  // which tensors the model-wide numbers cover
   std::optional<double> relative_mse;  // element-weighted mean of relative MSE over quantized tensors
   std::optional<double> sqnr_db;       // -10 log10 of that mean
   std::optional<double> mean_sqnr_db;  // element-weighted mean of per-tensor SQNR in dB
