@@ -1,9 +1,13 @@
 #include "convert/gguf_import.h"
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <map>
+#include <numbers>
 #include <regex>
+#include <set>
 #include <vector>
 
 #include "core/error.h"
@@ -67,9 +71,111 @@ std::string_view dtype_torch_name(DType dtype) {
   }
 }
 
+// llama.cpp's default for the context Llama 3 was trained with. The llama3 divisors depend on it only
+// through original / low and original / high, so fixing it loses nothing when fitting low and high.
+constexpr double kLlama3OriginalContext = 8192;
+
+// The divisor llama.cpp (and HF's llama3 rope) apply to the frequency of this wavelength.
+double llama3_divisor(double wavelength, double factor, double low, double high) {
+  if (wavelength < kLlama3OriginalContext / high) return 1.0;
+  if (wavelength > kLlama3OriginalContext / low) return factor;
+  const double smooth = (kLlama3OriginalContext / wavelength - low) / (high - low);
+  return 1.0 / ((1.0 - smooth) / factor + smooth);
+}
+
+// Relative 1e-4: the stored divisors went through float32 (frequencies and the tensor itself).
+bool llama3_reproduces(std::span<const float> divisors, std::span<const double> wavelengths, double factor,
+                       double low, double high) {
+  for (size_t i = 0; i < divisors.size(); ++i) {
+    const double want = divisors[i];
+    if (!(std::abs(llama3_divisor(wavelengths[i], factor, low, high) - want) <= 1e-4 * want)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
+std::optional<json> llama3_rope_scaling(std::span<const float> divisors, double rope_theta) {
+  check(!divisors.empty() && rope_theta > 1, "no divisors or rope.freq_base not above 1, rope_freqs.weight");
+  if (std::all_of(divisors.begin(), divisors.end(), [](float divisor) { return divisor == 1.0f; }))
+    return std::nullopt;
+  const double factor = divisors.back();  // the longest wavelength is always divided by the full factor
+  check(std::isfinite(factor) && factor > 1, "last divisor is not a factor above 1, rope_freqs.weight");
+  std::vector<double> wavelengths(divisors.size());
+  for (size_t i = 0; i < divisors.size(); ++i)
+    wavelengths[i] = 2 * std::numbers::pi * std::pow(rope_theta, static_cast<double>(i) / divisors.size());
+  // Llama 3.1 to 3.3 use low 1, high 4. Otherwise fit them: inside the smooth band
+  // s = (1/divisor - 1/factor) / (1 - 1/factor) is linear in original / wavelength.
+  double low = 1, high = 4;
+  if (!llama3_reproduces(divisors, wavelengths, factor, low, high)) {
+    std::vector<size_t> band;
+    for (size_t i = 0; i < divisors.size(); ++i) {
+      if (divisors[i] > 1 + 1e-4 && divisors[i] < factor * (1 - 1e-4)) band.push_back(i);
+    }
+    bool fitted = false;
+    if (band.size() >= 2) {
+      const auto smooth = [&](size_t i) { return (1 / divisors[i] - 1 / factor) / (1 - 1 / factor); };
+      const double first = kLlama3OriginalContext / wavelengths[band.front()];
+      const double last = kLlama3OriginalContext / wavelengths[band.back()];
+      const double slope = (smooth(band.back()) - smooth(band.front())) / (last - first);  // 1 / (high - low)
+      if (std::isfinite(slope) && slope > 0) {
+        low = first - smooth(band.front()) / slope;
+        high = low + 1 / slope;
+        fitted = low > 0 && llama3_reproduces(divisors, wavelengths, factor, low, high);
+      }
+    }
+    check(fitted, "divisors do not follow llama3 rope scaling (factor ", factor, "), rope_freqs.weight");
+  }
+  return json{{"rope_type", "llama3"},
+              {"factor", factor},
+              {"low_freq_factor", low},
+              {"high_freq_factor", high},
+              {"original_max_position_embeddings", static_cast<int64_t>(kLlama3OriginalContext)}};
+}
+
 std::string_view supported_gguf_architectures() { return "llama, qwen2, qwen3"; }
+
+void set_bias_flags(json& config, std::span<const std::string> gguf_tensor_names, std::string_view source_name) {
+  static const std::regex kBiasPattern(
+      R"(blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\.bias)");
+  const std::string model_type = config.at("model_type");
+  const int64_t layers = config.at("num_hidden_layers");
+  std::vector<std::set<std::string>> biased(static_cast<size_t>(std::max<int64_t>(layers, 0)));
+  bool attention = false, mlp = false;
+  for (const std::string& name : gguf_tensor_names) {
+    std::smatch match;
+    if (!std::regex_match(name, match, kBiasPattern)) continue;
+    const int64_t layer = std::stoll(match[1].str());
+    check(layer < layers, "tensor ", name, " is past the last layer, ", source_name);
+    biased[static_cast<size_t>(layer)].insert(match[2].str());
+    if (match[2].str().starts_with("ffn_")) {
+      mlp = true;
+    } else {
+      attention = true;
+    }
+  }
+  std::set<std::string> wanted;
+  if (model_type == "qwen2") {
+    wanted = {"attn_q", "attn_k", "attn_v"};
+  } else {
+    if (attention) wanted.insert({"attn_q", "attn_k", "attn_v", "attn_output"});
+    config["attention_bias"] = attention;
+    if (model_type == "llama") {
+      if (mlp) wanted.insert({"ffn_gate", "ffn_up", "ffn_down"});
+      config["mlp_bias"] = mlp;
+    }
+  }
+  const auto listed = [](const std::set<std::string>& names) {
+    std::string text;
+    for (const std::string& name : names) text += (text.empty() ? "" : " ") + name;
+    return text.empty() ? std::string("none") : text;
+  };
+  for (size_t layer = 0; layer < biased.size(); ++layer) {
+    check(biased[layer] == wanted, "layer ", layer, " has biases on ", listed(biased[layer]), " where ",
+          config.at("architectures").at(0).get<std::string>(), " holds them on ", listed(wanted), ", ",
+          source_name);
+  }
+}
 
 json hf_config_from_gguf(const json& metadata, int64_t vocab_size, bool tied_embeddings, DType dtype) {
   const ArchitectureEntry& entry = architecture_entry(metadata, "GGUF metadata");
@@ -116,9 +222,18 @@ json hf_config_from_gguf(const json& metadata, int64_t vocab_size, bool tied_emb
     }
   }
   auto scaling_type = metadata.find(arch + ".rope.scaling.type");
-  if (scaling_type != metadata.end() && scaling_type->is_string() && *scaling_type == "linear") {
-    if (auto factor = optional_number(metadata, arch + ".rope.scaling.factor"))
-      config["rope_scaling"] = {{"type", "linear"}, {"rope_type", "linear"}, {"factor", *factor}};
+  if (scaling_type != metadata.end() && scaling_type->is_string() && *scaling_type != "none") {
+    const std::string type = scaling_type->get<std::string>();
+    check(type == "linear" || type == "yarn", "unsupported rope scaling type '", type,
+          "' (supported: linear, yarn) in GGUF metadata");
+    const auto factor = optional_number(metadata, arch + ".rope.scaling.factor");
+    check(factor.has_value(), "missing GGUF metadata ", arch, ".rope.scaling.factor");
+    config["rope_scaling"] = {{"type", type}, {"rope_type", type}, {"factor", *factor}};
+    if (type == "yarn") {
+      // YaRN interpolates relative to the context the model was trained with.
+      config["rope_scaling"]["original_max_position_embeddings"] = static_cast<int64_t>(
+          required_number(metadata, arch, "rope.scaling.original_context_length"));
+    }
   }
   return config;
 }
@@ -180,6 +295,18 @@ ImportSummary import_gguf(const fs::path& gguf_path, const fs::path& output_fold
   json config = hf_config_from_gguf(metadata, static_cast<int64_t>(embedding->dims[1]), tied, options.dtype);
   const int64_t heads = config["num_attention_heads"];
   const int64_t kv_heads = config["num_key_value_heads"];
+  std::vector<std::string> tensor_names;
+  for (const GgufTensorInfo& tensor : gguf.tensors()) tensor_names.push_back(tensor.name);
+  set_bias_flags(config, tensor_names, file);
+  // llama.cpp keeps Llama 3's rope scaling only as this tensor; HF needs it back in the config.
+  if (const GgufTensorInfo* rope_freqs = gguf.find("rope_freqs.weight")) {
+    check(!config.contains("rope_scaling"), "rope_freqs.weight next to rope.scaling metadata, ", file);
+    const std::vector<float> divisors = gguf.dequantize(*rope_freqs);
+    check(static_cast<int64_t>(divisors.size()) * 2 == config["head_dim"].get<int64_t>(),
+          "rope_freqs.weight has ", divisors.size(), " entries for head_dim ", config["head_dim"], ", ", file);
+    if (auto scaling = llama3_rope_scaling(divisors, config["rope_theta"].get<double>()))
+      config["rope_scaling"] = *scaling;
+  }
 
   // Convert the tokenizer first: a model without a usable tokenizer is not imported.
   const HfTokenizerFiles tokenizer = gguf_to_hf_tokenizer(metadata, file);

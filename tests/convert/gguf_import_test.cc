@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <numbers>
+#include <tuple>
+
 #include "convert/model_weights.h"
 #include "core/error.h"
 #include "io/gguf.h"
@@ -64,6 +68,166 @@ TEST(GgufImport, ConfigFromMetadata) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("llama, qwen2, qwen3"), std::string::npos);
   }
+}
+
+// The metadata llama.cpp writes for a small model of `arch`.
+nlohmann::json small_metadata(const std::string& arch) {
+  return {{"general.architecture", arch},          {arch + ".embedding_length", 64},
+          {arch + ".block_count", 2},              {arch + ".feed_forward_length", 128},
+          {arch + ".attention.head_count", 4},     {arch + ".attention.head_count_kv", 2},
+          {arch + ".rope.freq_base", 1000000.0}};
+}
+
+// Expects `body` to throw one hlwq::Error line containing `fragment` and ending with ", source".
+template <class Body>
+void expect_error(Body body, std::string_view fragment, std::string_view source) {
+  try {
+    body();
+    ADD_FAILURE() << "no error; expected one containing '" << fragment << "'";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find(fragment), std::string::npos) << message;
+    EXPECT_TRUE(message.ends_with(concat(", ", source))) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+}
+
+TEST(GgufImport, RopeScalingFromMetadata) {
+  nlohmann::json metadata = small_metadata("qwen2");
+  EXPECT_FALSE(hf_config_from_gguf(metadata, 100, true, DType::BF16).contains("rope_scaling"));
+  metadata["qwen2.rope.scaling.type"] = "none";
+  EXPECT_FALSE(hf_config_from_gguf(metadata, 100, true, DType::BF16).contains("rope_scaling"));
+  // What llama.cpp writes for Qwen2.5 with YaRN enabled (factor 4 over 32768 positions).
+  metadata["qwen2.rope.scaling.type"] = "yarn";
+  metadata["qwen2.rope.scaling.factor"] = 4.0;
+  metadata["qwen2.rope.scaling.original_context_length"] = 32768;
+  const nlohmann::json yarn = hf_config_from_gguf(metadata, 100, true, DType::BF16)["rope_scaling"];
+  EXPECT_EQ(yarn["rope_type"], "yarn");
+  EXPECT_EQ(yarn["factor"], 4.0);
+  EXPECT_EQ(yarn["original_max_position_embeddings"], 32768);
+  metadata["qwen2.rope.scaling.type"] = "linear";
+  metadata["qwen2.rope.scaling.factor"] = 2.0;
+  const nlohmann::json linear = hf_config_from_gguf(metadata, 100, true, DType::BF16)["rope_scaling"];
+  EXPECT_EQ(linear["rope_type"], "linear");
+  EXPECT_EQ(linear["factor"], 2.0);
+  EXPECT_FALSE(linear.contains("original_max_position_embeddings"));
+  // Dropping a scaling silently would change every logit: unknown types and missing keys fail.
+  metadata["qwen2.rope.scaling.type"] = "longrope";
+  EXPECT_THROW(hf_config_from_gguf(metadata, 100, true, DType::BF16), Error);
+  metadata["qwen2.rope.scaling.type"] = "yarn";
+  metadata.erase("qwen2.rope.scaling.original_context_length");
+  EXPECT_THROW(hf_config_from_gguf(metadata, 100, true, DType::BF16), Error);
+}
+
+// Plain transcription of Llama 3's rope scaling (HF _compute_llama3_parameters, llama.cpp's
+// rope_freqs.weight): the divisor of each rotary frequency.
+std::vector<float> llama3_divisors(int64_t head_dim, double theta, double factor, double low, double high,
+                                   double original_context) {
+  std::vector<float> divisors;
+  for (int64_t index = 0; index < head_dim; index += 2) {
+    const double frequency = 1.0 / std::pow(theta, static_cast<double>(index) / head_dim);
+    const double wavelength = 2 * std::numbers::pi / frequency;
+    double divisor;
+    if (wavelength < original_context / high) {
+      divisor = 1;
+    } else if (wavelength > original_context / low) {
+      divisor = factor;
+    } else {
+      const double smooth = (original_context / wavelength - low) / (high - low);
+      divisor = 1 / ((1 - smooth) / factor + smooth);
+    }
+    divisors.push_back(static_cast<float>(divisor));
+  }
+  return divisors;
+}
+
+TEST(GgufImport, Llama3RopeScalingFromDivisors) {
+  // Llama 3.1 8B (head_dim 128) and 3.2 1B (head_dim 64): low 1, high 4 over 8192 positions.
+  for (const auto& [head_dim, factor] : std::vector<std::pair<int64_t, double>>{{128, 8.0}, {64, 32.0}}) {
+    const auto scaling = llama3_rope_scaling(llama3_divisors(head_dim, 500000, factor, 1, 4, 8192), 500000);
+    ASSERT_TRUE(scaling.has_value());
+    EXPECT_EQ((*scaling)["rope_type"], "llama3");
+    EXPECT_EQ((*scaling)["factor"], factor);
+    EXPECT_EQ((*scaling)["low_freq_factor"], 1.0);
+    EXPECT_EQ((*scaling)["high_freq_factor"], 4.0);
+    EXPECT_EQ((*scaling)["original_max_position_embeddings"], 8192);
+  }
+  // Other bands are fitted: the same low / high when the original context is 8192, and an
+  // equivalent pair (same band edges original / low, original / high) when it is not.
+  for (const auto& [low, high, original] :
+       std::vector<std::tuple<double, double, double>>{{1.5, 6.0, 8192}, {1.0, 4.0, 16384}, {0.5, 3.0, 4096}}) {
+    const std::vector<float> divisors = llama3_divisors(128, 500000, 16, low, high, original);
+    const auto scaling = llama3_rope_scaling(divisors, 500000);
+    ASSERT_TRUE(scaling.has_value());
+    const double fitted_low = (*scaling)["low_freq_factor"], fitted_high = (*scaling)["high_freq_factor"];
+    EXPECT_NEAR(8192 / fitted_low, original / low, 1e-3 * original / low);
+    EXPECT_NEAR(8192 / fitted_high, original / high, 1e-3 * original / high);
+    const std::vector<float> again = llama3_divisors(128, 500000, 16, fitted_low, fitted_high, 8192);
+    for (size_t i = 0; i < divisors.size(); ++i) EXPECT_NEAR(again[i], divisors[i], 1e-4 * divisors[i]) << i;
+  }
+  EXPECT_EQ(llama3_rope_scaling(std::vector<float>(32, 1.0f), 10000), std::nullopt);
+  // Divisors no llama3 scaling produces: random, rising then falling, or ending below 1.
+  std::vector<float> noisy = llama3_divisors(128, 500000, 8, 1, 4, 8192);
+  const std::vector<float> noise = random_normal(noisy.size(), 11, 0.3f);
+  for (size_t i = 0; i < noisy.size(); ++i) noisy[i] += std::abs(noise[i]);
+  expect_error([&] { llama3_rope_scaling(noisy, 500000); }, "do not follow llama3 rope scaling", "rope_freqs.weight");
+  std::vector<float> bump(64, 1.0f);
+  bump[40] = 3;
+  bump.back() = 2;
+  EXPECT_THROW(llama3_rope_scaling(bump, 500000), Error);
+  std::vector<float> shrinking(64, 1.0f);
+  shrinking.back() = 0.5f;
+  EXPECT_THROW(llama3_rope_scaling(shrinking, 500000), Error);
+  EXPECT_THROW(llama3_rope_scaling({}, 500000), Error);
+}
+
+// Tensor names of a 2-layer GGUF with biases on `biased` projections of every layer.
+std::vector<std::string> names_with_biases(const std::vector<std::string>& biased) {
+  std::vector<std::string> names = {"token_embd.weight", "output_norm.weight"};
+  for (int layer = 0; layer < 2; ++layer) {
+    for (const char* kind : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+      names.push_back(concat("blk.", layer, ".", kind, ".weight"));
+    for (const std::string& kind : biased) names.push_back(concat("blk.", layer, ".", kind, ".bias"));
+  }
+  return names;
+}
+
+TEST(GgufImport, BiasFlagsFollowTheTensors) {
+  const auto config_for = [](const std::string& arch, const std::vector<std::string>& biased) {
+    nlohmann::json config = hf_config_from_gguf(small_metadata(arch), 100, true, DType::BF16);
+    set_bias_flags(config, names_with_biases(biased), "test.gguf");
+    return config;
+  };
+  EXPECT_EQ(config_for("llama", {})["attention_bias"], false);
+  EXPECT_EQ(config_for("llama", {})["mlp_bias"], false);
+  const nlohmann::json llama_attention = config_for("llama", {"attn_q", "attn_k", "attn_v", "attn_output"});
+  EXPECT_EQ(llama_attention["attention_bias"], true);
+  EXPECT_EQ(llama_attention["mlp_bias"], false);
+  const nlohmann::json llama_mlp = config_for("llama", {"ffn_gate", "ffn_up", "ffn_down"});
+  EXPECT_EQ(llama_mlp["attention_bias"], false);
+  EXPECT_EQ(llama_mlp["mlp_bias"], true);
+  EXPECT_EQ(config_for("qwen3", {"attn_q", "attn_k", "attn_v", "attn_output"})["attention_bias"], true);
+  EXPECT_EQ(config_for("qwen3", {})["attention_bias"], false);
+  EXPECT_FALSE(config_for("qwen2", {"attn_q", "attn_k", "attn_v"}).contains("attention_bias"));
+
+  // Biases an HF class cannot hold (or lacks) would be dropped or left random: rejected.
+  expect_error([&] { config_for("llama", {"attn_q", "attn_k", "attn_v"}); },
+               "layer 0 has biases on attn_k attn_q attn_v where LlamaForCausalLM holds them on "
+               "attn_k attn_output attn_q attn_v",
+               "test.gguf");
+  expect_error([&] { config_for("qwen2", {}); }, "layer 0 has biases on none where Qwen2ForCausalLM", "test.gguf");
+  expect_error([&] { config_for("qwen2", {"attn_q", "attn_k", "attn_v", "attn_output"}); }, "layer 0 has biases",
+               "test.gguf");
+  expect_error([&] { config_for("qwen3", {"ffn_up"}); }, "Qwen3ForCausalLM holds them on none", "test.gguf");
+  // Only layer 1 biased.
+  nlohmann::json config = hf_config_from_gguf(small_metadata("llama"), 100, true, DType::BF16);
+  std::vector<std::string> names = names_with_biases({});
+  for (const char* kind : {"attn_q", "attn_k", "attn_v", "attn_output"}) names.push_back(concat("blk.1.", kind, ".bias"));
+  expect_error([&] { set_bias_flags(config, names, "test.gguf"); }, "layer 0 has biases on none", "test.gguf");
+  names = names_with_biases({});
+  names.push_back("blk.2.attn_q.bias");
+  expect_error([&] { set_bias_flags(config, names, "test.gguf"); }, "tensor blk.2.attn_q.bias is past the last layer",
+               "test.gguf");
 }
 
 TEST(GgufImport, DemoModel) {
