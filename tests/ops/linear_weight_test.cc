@@ -1,0 +1,56 @@
+#include "ops/linear_weight.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "convert/export_model.h"
+#include "convert/quantize_model.h"
+#include "convert/tiny_model.h"
+
+namespace hlwq {
+namespace {
+
+// The reference product of every format equals the product with the weights as read_float
+// dequantizes them (the same numbers, a different path), on fresh random activations.
+TEST(LinearWeight, ReferenceMatchesDequantizedProductForEveryFormat) {
+  TemporaryFolder folder;
+  TinyModelOptions tiny;
+  tiny.hidden = 256;
+  write_tiny_model(folder.path() / "dense", tiny);
+  quantize_model(folder.path() / "dense", folder.path() / "hlwq", QuantizeOptions{});
+  ExportOptions mlx;
+  mlx.target = ExportTarget::mlx;
+  export_model(folder.path() / "dense", folder.path() / "mlx", mlx);
+  ExportOptions int4;
+  int4.target = ExportTarget::ct_int4;
+  export_model(folder.path() / "dense", folder.path() / "int4", int4);
+  ThreadPool pool(1);
+  uint32_t seed = 100;
+  for (const char* name : {"dense", "hlwq", "mlx", "int4"}) {
+    const ModelWeights model = ModelWeights::open(folder.path() / name);
+    const LogicalTensor& tensor = *model.find("model.layers.1.mlp.down_proj.weight");
+    const LinearWeight weight = load_linear_weight(model, tensor);
+    // The INT4 folder also stores weight_shape (two int64), which a product never reads.
+    const uint64_t shape_bytes = std::string(name) == "int4" ? 16 : 0;
+    EXPECT_EQ(weight.stored_bytes() + shape_bytes, tensor.stored_bytes) << name;
+    const int64_t batch = 3;
+    const std::vector<float> x = random_normal(batch * weight.columns, seed++);
+    std::vector<float> y(batch * weight.rows);
+    linear_forward_reference(weight, x, batch, y);
+    const std::vector<float> w = model.read_float(tensor, pool);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t r = 0; r < weight.rows; ++r) {
+        double expected = 0, magnitude = 0;
+        for (int64_t c = 0; c < weight.columns; ++c) {
+          expected += double(w[r * weight.columns + c]) * x[b * weight.columns + c];
+          magnitude += std::fabs(double(w[r * weight.columns + c]) * x[b * weight.columns + c]);
+        }
+        ASSERT_NEAR(y[b * weight.rows + r], expected, 1e-6 * magnitude + 1e-12) << name << " " << r;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hlwq
