@@ -1,0 +1,97 @@
+#include "eval/logits_file.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace hlwq {
+
+namespace {
+constexpr char kMagic[8] = {'H', 'L', 'W', 'Q', 'L', 'G', 'T', '1'};
+constexpr uint64_t kHeaderBytes = 8 + 4 + 8;
+// Log-probabilities below this are stored as the floor: they carry no probability mass that
+// matters for KL-divergence (e^-30 ~ 1e-13) and the floor keeps the 16-bit step small.
+constexpr float kFloor = -30.0f;
+}  // namespace
+
+void log_softmax(std::span<const float> logits, std::span<float> log_probs) {
+  double maximum = -INFINITY;
+  for (float value : logits) maximum = std::max(maximum, static_cast<double>(value));
+  double sum = 0;
+  for (float value : logits) sum += std::exp(static_cast<double>(value) - maximum);
+  const double log_sum = std::log(sum) + maximum;
+  for (size_t i = 0; i < logits.size(); ++i) log_probs[i] = static_cast<float>(logits[i] - log_sum);
+}
+
+LogitsFileWriter::LogitsFileWriter(const std::filesystem::path& path, uint32_t vocab_size)
+    : path_(path), vocab_size_(vocab_size), writer_(std::make_unique<FileWriter>(path)),
+      log_probs_(vocab_size), values_(vocab_size) {
+  writer_->write(std::as_bytes(std::span<const char>(kMagic, 8)));
+  writer_->write(std::as_bytes(std::span<const uint32_t>(&vocab_size_, 1)));
+  writer_->write(std::as_bytes(std::span<const uint64_t>(&count_, 1)));
+}
+
+void LogitsFileWriter::add(std::span<const float> logits, int32_t target) {
+  check(logits.size() == vocab_size_, "logits row has ", logits.size(), " values, expected ", vocab_size_);
+  log_softmax(logits, log_probs_);
+  const float maximum = *std::max_element(log_probs_.begin(), log_probs_.end());  // <= 0
+  const float offset = std::min(kFloor, maximum);
+  const float scale = (maximum - offset) / 65535.0f;
+  for (uint32_t i = 0; i < vocab_size_; ++i) {
+    const float clamped = std::max(log_probs_[i], offset);
+    values_[i] = scale > 0 ? static_cast<uint16_t>(std::lround((clamped - offset) / scale)) : 0;
+  }
+  writer_->write(std::as_bytes(std::span<const int32_t>(&target, 1)));
+  writer_->write(std::as_bytes(std::span<const float>(&offset, 1)));
+  writer_->write(std::as_bytes(std::span<const float>(&scale, 1)));
+  writer_->write(std::as_bytes(std::span<const uint16_t>(values_)));
+  ++count_;
+}
+
+void LogitsFileWriter::close() {
+  writer_->close();
+  std::FILE* file = std::fopen(path_.c_str(), "r+b");
+  check(file != nullptr, "cannot reopen ", path_.string());
+  const bool ok = std::fseek(file, 12, SEEK_SET) == 0 && std::fwrite(&count_, 8, 1, file) == 1;
+  const bool closed = std::fclose(file) == 0;
+  check(ok && closed, "cannot finish ", path_.string());
+}
+
+LogitsFile LogitsFile::open(const std::filesystem::path& path) {
+  LogitsFile logits;
+  logits.file_ = MappedFile::open(path);
+  const auto bytes = logits.file_.bytes();
+  check(bytes.size() >= kHeaderBytes && std::memcmp(bytes.data(), kMagic, 8) == 0,
+        "not an hlwq logits file (bad magic), ", path.string());
+  std::memcpy(&logits.vocab_size_, bytes.data() + 8, 4);
+  std::memcpy(&logits.count_, bytes.data() + 12, 8);
+  check(logits.vocab_size_ > 0 && logits.vocab_size_ < (1u << 24), "bad vocabulary size in ", path.string());
+  logits.record_bytes_ = 12 + 2 * static_cast<uint64_t>(logits.vocab_size_);
+  check(logits.count_ <= (bytes.size() - kHeaderBytes) / logits.record_bytes_ &&
+            kHeaderBytes + logits.count_ * logits.record_bytes_ == bytes.size(),
+        "logits file size does not match its header (truncated?), ", path.string());
+  return logits;
+}
+
+int32_t LogitsFile::target(uint64_t index) const {
+  int32_t value;
+  std::memcpy(&value, file_.bytes().data() + kHeaderBytes + index * record_bytes_, 4);
+  return value;
+}
+
+void LogitsFile::log_probs(uint64_t index, std::span<float> out) const {
+  const std::byte* record = file_.bytes().data() + kHeaderBytes + index * record_bytes_;
+  float offset, scale;
+  std::memcpy(&offset, record + 4, 4);
+  std::memcpy(&scale, record + 8, 4);
+  for (uint32_t i = 0; i < vocab_size_; ++i) {
+    uint16_t value;
+    std::memcpy(&value, record + 12 + 2 * i, 2);
+    out[i] = offset + scale * value;
+  }
+}
+
+}  // namespace hlwq

@@ -1,0 +1,89 @@
+#include "eval/perplexity.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/interrupt.h"
+
+namespace hlwq {
+
+nlohmann::json PerplexityResult::to_json() const {
+  return {{"perplexity", perplexity},         {"perplexity_stderr", perplexity_stderr},
+          {"mean_nll", mean_nll},             {"mean_nll_stderr", mean_nll_stderr},
+          {"tokens_scored", tokens_scored},   {"windows", windows}};
+}
+
+double negative_log_likelihood(std::span<const float> logits, int32_t target) {
+  double maximum = -INFINITY;
+  for (float value : logits) maximum = std::max(maximum, static_cast<double>(value));
+  double sum = 0;
+  for (float value : logits) sum += std::exp(static_cast<double>(value) - maximum);
+  return std::log(sum) + maximum - static_cast<double>(logits[target]);
+}
+
+std::vector<PerplexityWindow> perplexity_windows(int64_t token_count, const PerplexityOptions& options) {
+  check(options.context >= 2, "--ctx must be at least 2 (got ", options.context, ")");
+  check(options.stride >= 0 && options.stride <= options.context,
+        "--stride must be between 1 and --ctx (got ", options.stride, ")");
+  std::vector<PerplexityWindow> windows;
+  if (options.stride == 0) {
+    // llama.cpp: chunks of `context` tokens; the first half of each chunk is context only.
+    for (int64_t begin = 0; begin + options.context <= token_count; begin += options.context)
+      windows.push_back({begin, begin + options.context, options.context / 2});
+    return windows;
+  }
+  // Sliding windows: a window ending at `end` scores the predictions of tokens after the previous
+  // window's end, so each token (after the first) is scored once.
+  int64_t scored_until = 1;  // tokens [1, scored_until) are already scored
+  for (int64_t begin = 0; scored_until < token_count; begin += options.stride) {
+    const int64_t end = std::min(begin + options.context, token_count);
+    // Window position p predicts token begin + p + 1; score those targets >= scored_until.
+    // With stride == context the windows do not overlap and a window's first token has no
+    // prediction inside it: it goes unscored (as in the Hugging Face recipe).
+    windows.push_back({begin, end, std::max<int64_t>(0, scored_until - 1 - begin)});
+    scored_until = end;
+    if (end == token_count) break;
+  }
+  return windows;
+}
+
+PerplexityResult compute_perplexity(std::span<const int32_t> tokens, int64_t vocab_size,
+                                    const PerplexityOptions& options, const WindowLogits& window_logits,
+                                    const ScoredTokenVisitor& visitor) {
+  const std::vector<PerplexityWindow> windows = perplexity_windows(static_cast<int64_t>(tokens.size()), options);
+  check(!windows.empty(), "text too short: ", tokens.size(), " tokens for a context of ", options.context);
+  double sum = 0, sum_squares = 0;
+  int64_t count = 0;
+  std::vector<int32_t> window_tokens;
+  std::vector<float> logits;
+  for (const PerplexityWindow& window : windows) {
+    throw_if_interrupted();
+    window_tokens.assign(tokens.begin() + window.begin, tokens.begin() + window.end);
+    if (options.stride == 0 && options.bos_token) window_tokens[0] = *options.bos_token;
+    window_logits(window_tokens, logits);
+    const int64_t length = window.end - window.begin;
+    check(static_cast<int64_t>(logits.size()) == length * vocab_size, "internal: logits size mismatch");
+    for (int64_t position = window.first_scored; position + 1 < length; ++position) {
+      const int32_t target = tokens[window.begin + position + 1];
+      check(target >= 0 && target < vocab_size, "token id ", target, " outside the vocabulary (", vocab_size, ")");
+      const std::span<const float> row(logits.data() + position * vocab_size, vocab_size);
+      const double nll = negative_log_likelihood(row, target);
+      check(std::isfinite(nll), "non-finite logits at token ", window.begin + position);
+      sum += nll;
+      sum_squares += nll * nll;
+      ++count;
+      if (visitor) visitor(window.begin + position, row, target);
+    }
+  }
+  PerplexityResult result;
+  result.tokens_scored = count;
+  result.windows = static_cast<int64_t>(windows.size());
+  result.mean_nll = sum / count;
+  const double variance = count > 1 ? (sum_squares / count - result.mean_nll * result.mean_nll) * count / (count - 1) : 0;
+  result.mean_nll_stderr = std::sqrt(std::max(0.0, variance) / count);
+  result.perplexity = std::exp(result.mean_nll);
+  result.perplexity_stderr = result.perplexity * result.mean_nll_stderr;
+  return result;
+}
+
+}  // namespace hlwq

@@ -1,0 +1,59 @@
+// Perplexity over a token sequence with the two protocols of docs/DESIGN.md, independent of how
+// logits are computed: the caller passes a function that returns logits for a window of tokens.
+//  - llama.cpp protocol (stride 0): non-overlapping windows of `context` tokens, the first replaced
+//    by BOS when the model has one, only the second half of each window scored.
+//  - sliding windows (stride S): the Hugging Face protocol over the whole sequence; every token
+//    after the first is scored exactly once with at least context - S tokens before it (fewer only
+//    in the first window).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace hlwq {
+
+struct PerplexityOptions {
+  int64_t context = 512;
+  int64_t stride = 0;               // 0: llama.cpp protocol
+  std::optional<int32_t> bos_token;  // llama.cpp protocol: first token of each window becomes BOS
+};
+
+// Logits for every position of `window`: window.size() x vocab floats, row-major.
+using WindowLogits = std::function<void(std::span<const int32_t> window, std::vector<float>& logits)>;
+
+// Called for every scored token with its position in the sequence, its logits row and the target.
+using ScoredTokenVisitor =
+    std::function<void(int64_t position, std::span<const float> logits, int32_t target)>;
+
+struct PerplexityResult {
+  double perplexity = 0;
+  double perplexity_stderr = 0;   // delta method: ppl * stderr of the mean negative log-likelihood
+  double mean_nll = 0;
+  double mean_nll_stderr = 0;
+  int64_t tokens_scored = 0;
+  int64_t windows = 0;
+  nlohmann::json to_json() const;
+};
+
+// log(sum exp(logits)) - logits[target], in double.
+double negative_log_likelihood(std::span<const float> logits, int32_t target);
+
+// The scored (window, position) plan, exposed for tests: each entry is a window [begin, end) of
+// the token sequence and the first index inside it whose next-token prediction is scored.
+struct PerplexityWindow {
+  int64_t begin = 0;
+  int64_t end = 0;
+  int64_t first_scored = 0;  // predictions at window positions first_scored .. end-begin-2 are scored
+};
+std::vector<PerplexityWindow> perplexity_windows(int64_t token_count, const PerplexityOptions& options);
+
+PerplexityResult compute_perplexity(std::span<const int32_t> tokens, int64_t vocab_size,
+                                    const PerplexityOptions& options, const WindowLogits& window_logits,
+                                    const ScoredTokenVisitor& visitor = nullptr);
+
+}  // namespace hlwq
