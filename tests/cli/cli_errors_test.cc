@@ -52,3 +52,28 @@ TEST(CliErrors, HelpWorksForEveryCommand) {
 
 }  // namespace
 }  // namespace hlwq
+
+namespace hlwq {
+namespace {
+
+// A full disk mid-write: quantize into a 1 MiB tmpfs (needs root and mount; skipped otherwise).
+// The error is one line naming the file, the exit status 1, and nothing is left behind.
+TEST(CliErrors, FullDiskLeavesNoPartialOutput) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "dense", TinyModelOptions{DType::F32, 256, 1024, 2000, 2});
+  const auto small = folder.path() / "small";
+  std::filesystem::create_directory(small);
+  const std::string mount = "mount -t tmpfs -o size=1m tmpfs " + small.string() + " 2>/dev/null";
+  if (std::system(mount.c_str()) != 0) GTEST_SKIP() << "cannot mount a small tmpfs here (not root?)";
+  const CommandResult result =
+      run_hlwq("quantize -m " + (folder.path() / "dense").string() + " -o " + (small / "q").string());
+  const size_t left = count_entries(small);
+  std::system(("umount " + small.string()).c_str());
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("disk full"), std::string::npos) << result.output;
+  EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
+  EXPECT_EQ(left, 0u);
+}
+
+}  // namespace
+}  // namespace hlwq
