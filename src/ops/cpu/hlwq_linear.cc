@@ -1,0 +1,152 @@
+// HLWQ linear product without dequantizing: the activations are rotated once per call into the
+// codes' domain (x' = H(s * x_block) / sqrt(d)), then each weight row is its codes' centroids
+// (decoded with SIMD shifts, masks and lane permutations) times the block norms, dotted with x'.
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "hwy/aligned_allocator.h"
+#include "ops/cpu/linear_kernels.h"
+#include "quant/code_packing.h"
+#include "quant/hadamard.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/cpu/hlwq_linear.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "ops/cpu/row_product-inl.h"
+#include "quant/code_packing-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace hlwq {
+namespace HWY_NAMESPACE {
+
+constexpr size_t kMaxBlock = 1024;
+
+// The codebook zero-padded to 256 entries plus a vector, so table vectors and gathers stay inside.
+struct Centroids {
+  HWY_ALIGN float values[256 + 64];
+  size_t levels;
+  explicit Centroids(const std::vector<float>& centroids) : levels(centroids.size()) {
+    std::fill(std::copy(centroids.begin(), centroids.end(), values), values + 256 + 64, 0.0f);
+  }
+};
+
+// c[code] per lane: one lane permutation when the codebook fits a vector (Q4 on AVX-512), two and a
+// blend when it fits two (Q5 on AVX-512, Q4 on AVX2), a gather otherwise (slower: about 4x).
+template <class D>
+HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::RebindToSigned<D>> code) {
+  const hn::RebindToSigned<D> di;
+  const size_t lanes = hn::Lanes(d);
+  if (table.levels <= lanes) {
+    return hn::TableLookupLanes(hn::Load(d, table.values), hn::IndicesFromVec(d, code));
+  }
+  if (table.levels <= 2 * lanes) {
+    const auto lane = hn::IndicesFromVec(d, hn::And(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
+    const auto in_upper = hn::RebindMask(d, hn::Gt(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
+    return hn::IfThenElse(in_upper, hn::TableLookupLanes(hn::Load(d, table.values + lanes), lane),
+                          hn::TableLookupLanes(hn::Load(d, table.values), lane));
+  }
+  return hn::GatherIndex(d, table.values, code);
+}
+
+// Row r in the rotated domain: norm_b / sqrt(d) * c[q] for every code of every block (padding included).
+void DecodeRotatedRow(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
+                      const uint16_t* HWY_RESTRICT norms_row, float* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> d;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> du8;
+  const size_t lanes = hn::Lanes(d);
+  const HlwqParams& params = codec.params();
+  const size_t block = static_cast<size_t>(params.block);
+  const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
+  const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
+  HWY_ALIGN uint8_t codes[kMaxBlock];
+  for (int64_t b = 0; b < codec.layout().blocks; ++b) {
+    UnpackBlockCodes(params.bits, codes_row + b * packed_bytes, block, codes);
+    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    float* block_out = out + b * block;
+    for (size_t i = 0; i < block; i += lanes) {
+      const auto code = hn::PromoteTo(di, hn::LoadU(du8, codes + i));
+      hn::StoreU(hn::Mul(LookupCentroids(d, centroids, code), scale), d, block_out + i);
+    }
+  }
+}
+
+void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norms, const RowProductShape& shape,
+              size_t begin, size_t end) {
+  const Centroids centroids(codec.codebook().centroids);
+  const size_t code_bytes = codec.layout().code_bytes;
+  const size_t blocks = static_cast<size_t>(codec.layout().blocks);
+  auto scratch = hwy::AllocateAligned<float>(shape.chunk_rows * shape.length);
+  ProductOfRows<float>(shape, begin, end, scratch.get(), [&](size_t row, float* out) {
+    DecodeRotatedRow(codec, centroids, codes + row * code_bytes, norms + row * blocks, out);
+    return static_cast<const float*>(out);
+  });
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace hlwq
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace hlwq {
+
+HWY_EXPORT(HlwqRows);
+
+bool hlwq_linear_applies(const LinearWeight& weight) {
+  return weight.format == LinearFormat::hlwq && weight.codec != nullptr &&
+         weight.codec->params().block <= 1024;
+}
+
+namespace {
+
+// x' rows (blocks * d floats each): the activation row zero-padded, times the signs, each block
+// through the orthonormal transform. One pass per call, shared by every weight row.
+std::vector<float> rotate_activations(const HlwqCodec& codec, std::span<const float> x, size_t batch,
+                                      ThreadPool& pool) {
+  const size_t columns = static_cast<size_t>(codec.layout().columns);
+  const size_t block = static_cast<size_t>(codec.params().block);
+  const size_t padded = static_cast<size_t>(codec.layout().blocks) * block;
+  const std::span<const float> signs = codec.padded_signs();
+  std::vector<float> rotated(batch * padded, 0.0f);
+  pool.parallel_for(batch, [&](size_t begin, size_t end) {
+    for (size_t b = begin; b < end; ++b) {
+      float* row = rotated.data() + b * padded;
+      std::memcpy(row, x.data() + b * columns, columns * sizeof(float));
+      if (!signs.empty()) {
+        for (size_t c = 0; c < columns; ++c) row[c] *= signs[c];
+      }
+      for (size_t first = 0; first < padded; first += block) walsh_hadamard_transform({row + first, block});
+    }
+  });
+  return rotated;
+}
+
+}  // namespace
+
+void hlwq_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
+                         std::span<float> y, ThreadPool& pool) {
+  check(hlwq_linear_applies(weight), "internal: hlwq_linear_forward on a weight it does not apply to");
+  const HlwqCodec& codec = *weight.codec;
+  const HlwqRowLayout& layout = codec.layout();
+  const size_t rows = static_cast<size_t>(weight.rows), columns = static_cast<size_t>(weight.columns);
+  const size_t batch_rows = static_cast<size_t>(batch);
+  check(layout.columns == weight.columns && x.size() == batch_rows * columns && y.size() == batch_rows * rows &&
+            weight.codes.size() == rows * layout.code_bytes &&
+            weight.norms.size() == rows * static_cast<size_t>(layout.blocks) * sizeof(uint16_t),
+        "internal: hlwq_linear_forward sizes do not match the ", rows, "x", columns, " weight");
+  const size_t padded = static_cast<size_t>(layout.blocks * codec.params().block);
+  const std::vector<float> rotated = rotate_activations(codec, x, batch_rows, pool);
+  const RowProductShape shape{rotated.data(), batch_rows, padded, padded, y.data(), rows,
+                              chunk_rows_for(batch_rows, padded)};
+  const uint8_t* codes = weight.codes.as<uint8_t>().data();
+  const uint16_t* norms = weight.norms.as<uint16_t>().data();
+  pool.parallel_for(rows, [&](size_t begin, size_t end) {
+    HWY_DYNAMIC_DISPATCH(HlwqRows)(codec, codes, norms, shape, begin, end);
+  });
+}
+
+}  // namespace hlwq
+#endif  // HWY_ONCE
