@@ -3,6 +3,7 @@
 // (decoded with SIMD shifts, masks and lane permutations) times the block norms, dotted with x'.
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "core/error.h"
@@ -74,11 +75,120 @@ void DecodeRotatedRow(const HlwqCodec& codec, const Centroids& centroids, const 
   }
 }
 
+// True when every plane of a block holds whole vectors of codes (d * width / 8 bytes a multiple of
+// the lane count): then a vector of codes is one widening load, shift and mask per plane.
+HWY_INLINE bool PlanesHoldWholeVectors(const HlwqParams& params, size_t lanes) {
+  for (const CodePlane& plane : code_planes(params.bits)) {
+    if ((static_cast<size_t>(params.block) * static_cast<size_t>(plane.width) / 8) % lanes != 0) return false;
+  }
+  return true;
+}
+
+// Where vector v of a block's codes sits in each plane: code i's bits of a plane are field
+// i / P of byte i mod P (docs/FORMAT.md), and a run of `lanes` codes stays in one field when P is
+// a multiple of lanes. Computed once per call so the inner loop has no division.
+struct PlaneWalk {
+  static constexpr size_t kMaxVectors = kMaxBlock / 4;  // a block of 1024 in 4-lane vectors
+  int plane_count = 0;
+  uint32_t masks[3] = {};
+  int shifts_left[3] = {};
+  uint16_t byte_offsets[kMaxVectors][3] = {};  // from the block start
+  uint8_t shifts_right[kMaxVectors][3] = {};
+
+  PlaneWalk(const HlwqParams& params, size_t lanes) {
+    const size_t block = static_cast<size_t>(params.block);
+    size_t plane_start = 0;
+    for (const CodePlane& plane : code_planes(params.bits)) {
+      const size_t plane_bytes = block * static_cast<size_t>(plane.width) / 8;
+      masks[plane_count] = (1u << plane.width) - 1;
+      shifts_left[plane_count] = plane.shift;
+      for (size_t v = 0; v * lanes < block && v < kMaxVectors; ++v) {
+        byte_offsets[v][plane_count] = static_cast<uint16_t>(plane_start + (v * lanes) % plane_bytes);
+        shifts_right[v][plane_count] = static_cast<uint8_t>((v * lanes) / plane_bytes * plane.width);
+      }
+      plane_start += plane_bytes;
+      ++plane_count;
+    }
+  }
+};
+
+// Codes v * lanes .. v * lanes + lanes - 1 of a packed block: per plane one widening load, shift,
+// mask and OR.
+template <class D>
+HWY_INLINE hn::Vec<hn::RebindToSigned<D>> BlockCodeVector(D /*tag*/, const PlaneWalk& walk,
+                                                          const uint8_t* HWY_RESTRICT packed, size_t v) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::Rebind<uint8_t, D> du8;
+  auto code = hn::ShiftRightSame(hn::PromoteTo(du, hn::LoadU(du8, packed + walk.byte_offsets[v][0])),
+                                 walk.shifts_right[v][0]);
+  code = hn::And(code, hn::Set(du, walk.masks[0]));
+  for (int p = 1; p < walk.plane_count; ++p) {
+    const auto bytes = hn::PromoteTo(du, hn::LoadU(du8, packed + walk.byte_offsets[v][p]));
+    const auto bits = hn::And(hn::ShiftRightSame(bytes, walk.shifts_right[v][p]), hn::Set(du, walk.masks[p]));
+    code = hn::Or(code, hn::ShiftLeftSame(bits, walk.shifts_left[p]));
+  }
+  return hn::BitCast(hn::RebindToSigned<D>(), code);
+}
+
+// Decode-time product for one tile of kTile activation rows: per block, sum_i c[q_i] x'_i in
+// vectors (two chains per row so the multiply-add latency overlaps), then times the block's
+// norm / sqrt(d). No weight is ever stored.
+template <size_t kTile>
+void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const PlaneWalk& walk, const uint8_t* HWY_RESTRICT codes_row,
+                  const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
+                  float* HWY_RESTRICT out, size_t out_stride) {
+  const hn::ScalableTag<float> d;
+  const size_t lanes = hn::Lanes(d);
+  const HlwqParams& params = codec.params();
+  const size_t block = static_cast<size_t>(params.block);
+  const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
+  const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
+  hn::Vec<decltype(d)> totals[kTile];
+  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
+  for (int64_t b = 0; b < codec.layout().blocks; ++b) {
+    const uint8_t* packed = codes_row + b * packed_bytes;
+    const float* block_x = x + b * block;
+    hn::Vec<decltype(d)> sums[kTile][2];
+    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
+    for (size_t i = 0, v = 0; i < block; i += 2 * lanes, v += 2) {  // block is a multiple of 2 * lanes
+      const auto c0 = LookupCentroids(d, centroids, BlockCodeVector(d, walk, packed, v));
+      const auto c1 = LookupCentroids(d, centroids, BlockCodeVector(d, walk, packed, v + 1));
+      for (size_t t = 0; t < kTile; ++t) {
+        sums[t][0] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + i), sums[t][0]);
+        sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + i + lanes), sums[t][1]);
+      }
+    }
+    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale, totals[t]);
+  }
+  for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
+}
+
 void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norms, const RowProductShape& shape,
               size_t begin, size_t end) {
   const Centroids centroids(codec.codebook().centroids);
   const size_t code_bytes = codec.layout().code_bytes;
   const size_t blocks = static_cast<size_t>(codec.layout().blocks);
+  const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
+  const size_t block = static_cast<size_t>(codec.params().block);
+  if (shape.batch <= 4 && block >= 2 * lanes && block / lanes <= PlaneWalk::kMaxVectors &&
+      PlanesHoldWholeVectors(codec.params(), lanes)) {
+    // Decode (small batch): codes straight into multiply-adds, one pass over the weight.
+    const auto walk = std::make_unique<PlaneWalk>(codec.params(), lanes);
+    for (size_t row = begin; row < end; ++row) {
+      const uint8_t* codes_row = codes + row * code_bytes;
+      const uint16_t* norms_row = norms + row * blocks;
+      float* out = shape.y + row;
+      switch (shape.batch) {
+        case 4: FusedRowTile<4>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        case 3: FusedRowTile<3>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        case 2: FusedRowTile<2>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        default: FusedRowTile<1>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+      }
+    }
+    return;
+  }
+  // Larger batches (or small blocks): decode rows into scratch once, reuse them for every batch tile.
   auto scratch = hwy::AllocateAligned<float>(shape.chunk_rows * shape.length);
   ProductOfRows<float>(shape, begin, end, scratch.get(), [&](size_t row, float* out) {
     DecodeRotatedRow(codec, centroids, codes + row * code_bytes, norms + row * blocks, out);
