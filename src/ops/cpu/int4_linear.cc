@@ -16,6 +16,10 @@ namespace HWY_NAMESPACE {
 
 void Int4Rows(const uint8_t* packed, const float* scales, size_t group_size, const RowProductShape& shape,
               size_t begin, size_t end) {
+  if (NibbleRowsApply(shape.batch, group_size)) {
+    NibbleRows(NibbleRowsShape{packed, scales, nullptr, -8.0f, group_size}, shape, begin, end);
+    return;
+  }
   const size_t columns = shape.length;
   const size_t groups = columns / group_size;
   auto scratch = hwy::AllocateAligned<float>(shape.chunk_rows * columns);

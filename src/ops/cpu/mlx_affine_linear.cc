@@ -20,6 +20,11 @@ namespace HWY_NAMESPACE {
 
 void MlxAffineRows(const uint32_t* packed, const float* scales, const float* biases, int bits, size_t group_size,
                    const RowProductShape& shape, size_t begin, size_t end) {
+  if (bits == 4 && NibbleRowsApply(shape.batch, group_size)) {
+    NibbleRows(NibbleRowsShape{reinterpret_cast<const uint8_t*>(packed), scales, biases, 0.0f, group_size}, shape,
+               begin, end);
+    return;
+  }
   const size_t columns = shape.length;
   const size_t words = columns * static_cast<size_t>(bits) / 32;
   const size_t groups = columns / group_size;

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
 #include "ops/cpu/row_product.h"
 
@@ -141,6 +142,101 @@ HWY_INLINE void AffineCodesToFloats(const uint8_t* HWY_RESTRICT codes, const flo
     for (size_t i = g * group_size; i < (g + 1) * group_size; i += lanes) {
       const auto q = hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(du8, codes + i)));
       hn::StoreU(hn::MulAdd(q, scale_vector, bias_vector), d, out + i);
+    }
+  }
+}
+
+// Decode-time product for 4-bit nibble rows (MLX 4-bit, INT4), small batches. The activations are
+// first reordered to the nibbles' order (per run of 2 * lanes codes: the even columns, then the
+// odd ones), so one widening load of `lanes` bytes gives the low nibbles for the first half and
+// the high nibbles for the second, with no interleave per weight. The affine term is factored
+// out of each group: sum_g s_g <n_g, x_g> + (b_g + code_offset s_g) sum(x_g), with the group
+// sums of x computed once per call.
+struct NibbleRowsShape {
+  const uint8_t* packed = nullptr;  // rows x columns / 2 bytes
+  const float* scales = nullptr;    // rows x groups
+  const float* biases = nullptr;    // rows x groups, or null
+  float code_offset = 0;            // w = s (n + code_offset) + b
+  size_t group_size = 0;            // a multiple of 2 * lanes
+};
+
+template <size_t kTile>
+HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t columns,
+                              const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
+                              float* HWY_RESTRICT out, size_t out_stride) {
+  const hn::ScalableTag<float> d;
+  const hn::RebindToUnsigned<decltype(d)> du;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> du8;
+  const size_t lanes = hn::Lanes(d);
+  const size_t groups = columns / nibbles.group_size;
+  const uint8_t* HWY_RESTRICT packed = nibbles.packed + row * columns / 2;
+  const float* HWY_RESTRICT scales = nibbles.scales + row * groups;
+  const float* HWY_RESTRICT biases = nibbles.biases != nullptr ? nibbles.biases + row * groups : nullptr;
+  const auto low_mask = hn::Set(du, 0x0fu);
+  hn::Vec<decltype(d)> totals[kTile];
+  double offsets[kTile] = {};
+  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
+  for (size_t g = 0; g < groups; ++g) {
+    hn::Vec<decltype(d)> sums[kTile][2];
+    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
+    const size_t first = g * nibbles.group_size;
+    for (size_t i = first; i < first + nibbles.group_size; i += 2 * lanes) {
+      const auto bytes = hn::PromoteTo(du, hn::LoadU(du8, packed + i / 2));
+      const auto low = hn::ConvertTo(d, hn::BitCast(di, hn::And(bytes, low_mask)));
+      const auto high = hn::ConvertTo(d, hn::BitCast(di, hn::ShiftRight<4>(bytes)));
+      for (size_t t = 0; t < kTile; ++t) {
+        sums[t][0] = hn::MulAdd(low, hn::LoadU(d, x + t * columns + i), sums[t][0]);
+        sums[t][1] = hn::MulAdd(high, hn::LoadU(d, x + t * columns + i + lanes), sums[t][1]);
+      }
+    }
+    const float scale = scales[g];
+    const double bias = static_cast<double>(biases != nullptr ? biases[g] : 0.0f) +
+                        static_cast<double>(nibbles.code_offset) * scale;
+    const auto scale_vector = hn::Set(d, scale);
+    for (size_t t = 0; t < kTile; ++t) {
+      totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale_vector, totals[t]);
+      offsets[t] += bias * group_sums[t * groups + g];
+    }
+  }
+  for (size_t t = 0; t < kTile; ++t) {
+    out[t * out_stride] = static_cast<float>(hn::GetLane(hn::SumOfLanes(d, totals[t])) + offsets[t]);
+  }
+}
+
+HWY_INLINE bool NibbleRowsApply(size_t batch, size_t group_size) {
+  return batch <= 4 && group_size % (2 * hn::Lanes(hn::ScalableTag<float>())) == 0;
+}
+
+// Rows [begin, end) for batch <= 4 (NibbleRowsApply).
+HWY_INLINE void NibbleRows(const NibbleRowsShape& nibbles, const RowProductShape& shape, size_t begin, size_t end) {
+  const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
+  const size_t columns = shape.length;
+  const size_t groups = columns / nibbles.group_size;
+  auto reordered = hwy::AllocateAligned<float>(shape.batch * columns);
+  auto group_sums = hwy::AllocateAligned<double>(shape.batch * groups);
+  for (size_t t = 0; t < shape.batch; ++t) {
+    const float* x = shape.x + t * shape.x_stride;
+    float* to = reordered.get() + t * columns;
+    for (size_t run = 0; run < columns; run += 2 * lanes) {
+      for (size_t k = 0; k < lanes; ++k) {
+        to[run + k] = x[run + 2 * k];
+        to[run + lanes + k] = x[run + 2 * k + 1];
+      }
+    }
+    for (size_t g = 0; g < groups; ++g) {
+      double sum = 0;
+      for (size_t c = g * nibbles.group_size; c < (g + 1) * nibbles.group_size; ++c) sum += x[c];
+      group_sums[t * groups + g] = sum;
+    }
+  }
+  for (size_t row = begin; row < end; ++row) {
+    float* out = shape.y + row;
+    switch (shape.batch) {
+      case 4: NibbleRowTile<4>(nibbles, row, columns, reordered.get(), group_sums.get(), out, shape.rows); break;
+      case 3: NibbleRowTile<3>(nibbles, row, columns, reordered.get(), group_sums.get(), out, shape.rows); break;
+      case 2: NibbleRowTile<2>(nibbles, row, columns, reordered.get(), group_sums.get(), out, shape.rows); break;
+      default: NibbleRowTile<1>(nibbles, row, columns, reordered.get(), group_sums.get(), out, shape.rows); break;
     }
   }
 }
