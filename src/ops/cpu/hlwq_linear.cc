@@ -164,6 +164,80 @@ void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const Plan
   for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
 }
 
+// Faster walk for 4..8 bits (the first plane is 4 bits wide, P = d / 2 bytes): one widening load
+// of the 4-bit plane gives codes j.. (low nibbles) and j + d/2.. (high nibbles). Every narrower
+// plane of width w (P_w = d w / 8 bytes, dividing d / 2) holds both runs in byte j mod P_w: the
+// first at field j / P_w, the second 4 / w fields further, i.e. 4 bits higher. So each plane costs
+// one load and one variable shift per pair of code vectors, the rest are constant shifts.
+template <size_t kTile, int kPlanes>
+void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
+                      const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
+                      float* HWY_RESTRICT out, size_t out_stride) {
+  const hn::ScalableTag<float> d;
+  const hn::RebindToUnsigned<decltype(d)> du;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> du8;
+  const size_t lanes = hn::Lanes(d);
+  const HlwqParams& params = codec.params();
+  const CodePlanes planes = code_planes(params.bits);
+  const size_t block = static_cast<size_t>(params.block);
+  const size_t half = block / 2;
+  size_t plane_start[3] = {}, plane_bytes[3] = {};
+  int plane_width[3] = {}, plane_shift[3] = {};
+  for (int p = 0, start = 0; p < kPlanes; ++p) {
+    plane_width[p] = planes.planes[p].width;
+    plane_shift[p] = planes.planes[p].shift;
+    plane_bytes[p] = block * static_cast<size_t>(plane_width[p]) / 8;
+    plane_start[p] = static_cast<size_t>(start);
+    start += static_cast<int>(plane_bytes[p]);
+  }
+  const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
+  const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
+  const auto nibble = hn::Set(du, 0x0fu);
+  hn::Vec<decltype(d)> totals[kTile];
+  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
+  for (int64_t b = 0; b < codec.layout().blocks; ++b) {
+    const uint8_t* packed = codes_row + b * packed_bytes;
+    const float* block_x = x + b * block;
+    hn::Vec<decltype(d)> sums[kTile][2];
+    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
+    for (size_t j = 0; j < half; j += lanes) {
+      const auto low_plane = hn::PromoteTo(du, hn::LoadU(du8, packed + j));
+      auto first = hn::And(low_plane, nibble);
+      auto second = hn::ShiftRight<4>(low_plane);
+      for (int p = 1; p < kPlanes; ++p) {
+        const auto mask = hn::Set(du, (1u << plane_width[p]) - 1);
+        const auto bits = hn::ShiftRightSame(
+            hn::PromoteTo(du, hn::LoadU(du8, packed + plane_start[p] + j % plane_bytes[p])),
+            static_cast<int>(j / plane_bytes[p]) * plane_width[p]);
+        first = hn::Or(first, hn::ShiftLeftSame(hn::And(bits, mask), plane_shift[p]));
+        second = hn::Or(second, hn::ShiftLeftSame(hn::And(hn::ShiftRight<4>(bits), mask), plane_shift[p]));
+      }
+      const auto c0 = LookupCentroids(d, centroids, hn::BitCast(di, first));
+      const auto c1 = LookupCentroids(d, centroids, hn::BitCast(di, second));
+      for (size_t t = 0; t < kTile; ++t) {
+        sums[t][0] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + j), sums[t][0]);
+        sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + half + j), sums[t][1]);
+      }
+    }
+    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale, totals[t]);
+  }
+  for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
+}
+
+template <size_t kTile>
+void FusedRow(const HlwqCodec& codec, const Centroids& centroids, const PlaneWalk& walk,
+              const uint8_t* HWY_RESTRICT codes_row, const uint16_t* HWY_RESTRICT norms_row,
+              const float* HWY_RESTRICT x, size_t x_stride, float* HWY_RESTRICT out, size_t out_stride) {
+  switch (codec.params().bits < 4 ? 0 : code_planes(codec.params().bits).count) {
+    case 1: return FusedRowTileWide<kTile, 1>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    case 2: return FusedRowTileWide<kTile, 2>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    case 3: return FusedRowTileWide<kTile, 3>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    default: return FusedRowTile<kTile>(codec, centroids, walk, codes_row, norms_row, x, x_stride, out, out_stride);
+  }
+}
+
 void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norms, const RowProductShape& shape,
               size_t begin, size_t end) {
   const Centroids centroids(codec.codebook().centroids);
@@ -180,10 +254,10 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
       const uint16_t* norms_row = norms + row * blocks;
       float* out = shape.y + row;
       switch (shape.batch) {
-        case 4: FusedRowTile<4>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
-        case 3: FusedRowTile<3>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
-        case 2: FusedRowTile<2>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
-        default: FusedRowTile<1>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        case 4: FusedRow<4>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        case 3: FusedRow<3>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        case 2: FusedRow<2>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        default: FusedRow<1>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
       }
     }
     return;
