@@ -32,6 +32,7 @@ class Model {
   const std::vector<LayerWeights>& layers() const { return layers_; }
   std::span<const float> final_norm() const { return final_norm_; }
   const LinearWeight& lm_head() const { return tied_ ? embedding_ : lm_head_; }
+  const LinearWeight& embedding() const { return embedding_; }
   // Row `token` of the embedding as floats; throws for a token outside the vocabulary.
   void embed(int64_t token, std::span<float> out) const;
   // Bytes the weights take in memory.
