@@ -1,0 +1,154 @@
+#include "engine/model.h"
+
+#include <string>
+
+#include "convert/model_weights.h"
+#include "core/error.h"
+#include "quant/affine_quant.h"
+#include "quant/int4_symmetric.h"
+
+namespace hlwq {
+
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+// Finds a logical tensor and checks its shape against what the config implies.
+const LogicalTensor& expect(const ModelWeights& weights, const std::string& name, const std::vector<int64_t>& shape) {
+  const LogicalTensor* tensor = weights.find(name);
+  check(tensor != nullptr, "missing tensor ", name, " in ", weights.folder().path().string());
+  check(tensor->shape == shape, "tensor ", name, " has shape ", shape_text(tensor->shape), ", expected ",
+        shape_text(shape));
+  return *tensor;
+}
+
+class Loader {
+ public:
+  Loader(const ModelWeights& weights, ThreadPool& pool) : weights_(weights), pool_(pool) {}
+
+  LinearWeight matrix(const std::string& name, int64_t rows, int64_t columns) {
+    const LogicalTensor& tensor = expect(weights_, name, {rows, columns});
+    LinearWeight weight = load_linear_weight(weights_, tensor);
+    weights_.release(tensor);
+    return weight;
+  }
+
+  std::vector<float> vector(const std::string& name, int64_t size) {
+    const LogicalTensor& tensor = expect(weights_, name, {size});
+    std::vector<float> values = weights_.read_float(tensor, pool_);
+    weights_.release(tensor);
+    return values;
+  }
+
+ private:
+  const ModelWeights& weights_;
+  ThreadPool& pool_;
+};
+
+LayerWeights load_layer(Loader& loader, const ModelConfig& config, int64_t layer) {
+  const std::string prefix = "model.layers." + std::to_string(layer) + ".";
+  const int64_t hidden = config.hidden_size;
+  const int64_t q_width = config.heads * config.head_dim;
+  const int64_t kv_width = config.kv_heads * config.head_dim;
+  const int64_t intermediate = config.intermediate_size;
+  LayerWeights weights;
+  weights.input_norm = loader.vector(prefix + "input_layernorm.weight", hidden);
+  weights.post_attention_norm = loader.vector(prefix + "post_attention_layernorm.weight", hidden);
+  weights.q = loader.matrix(prefix + "self_attn.q_proj.weight", q_width, hidden);
+  weights.k = loader.matrix(prefix + "self_attn.k_proj.weight", kv_width, hidden);
+  weights.v = loader.matrix(prefix + "self_attn.v_proj.weight", kv_width, hidden);
+  weights.o = loader.matrix(prefix + "self_attn.o_proj.weight", hidden, q_width);
+  if (config.qkv_bias) {
+    weights.q_bias = loader.vector(prefix + "self_attn.q_proj.bias", q_width);
+    weights.k_bias = loader.vector(prefix + "self_attn.k_proj.bias", kv_width);
+    weights.v_bias = loader.vector(prefix + "self_attn.v_proj.bias", kv_width);
+  }
+  if (config.output_bias) weights.o_bias = loader.vector(prefix + "self_attn.o_proj.bias", hidden);
+  if (config.qk_norm) {
+    weights.q_norm = loader.vector(prefix + "self_attn.q_norm.weight", config.head_dim);
+    weights.k_norm = loader.vector(prefix + "self_attn.k_norm.weight", config.head_dim);
+  }
+  weights.gate = loader.matrix(prefix + "mlp.gate_proj.weight", intermediate, hidden);
+  weights.up = loader.matrix(prefix + "mlp.up_proj.weight", intermediate, hidden);
+  weights.down = loader.matrix(prefix + "mlp.down_proj.weight", hidden, intermediate);
+  if (config.mlp_bias) {
+    weights.gate_bias = loader.vector(prefix + "mlp.gate_proj.bias", intermediate);
+    weights.up_bias = loader.vector(prefix + "mlp.up_proj.bias", intermediate);
+    weights.down_bias = loader.vector(prefix + "mlp.down_proj.bias", hidden);
+  }
+  return weights;
+}
+
+uint64_t vector_bytes(const std::vector<float>& values) { return values.size() * sizeof(float); }
+
+}  // namespace
+
+Model Model::load(const std::filesystem::path& folder, ThreadPool& pool) {
+  const ModelWeights weights = ModelWeights::open(folder);
+  Model model;
+  model.config_ = parse_model_config(weights.folder().config(), (folder / "config.json").string());
+  const ModelConfig& config = model.config_;
+  Loader loader(weights, pool);
+  model.embedding_ = loader.matrix("model.embed_tokens.weight", config.vocab_size, config.hidden_size);
+  for (int64_t layer = 0; layer < config.layers; ++layer) model.layers_.push_back(load_layer(loader, config, layer));
+  model.final_norm_ = loader.vector("model.norm.weight", config.hidden_size);
+  // A tied model may still store lm_head.weight (some exporters write both); use it when present.
+  model.tied_ = config.tie_word_embeddings && weights.find("lm_head.weight") == nullptr;
+  if (!model.tied_) model.lm_head_ = loader.matrix("lm_head.weight", config.vocab_size, config.hidden_size);
+  return model;
+}
+
+void Model::embed(int64_t token, std::span<float> out) const {
+  check(token >= 0 && token < config_.vocab_size, "token id ", token, " is outside the vocabulary of ",
+        config_.vocab_size);
+  const LinearWeight& table = embedding_;
+  const int64_t columns = table.columns;
+  switch (table.format) {
+    case LinearFormat::dense: {
+      const size_t element = dtype_size(table.dtype);
+      convert_to_float(table.dtype, table.data.bytes().subspan(token * columns * element, columns * element), out);
+      return;
+    }
+    case LinearFormat::hlwq: {
+      const HlwqRowLayout& layout = table.codec->layout();
+      table.codec->dequantize_row(table.codes.as<uint8_t>().subspan(token * layout.code_bytes, layout.code_bytes),
+                                  table.norms.as<uint16_t>().subspan(token * layout.blocks, layout.blocks), out);
+      return;
+    }
+    case LinearFormat::mlx_affine: {
+      const size_t words = affine_packed_words_per_row(columns, table.affine.bits);
+      const int64_t groups = columns / table.affine.group_size;
+      affine_dequantize_rows(table.affine, table.dtype, table.packed.as<uint32_t>().subspan(token * words, words),
+                             std::span<const float>(table.scales).subspan(token * groups, groups),
+                             std::span<const float>(table.biases).subspan(token * groups, groups), 1, columns, out);
+      return;
+    }
+    case LinearFormat::ct_int4: {
+      const int64_t groups = columns / table.int4.group_size;
+      int4_dequantize_rows(table.int4, table.packed.as<int32_t>().subspan(token * columns / 8, columns / 8),
+                           std::span<const float>(table.scales).subspan(token * groups, groups), 1, columns, out);
+      return;
+    }
+  }
+}
+
+uint64_t Model::weight_bytes() const {
+  uint64_t bytes = embedding_.stored_bytes() + lm_head_.stored_bytes() + vector_bytes(final_norm_);
+  for (const LayerWeights& layer : layers_) {
+    for (const LinearWeight* weight : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down}) {
+      bytes += weight->stored_bytes();
+    }
+    for (const std::vector<float>* values : {&layer.input_norm, &layer.post_attention_norm, &layer.q_norm,
+                                             &layer.k_norm, &layer.q_bias, &layer.k_bias, &layer.v_bias,
+                                             &layer.o_bias, &layer.gate_bias, &layer.up_bias, &layer.down_bias}) {
+      bytes += vector_bytes(*values);
+    }
+  }
+  return bytes;
+}
+
+}  // namespace hlwq

@@ -1,0 +1,50 @@
+// A decoder model loaded for execution: every linear weight in its storage format (LinearWeight),
+// norms and biases as floats, the token embedding kept in its own format and dequantized one row
+// per token. Checks that every tensor the config implies exists with the right shape.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "engine/model_config.h"
+#include "ops/linear_weight.h"
+
+namespace hlwq {
+
+struct LayerWeights {
+  std::vector<float> input_norm, post_attention_norm;
+  std::vector<float> q_norm, k_norm;  // qwen3 only (head_dim each)
+  LinearWeight q, k, v, o, gate, up, down;
+  std::vector<float> q_bias, k_bias, v_bias, o_bias;  // empty when the model has none
+  std::vector<float> gate_bias, up_bias, down_bias;
+};
+
+class Model {
+ public:
+  // Reads config.json and the weights of a model folder (dense, HLWQ, MLX affine or CT INT4).
+  // Throws hlwq::Error naming the tensor that is missing or misshapen.
+  static Model load(const std::filesystem::path& folder, ThreadPool& pool);
+
+  const ModelConfig& config() const { return config_; }
+  const std::vector<LayerWeights>& layers() const { return layers_; }
+  std::span<const float> final_norm() const { return final_norm_; }
+  const LinearWeight& lm_head() const { return tied_ ? embedding_ : lm_head_; }
+  const LinearWeight& embedding() const { return embedding_; }
+  // Row `token` of the embedding as floats; throws for a token outside the vocabulary.
+  void embed(int64_t token, std::span<float> out) const;
+  // Bytes the weights take in memory.
+  uint64_t weight_bytes() const;
+
+ private:
+  ModelConfig config_;
+  LinearWeight embedding_;
+  std::vector<LayerWeights> layers_;
+  std::vector<float> final_norm_;
+  LinearWeight lm_head_;
+  bool tied_ = false;
+};
+
+}  // namespace hlwq

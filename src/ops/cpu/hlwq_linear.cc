@@ -1,0 +1,336 @@
+// HLWQ linear product without dequantizing: the activations are rotated once per call into the
+// codes' domain (x' = H(s * x_block) / sqrt(d)), then each weight row is its codes' centroids
+// (decoded with SIMD shifts, masks and lane permutations) times the block norms, dotted with x'.
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "core/error.h"
+#include "hwy/aligned_allocator.h"
+#include "ops/cpu/linear_kernels.h"
+#include "quant/code_packing.h"
+#include "quant/hadamard.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "ops/cpu/hlwq_linear.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "ops/cpu/row_product-inl.h"
+#include "quant/code_packing-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace hlwq {
+namespace HWY_NAMESPACE {
+
+constexpr size_t kMaxBlock = 1024;
+
+// The codebook zero-padded to 256 entries plus a vector, so table vectors and gathers stay inside.
+struct Centroids {
+  HWY_ALIGN float values[256 + 64];
+  size_t levels;
+  explicit Centroids(const std::vector<float>& centroids) : levels(centroids.size()) {
+    std::fill(std::copy(centroids.begin(), centroids.end(), values), values + 256 + 64, 0.0f);
+  }
+};
+
+// c[code] per lane: one lane permutation when the codebook fits a vector (Q4 on AVX-512), two and a
+// blend when it fits two (Q5 on AVX-512, Q4 on AVX2), a gather otherwise (slower: about 4x).
+template <class D>
+HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::RebindToSigned<D>> code) {
+  const hn::RebindToSigned<D> di;
+  const size_t lanes = hn::Lanes(d);
+  if (table.levels <= lanes) {
+    return hn::TableLookupLanes(hn::Load(d, table.values), hn::IndicesFromVec(d, code));
+  }
+  if (table.levels <= 2 * lanes) {
+    const auto lane = hn::IndicesFromVec(d, hn::And(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
+    const auto in_upper = hn::RebindMask(d, hn::Gt(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
+    return hn::IfThenElse(in_upper, hn::TableLookupLanes(hn::Load(d, table.values + lanes), lane),
+                          hn::TableLookupLanes(hn::Load(d, table.values), lane));
+  }
+  return hn::GatherIndex(d, table.values, code);
+}
+
+// Row r in the rotated domain: norm_b / sqrt(d) * c[q] for every code of every block (padding included).
+void DecodeRotatedRow(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
+                      const uint16_t* HWY_RESTRICT norms_row, float* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> d;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> du8;
+  const size_t lanes = hn::Lanes(d);
+  const HlwqParams& params = codec.params();
+  const size_t block = static_cast<size_t>(params.block);
+  const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
+  const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
+  HWY_ALIGN uint8_t codes[kMaxBlock];
+  for (int64_t b = 0; b < codec.layout().blocks; ++b) {
+    UnpackBlockCodes(params.bits, codes_row + b * packed_bytes, block, codes);
+    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    float* block_out = out + b * block;
+    for (size_t i = 0; i < block; i += lanes) {
+      const auto code = hn::PromoteTo(di, hn::LoadU(du8, codes + i));
+      hn::StoreU(hn::Mul(LookupCentroids(d, centroids, code), scale), d, block_out + i);
+    }
+  }
+}
+
+// True when every plane of a block holds whole vectors of codes (d * width / 8 bytes a multiple of
+// the lane count): then a vector of codes is one widening load, shift and mask per plane.
+HWY_INLINE bool PlanesHoldWholeVectors(const HlwqParams& params, size_t lanes) {
+  for (const CodePlane& plane : code_planes(params.bits)) {
+    if ((static_cast<size_t>(params.block) * static_cast<size_t>(plane.width) / 8) % lanes != 0) return false;
+  }
+  return true;
+}
+
+// Where vector v of a block's codes sits in each plane: code i's bits of a plane are field
+// i / P of byte i mod P (docs/FORMAT.md), and a run of `lanes` codes stays in one field when P is
+// a multiple of lanes. Computed once per call so the inner loop has no division.
+struct PlaneWalk {
+  static constexpr size_t kMaxVectors = kMaxBlock / 4;  // a block of 1024 in 4-lane vectors
+  int plane_count = 0;
+  uint32_t masks[3] = {};
+  int shifts_left[3] = {};
+  uint16_t byte_offsets[kMaxVectors][3] = {};  // from the block start
+  uint8_t shifts_right[kMaxVectors][3] = {};
+
+  PlaneWalk(const HlwqParams& params, size_t lanes) {
+    const size_t block = static_cast<size_t>(params.block);
+    size_t plane_start = 0;
+    for (const CodePlane& plane : code_planes(params.bits)) {
+      const size_t plane_bytes = block * static_cast<size_t>(plane.width) / 8;
+      masks[plane_count] = (1u << plane.width) - 1;
+      shifts_left[plane_count] = plane.shift;
+      for (size_t v = 0; v * lanes < block && v < kMaxVectors; ++v) {
+        byte_offsets[v][plane_count] = static_cast<uint16_t>(plane_start + (v * lanes) % plane_bytes);
+        shifts_right[v][plane_count] = static_cast<uint8_t>((v * lanes) / plane_bytes * plane.width);
+      }
+      plane_start += plane_bytes;
+      ++plane_count;
+    }
+  }
+};
+
+// Codes v * lanes .. v * lanes + lanes - 1 of a packed block: per plane one widening load, shift,
+// mask and OR.
+template <class D>
+HWY_INLINE hn::Vec<hn::RebindToSigned<D>> BlockCodeVector(D /*tag*/, const PlaneWalk& walk,
+                                                          const uint8_t* HWY_RESTRICT packed, size_t v) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::Rebind<uint8_t, D> du8;
+  auto code = hn::ShiftRightSame(hn::PromoteTo(du, hn::LoadU(du8, packed + walk.byte_offsets[v][0])),
+                                 walk.shifts_right[v][0]);
+  code = hn::And(code, hn::Set(du, walk.masks[0]));
+  for (int p = 1; p < walk.plane_count; ++p) {
+    const auto bytes = hn::PromoteTo(du, hn::LoadU(du8, packed + walk.byte_offsets[v][p]));
+    const auto bits = hn::And(hn::ShiftRightSame(bytes, walk.shifts_right[v][p]), hn::Set(du, walk.masks[p]));
+    code = hn::Or(code, hn::ShiftLeftSame(bits, walk.shifts_left[p]));
+  }
+  return hn::BitCast(hn::RebindToSigned<D>(), code);
+}
+
+// Decode-time product for one tile of kTile activation rows: per block, sum_i c[q_i] x'_i in
+// vectors (two chains per row so the multiply-add latency overlaps), then times the block's
+// norm / sqrt(d). No weight is ever stored.
+template <size_t kTile>
+void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const PlaneWalk& walk, const uint8_t* HWY_RESTRICT codes_row,
+                  const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
+                  float* HWY_RESTRICT out, size_t out_stride) {
+  const hn::ScalableTag<float> d;
+  const size_t lanes = hn::Lanes(d);
+  const HlwqParams& params = codec.params();
+  const size_t block = static_cast<size_t>(params.block);
+  const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
+  const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
+  hn::Vec<decltype(d)> totals[kTile];
+  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
+  for (int64_t b = 0; b < codec.layout().blocks; ++b) {
+    const uint8_t* packed = codes_row + b * packed_bytes;
+    const float* block_x = x + b * block;
+    hn::Vec<decltype(d)> sums[kTile][2];
+    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
+    for (size_t i = 0, v = 0; i < block; i += 2 * lanes, v += 2) {  // block is a multiple of 2 * lanes
+      const auto c0 = LookupCentroids(d, centroids, BlockCodeVector(d, walk, packed, v));
+      const auto c1 = LookupCentroids(d, centroids, BlockCodeVector(d, walk, packed, v + 1));
+      for (size_t t = 0; t < kTile; ++t) {
+        sums[t][0] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + i), sums[t][0]);
+        sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + i + lanes), sums[t][1]);
+      }
+    }
+    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale, totals[t]);
+  }
+  for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
+}
+
+// Faster walk for 4..8 bits (the first plane is 4 bits wide, P = d / 2 bytes): one widening load
+// of the 4-bit plane gives codes j.. (low nibbles) and j + d/2.. (high nibbles). Every narrower
+// plane of width w (P_w = d w / 8 bytes, dividing d / 2) holds both runs in byte j mod P_w: the
+// first at field j / P_w, the second 4 / w fields further, i.e. 4 bits higher. So each plane costs
+// one load and one variable shift per pair of code vectors, the rest are constant shifts.
+template <size_t kTile, int kPlanes>
+void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
+                      const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
+                      float* HWY_RESTRICT out, size_t out_stride) {
+  const hn::ScalableTag<float> d;
+  const hn::RebindToUnsigned<decltype(d)> du;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> du8;
+  const size_t lanes = hn::Lanes(d);
+  const HlwqParams& params = codec.params();
+  const CodePlanes planes = code_planes(params.bits);
+  const size_t block = static_cast<size_t>(params.block);
+  const size_t half = block / 2;
+  size_t plane_start[3] = {}, plane_bytes[3] = {};
+  int plane_width[3] = {}, plane_shift[3] = {};
+  for (int p = 0, start = 0; p < kPlanes; ++p) {
+    plane_width[p] = planes.planes[p].width;
+    plane_shift[p] = planes.planes[p].shift;
+    plane_bytes[p] = block * static_cast<size_t>(plane_width[p]) / 8;
+    plane_start[p] = static_cast<size_t>(start);
+    start += static_cast<int>(plane_bytes[p]);
+  }
+  const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
+  const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
+  const auto nibble = hn::Set(du, 0x0fu);
+  hn::Vec<decltype(d)> totals[kTile];
+  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
+  for (int64_t b = 0; b < codec.layout().blocks; ++b) {
+    const uint8_t* packed = codes_row + b * packed_bytes;
+    const float* block_x = x + b * block;
+    hn::Vec<decltype(d)> sums[kTile][2];
+    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
+    for (size_t j = 0; j < half; j += lanes) {
+      const auto low_plane = hn::PromoteTo(du, hn::LoadU(du8, packed + j));
+      auto first = hn::And(low_plane, nibble);
+      auto second = hn::ShiftRight<4>(low_plane);
+      for (int p = 1; p < kPlanes; ++p) {
+        const auto mask = hn::Set(du, (1u << plane_width[p]) - 1);
+        const auto bits = hn::ShiftRightSame(
+            hn::PromoteTo(du, hn::LoadU(du8, packed + plane_start[p] + j % plane_bytes[p])),
+            static_cast<int>(j / plane_bytes[p]) * plane_width[p]);
+        first = hn::Or(first, hn::ShiftLeftSame(hn::And(bits, mask), plane_shift[p]));
+        second = hn::Or(second, hn::ShiftLeftSame(hn::And(hn::ShiftRight<4>(bits), mask), plane_shift[p]));
+      }
+      const auto c0 = LookupCentroids(d, centroids, hn::BitCast(di, first));
+      const auto c1 = LookupCentroids(d, centroids, hn::BitCast(di, second));
+      for (size_t t = 0; t < kTile; ++t) {
+        sums[t][0] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + j), sums[t][0]);
+        sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + half + j), sums[t][1]);
+      }
+    }
+    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale, totals[t]);
+  }
+  for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
+}
+
+template <size_t kTile>
+void FusedRow(const HlwqCodec& codec, const Centroids& centroids, const PlaneWalk& walk,
+              const uint8_t* HWY_RESTRICT codes_row, const uint16_t* HWY_RESTRICT norms_row,
+              const float* HWY_RESTRICT x, size_t x_stride, float* HWY_RESTRICT out, size_t out_stride) {
+  switch (codec.params().bits < 4 ? 0 : code_planes(codec.params().bits).count) {
+    case 1: return FusedRowTileWide<kTile, 1>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    case 2: return FusedRowTileWide<kTile, 2>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    case 3: return FusedRowTileWide<kTile, 3>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    default: return FusedRowTile<kTile>(codec, centroids, walk, codes_row, norms_row, x, x_stride, out, out_stride);
+  }
+}
+
+void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norms, const RowProductShape& shape,
+              size_t begin, size_t end) {
+  const Centroids centroids(codec.codebook().centroids);
+  const size_t code_bytes = codec.layout().code_bytes;
+  const size_t blocks = static_cast<size_t>(codec.layout().blocks);
+  const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
+  const size_t block = static_cast<size_t>(codec.params().block);
+  if (shape.batch <= 4 && block >= 2 * lanes && block / lanes <= PlaneWalk::kMaxVectors &&
+      PlanesHoldWholeVectors(codec.params(), lanes)) {
+    // Decode (small batch): codes straight into multiply-adds, one pass over the weight.
+    const auto walk = std::make_unique<PlaneWalk>(codec.params(), lanes);
+    for (size_t row = begin; row < end; ++row) {
+      const uint8_t* codes_row = codes + row * code_bytes;
+      const uint16_t* norms_row = norms + row * blocks;
+      float* out = shape.y + row;
+      switch (shape.batch) {
+        case 4: FusedRow<4>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        case 3: FusedRow<3>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        case 2: FusedRow<2>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        default: FusedRow<1>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+      }
+    }
+    return;
+  }
+  // Larger batches (or small blocks): decode rows into scratch once, reuse them for every batch tile.
+  auto scratch = hwy::AllocateAligned<float>(shape.chunk_rows * shape.length);
+  ProductOfRows<float>(shape, begin, end, scratch.get(), [&](size_t row, float* out) {
+    DecodeRotatedRow(codec, centroids, codes + row * code_bytes, norms + row * blocks, out);
+    return static_cast<const float*>(out);
+  });
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace hlwq
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace hlwq {
+
+HWY_EXPORT(HlwqRows);
+
+bool hlwq_linear_applies(const LinearWeight& weight) {
+  return weight.format == LinearFormat::hlwq && weight.codec != nullptr &&
+         weight.codec->params().block <= 1024;
+}
+
+namespace {
+
+// x' rows (blocks * d floats each): the activation row zero-padded, times the signs, each block
+// through the orthonormal transform. One pass per call, shared by every weight row.
+std::vector<float> rotate_activations(const HlwqCodec& codec, std::span<const float> x, size_t batch,
+                                      ThreadPool& pool) {
+  const size_t columns = static_cast<size_t>(codec.layout().columns);
+  const size_t block = static_cast<size_t>(codec.params().block);
+  const size_t padded = static_cast<size_t>(codec.layout().blocks) * block;
+  const std::span<const float> signs = codec.padded_signs();
+  std::vector<float> rotated(batch * padded, 0.0f);
+  pool.parallel_for(batch, [&](size_t begin, size_t end) {
+    for (size_t b = begin; b < end; ++b) {
+      float* row = rotated.data() + b * padded;
+      std::memcpy(row, x.data() + b * columns, columns * sizeof(float));
+      if (!signs.empty()) {
+        for (size_t c = 0; c < columns; ++c) row[c] *= signs[c];
+      }
+      for (size_t first = 0; first < padded; first += block) walsh_hadamard_transform({row + first, block});
+    }
+  });
+  return rotated;
+}
+
+}  // namespace
+
+void hlwq_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
+                         std::span<float> y, ThreadPool& pool) {
+  check(hlwq_linear_applies(weight), "internal: hlwq_linear_forward on a weight it does not apply to");
+  const HlwqCodec& codec = *weight.codec;
+  const HlwqRowLayout& layout = codec.layout();
+  const size_t rows = static_cast<size_t>(weight.rows), columns = static_cast<size_t>(weight.columns);
+  const size_t batch_rows = static_cast<size_t>(batch);
+  check(layout.columns == weight.columns && x.size() == batch_rows * columns && y.size() == batch_rows * rows &&
+            weight.codes.size() == rows * layout.code_bytes &&
+            weight.norms.size() == rows * static_cast<size_t>(layout.blocks) * sizeof(uint16_t),
+        "internal: hlwq_linear_forward sizes do not match the ", rows, "x", columns, " weight");
+  const size_t padded = static_cast<size_t>(layout.blocks * codec.params().block);
+  const std::vector<float> rotated = rotate_activations(codec, x, batch_rows, pool);
+  const RowProductShape shape{rotated.data(), batch_rows, padded, padded, y.data(), rows,
+                              chunk_rows_for(batch_rows, padded)};
+  const uint8_t* codes = weight.codes.as<uint8_t>().data();
+  const uint16_t* norms = weight.norms.as<uint16_t>().data();
+  pool.parallel_for(rows, [&](size_t begin, size_t end) {
+    HWY_DYNAMIC_DISPATCH(HlwqRows)(codec, codes, norms, shape, begin, end);
+  });
+}
+
+}  // namespace hlwq
+#endif  // HWY_ONCE

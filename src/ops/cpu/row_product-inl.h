@@ -1,0 +1,248 @@
+// Per-target pieces every CPU linear kernel shares: the dot product of one weight row (F32, F16 or
+// BF16) with a tile of 1..4 activation rows, the driver that walks a range of output rows with the
+// batch split into such tiles, and the unpacking of 4-bit nibbles and affine codes to floats.
+// Include inside a Highway target loop (after hwy/foreach_target.h), like any -inl.h header.
+
+// Per-target include guard: re-included once per SIMD target.
+#if defined(HLWQ_OPS_CPU_ROW_PRODUCT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef HLWQ_OPS_CPU_ROW_PRODUCT_INL_H_
+#undef HLWQ_OPS_CPU_ROW_PRODUCT_INL_H_
+#else
+#define HLWQ_OPS_CPU_ROW_PRODUCT_INL_H_
+#endif
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "hwy/aligned_allocator.h"
+#include "hwy/highway.h"
+#include "ops/cpu/row_product.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace hlwq {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// One vector of weights widened to float.
+template <class D>
+HWY_INLINE hn::Vec<D> LoadWeights(D d, const float* HWY_RESTRICT weights) {
+  return hn::LoadU(d, weights);
+}
+template <class D>
+HWY_INLINE hn::Vec<D> LoadWeights(D d, const hwy::bfloat16_t* HWY_RESTRICT weights) {
+  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::bfloat16_t, D>(), weights));
+}
+template <class D>
+HWY_INLINE hn::Vec<D> LoadWeights(D d, const hwy::float16_t* HWY_RESTRICT weights) {
+  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), weights));
+}
+
+// out[t * out_stride] = <weights, x + t * x_stride> over `length` values for t < kTile. Each weight
+// vector is loaded once and used kTile times. Small tiles keep several independent sums per row
+// (kUnroll) so the multiply-add latency is hidden; the order of the sums is fixed per target.
+template <size_t kTile, typename T>
+HWY_INLINE void DotTile(const T* HWY_RESTRICT weights, const float* HWY_RESTRICT x, size_t x_stride,
+                        size_t length, float* HWY_RESTRICT out, size_t out_stride) {
+  const hn::ScalableTag<float> d;
+  constexpr size_t kUnroll = kTile == 1 ? 4 : (kTile == 2 ? 2 : 1);
+  const size_t lanes = hn::Lanes(d);
+  hn::Vec<decltype(d)> sums[kTile][kUnroll];
+  for (size_t t = 0; t < kTile; ++t) {
+    for (size_t u = 0; u < kUnroll; ++u) sums[t][u] = hn::Zero(d);
+  }
+  size_t i = 0;
+  for (; i + kUnroll * lanes <= length; i += kUnroll * lanes) {
+    for (size_t u = 0; u < kUnroll; ++u) {
+      const auto w = LoadWeights(d, weights + i + u * lanes);
+      for (size_t t = 0; t < kTile; ++t) {
+        sums[t][u] = hn::MulAdd(w, hn::LoadU(d, x + t * x_stride + i + u * lanes), sums[t][u]);
+      }
+    }
+  }
+  for (; i + lanes <= length; i += lanes) {
+    const auto w = LoadWeights(d, weights + i);
+    for (size_t t = 0; t < kTile; ++t) sums[t][0] = hn::MulAdd(w, hn::LoadU(d, x + t * x_stride + i), sums[t][0]);
+  }
+  for (size_t t = 0; t < kTile; ++t) {
+    for (size_t u = 1; u < kUnroll; ++u) sums[t][0] = hn::Add(sums[t][0], sums[t][u]);
+    float total = hn::GetLane(hn::SumOfLanes(d, sums[t][0]));
+    for (size_t j = i; j < length; ++j) total += hn::GetLane(LoadWeights(hn::CappedTag<float, 1>(), weights + j)) *
+                                                 x[t * x_stride + j];
+    out[t * out_stride] = total;
+  }
+}
+
+// Rows [begin, end): row_of(r, scratch) returns a pointer to the `length` values of weight row r
+// (either the stored row or scratch, room for `length` floats, filled with the decoded row). The
+// batch is walked in tiles of 4 for each row of a chunk, so a weight row is read from memory once.
+template <typename T, class RowOf>
+HWY_INLINE void ProductOfRows(const RowProductShape& shape, size_t begin, size_t end, float* HWY_RESTRICT scratch,
+                              const RowOf& row_of) {
+  const T* chunk[kMaxChunkRows];
+  for (size_t first = begin; first < end; first += shape.chunk_rows) {
+    const size_t count = std::min(shape.chunk_rows, end - first);
+    for (size_t k = 0; k < count; ++k) chunk[k] = row_of(first + k, scratch + k * shape.length);
+    size_t b = 0;
+    for (; b + 4 <= shape.batch; b += 4) {
+      for (size_t k = 0; k < count; ++k) {
+        DotTile<4>(chunk[k], shape.x + b * shape.x_stride, shape.x_stride, shape.length,
+                   shape.y + b * shape.rows + first + k, shape.rows);
+      }
+    }
+    const size_t left = shape.batch - b;
+    const float* x = shape.x + b * shape.x_stride;
+    float* y = shape.y + b * shape.rows + first;
+    for (size_t k = 0; k < count; ++k) {
+      if (left == 3) DotTile<3>(chunk[k], x, shape.x_stride, shape.length, y + k, shape.rows);
+      if (left == 2) DotTile<2>(chunk[k], x, shape.x_stride, shape.length, y + k, shape.rows);
+      if (left == 1) DotTile<1>(chunk[k], x, shape.x_stride, shape.length, y + k, shape.rows);
+    }
+  }
+}
+
+// 2 * bytes codes from bytes of nibbles, low nibble first (the order of MLX 4-bit words and of
+// compressed-tensors INT4 words on a little-endian machine).
+HWY_INLINE void UnpackNibbles(const uint8_t* HWY_RESTRICT packed, size_t bytes, uint8_t* HWY_RESTRICT codes) {
+  size_t j = 0;
+#if HWY_TARGET != HWY_SCALAR
+  // 128-bit vectors (16 lanes on every target but the scalar one): interleaving the low and high
+  // nibbles puts the codes in order.
+  const hn::CappedTag<uint8_t, 16> d;
+  const size_t lanes = hn::Lanes(d);
+  const auto low_mask = hn::Set(d, uint8_t{0x0f});
+  for (; j + lanes <= bytes; j += lanes) {
+    const auto v = hn::LoadU(d, packed + j);
+    const auto low = hn::And(v, low_mask);
+    const auto high = hn::ShiftRight<4>(v);
+    hn::StoreU(hn::InterleaveLower(d, low, high), d, codes + 2 * j);
+    hn::StoreU(hn::InterleaveUpper(d, low, high), d, codes + 2 * j + lanes);
+  }
+#endif
+  for (; j < bytes; ++j) {
+    codes[2 * j] = packed[j] & 0x0f;
+    codes[2 * j + 1] = packed[j] >> 4;
+  }
+}
+
+// out[i] = scale_g * (code[i] + code_offset) + bias_g for groups of group_size (a multiple of the
+// float vector length) codes: one convert and one multiply-add per vector.
+HWY_INLINE void AffineCodesToFloats(const uint8_t* HWY_RESTRICT codes, const float* HWY_RESTRICT scales,
+                                    const float* HWY_RESTRICT biases, float code_offset, size_t groups,
+                                    size_t group_size, float* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> d;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> du8;
+  const size_t lanes = hn::Lanes(d);
+  for (size_t g = 0; g < groups; ++g) {
+    const float scale = scales[g];
+    const float bias = (biases != nullptr ? biases[g] : 0.0f) + scale * code_offset;
+    const auto scale_vector = hn::Set(d, scale);
+    const auto bias_vector = hn::Set(d, bias);
+    for (size_t i = g * group_size; i < (g + 1) * group_size; i += lanes) {
+      const auto q = hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(du8, codes + i)));
+      hn::StoreU(hn::MulAdd(q, scale_vector, bias_vector), d, out + i);
+    }
+  }
+}
+
+// Decode-time product for 4-bit nibble rows (MLX 4-bit, INT4), small batches. The activations are
+// first reordered to the nibbles' order (per run of 2 * lanes codes: the even columns, then the
+// odd ones), so one widening load of `lanes` bytes gives the low nibbles for the first half and
+// the high nibbles for the second, with no interleave per weight. The affine term is factored
+// out of each group: sum_g s_g <n_g, x_g> + (b_g + code_offset s_g) sum(x_g), with the group
+// sums of x computed once per call.
+struct NibbleRowsShape {
+  const uint8_t* packed = nullptr;  // rows x columns / 2 bytes
+  const float* scales = nullptr;    // rows x groups
+  const float* biases = nullptr;    // rows x groups, or null
+  float code_offset = 0;            // w = s (n + code_offset) + b
+  size_t group_size = 0;            // a multiple of 2 * lanes
+};
+
+template <size_t kTile>
+HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t columns,
+                              const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
+                              float* HWY_RESTRICT out, size_t out_stride) {
+  const hn::ScalableTag<float> d;
+  const hn::RebindToUnsigned<decltype(d)> du;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> du8;
+  const size_t lanes = hn::Lanes(d);
+  const size_t groups = columns / nibbles.group_size;
+  const uint8_t* HWY_RESTRICT packed = nibbles.packed + row * columns / 2;
+  const float* HWY_RESTRICT scales = nibbles.scales + row * groups;
+  const float* HWY_RESTRICT biases = nibbles.biases != nullptr ? nibbles.biases + row * groups : nullptr;
+  const auto low_mask = hn::Set(du, 0x0fu);
+  hn::Vec<decltype(d)> totals[kTile];
+  double offsets[kTile] = {};
+  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
+  for (size_t g = 0; g < groups; ++g) {
+    hn::Vec<decltype(d)> sums[kTile][2];
+    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
+    const size_t first = g * nibbles.group_size;
+    for (size_t i = first; i < first + nibbles.group_size; i += 2 * lanes) {
+      const auto bytes = hn::PromoteTo(du, hn::LoadU(du8, packed + i / 2));
+      const auto low = hn::ConvertTo(d, hn::BitCast(di, hn::And(bytes, low_mask)));
+      const auto high = hn::ConvertTo(d, hn::BitCast(di, hn::ShiftRight<4>(bytes)));
+      for (size_t t = 0; t < kTile; ++t) {
+        sums[t][0] = hn::MulAdd(low, hn::LoadU(d, x + t * columns + i), sums[t][0]);
+        sums[t][1] = hn::MulAdd(high, hn::LoadU(d, x + t * columns + i + lanes), sums[t][1]);
+      }
+    }
+    const float scale = scales[g];
+    const double bias = static_cast<double>(biases != nullptr ? biases[g] : 0.0f) +
+                        static_cast<double>(nibbles.code_offset) * scale;
+    const auto scale_vector = hn::Set(d, scale);
+    for (size_t t = 0; t < kTile; ++t) {
+      totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale_vector, totals[t]);
+      offsets[t] += bias * group_sums[t * groups + g];
+    }
+  }
+  for (size_t t = 0; t < kTile; ++t) {
+    out[t * out_stride] = static_cast<float>(hn::GetLane(hn::SumOfLanes(d, totals[t])) + offsets[t]);
+  }
+}
+
+HWY_INLINE bool NibbleRowsApply(size_t batch, size_t group_size) {
+  return batch <= 4 && group_size % (2 * hn::Lanes(hn::ScalableTag<float>())) == 0;
+}
+
+// Rows [begin, end) for batch <= 4 (NibbleRowsApply).
+HWY_INLINE void NibbleRows(const NibbleRowsShape& nibbles, const RowProductShape& shape, size_t begin, size_t end) {
+  const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
+  const size_t columns = shape.length;
+  const size_t groups = columns / nibbles.group_size;
+  auto reordered = hwy::AllocateAligned<float>(shape.batch * columns);
+  auto group_sums = hwy::AllocateAligned<double>(shape.batch * groups);
+  for (size_t t = 0; t < shape.batch; ++t) {
+    const float* x = shape.x + t * shape.x_stride;
+    float* to = reordered.get() + t * columns;
+    for (size_t run = 0; run < columns; run += 2 * lanes) {
+      for (size_t k = 0; k < lanes; ++k) {
+        to[run + k] = x[run + 2 * k];
+        to[run + lanes + k] = x[run + 2 * k + 1];
+      }
+    }
+    for (size_t g = 0; g < groups; ++g) {
+      double sum = 0;
+      for (size_t c = g * nibbles.group_size; c < (g + 1) * nibbles.group_size; ++c) sum += x[c];
+      group_sums[t * groups + g] = sum;
+    }
+  }
+  for (size_t row = begin; row < end; ++row) {
+    float* out = shape.y + row;
+    switch (shape.batch) {
+      case 4: NibbleRowTile<4>(nibbles, row, columns, reordered.get(), group_sums.get(), out, shape.rows); break;
+      case 3: NibbleRowTile<3>(nibbles, row, columns, reordered.get(), group_sums.get(), out, shape.rows); break;
+      case 2: NibbleRowTile<2>(nibbles, row, columns, reordered.get(), group_sums.get(), out, shape.rows); break;
+      default: NibbleRowTile<1>(nibbles, row, columns, reordered.get(), group_sums.get(), out, shape.rows); break;
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace hlwq
+HWY_AFTER_NAMESPACE();
+
+#endif  // HLWQ_OPS_CPU_ROW_PRODUCT_INL_H_

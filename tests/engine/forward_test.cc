@@ -1,0 +1,131 @@
+#include "engine/forward.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "convert/tiny_model.h"
+#include "engine/engine_fixture.h"
+#include "test_util.h"
+
+namespace hlwq {
+namespace {
+
+class TransformersLogits : public ::testing::TestWithParam<std::string> {};
+
+// Prefill of the fixture prompt against transformers' float32 logits (every position). Both sides
+// compute in float32 with the same weights; the engine sums matmuls in double, so differences are
+// float rounding only (measured ~1e-6). Logits are O(2); bound 1e-5.
+TEST_P(TransformersLogits, PrefillMatchesTransformers) {
+  ThreadPool pool(2);
+  const std::filesystem::path folder = engine_fixture(GetParam());
+  const ReferenceLogits reference = read_reference_logits(folder);
+  const Model model = Model::load(folder, pool);
+  ASSERT_EQ(model.config().vocab_size, reference.vocab);
+  const std::vector<float> logits = prefill_logits(model, reference.ids, pool);
+  const double difference = max_abs_difference(logits, reference.logits);
+  std::printf("%s: max |engine - transformers| logit difference %.3g\n", GetParam().c_str(), difference);
+  EXPECT_LT(difference, 1e-5);
+}
+
+// Decoding token by token through the KV cache gives the logits of one prefill.
+TEST_P(TransformersLogits, DecodeMatchesPrefill) {
+  ThreadPool pool(2);
+  const std::filesystem::path folder = engine_fixture(GetParam());
+  const ReferenceLogits reference = read_reference_logits(folder);
+  const Model model = Model::load(folder, pool);
+  const std::vector<float> prefill = prefill_logits(model, reference.ids, pool);
+  // First half as one prefill, then one token at a time.
+  KvCache cache = make_kv_cache(model, 64, DType::F32);
+  const size_t half = reference.ids.size() / 2;
+  std::vector<float> stepwise =
+      forward(model, cache, std::span(reference.ids).first(half), 0, LogitsFor::all_positions, pool);
+  for (size_t position = half; position < reference.ids.size(); ++position) {
+    const std::vector<float> step = forward(model, cache, std::span(reference.ids).subspan(position, 1),
+                                            static_cast<int64_t>(position), LogitsFor::last_position, pool);
+    stepwise.insert(stepwise.end(), step.begin(), step.end());
+  }
+  EXPECT_LT(max_abs_difference(stepwise, prefill), 1e-5);
+  // last_position returns the final row of all_positions.
+  KvCache fresh = make_kv_cache(model, 64, DType::F32);
+  const std::vector<float> last = forward(model, fresh, reference.ids, 0, LogitsFor::last_position, pool);
+  EXPECT_LT(max_abs_difference(last, std::span(prefill).last(reference.vocab)), 1e-6);
+}
+
+// F16 and BF16 caches round keys and values; logits stay close (bounds from the rounding: 2^-11 and
+// 2^-8 relative on O(1) activations through two layers).
+TEST_P(TransformersLogits, HalfPrecisionCacheStaysClose) {
+  ThreadPool pool(2);
+  const std::filesystem::path folder = engine_fixture(GetParam());
+  const ReferenceLogits reference = read_reference_logits(folder);
+  const Model model = Model::load(folder, pool);
+  const double f16 = max_abs_difference(prefill_logits(model, reference.ids, pool, DType::F16), reference.logits);
+  const double bf16 = max_abs_difference(prefill_logits(model, reference.ids, pool, DType::BF16), reference.logits);
+  std::printf("%s: F16 cache %.3g, BF16 cache %.3g\n", GetParam().c_str(), f16, bf16);
+  EXPECT_LT(f16, 5e-3);
+  EXPECT_LT(bf16, 3e-2);
+  EXPECT_GT(bf16, 0.0);  // the rounding does reach the logits
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, TransformersLogits,
+                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3"));
+
+// The fixture is sensitive to the rope scaling: the same llama weights without llama3 scaling give
+// logits far from transformers' (so the 1e-5 match above tests the scaled frequencies).
+TEST(Forward, Llama3RopeScalingChangesTheLogits) {
+  ThreadPool pool(2);
+  TemporaryFolder temporary;
+  const std::filesystem::path source = engine_fixture("llama");
+  std::filesystem::copy(source, temporary.path() / "llama");
+  const std::filesystem::path config_path = temporary.path() / "llama" / "config.json";
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(config_path));
+  config["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}};
+  std::ofstream(config_path) << config.dump();
+  const ReferenceLogits reference = read_reference_logits(source);
+  const Model unscaled = Model::load(temporary.path() / "llama", pool);
+  EXPECT_GT(max_abs_difference(prefill_logits(unscaled, reference.ids, pool), reference.logits), 1e-3);
+}
+
+// A NaN weight in layer 1's MLP: the error names layer 1, found by the checked second pass.
+TEST(Forward, NanLogitsNameTheFirstLayerWithANan) {
+  ThreadPool pool(2);
+  TemporaryFolder temporary;
+  TinyModelOptions options;
+  options.dtype = DType::F32;
+  options.poison_with_nan = true;
+  write_tiny_model(temporary.path(), options);
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(temporary.path() / "config.json"));
+  config["max_position_embeddings"] = 64;
+  std::ofstream(temporary.path() / "config.json") << config.dump();
+  const Model model = Model::load(temporary.path(), pool);
+  KvCache cache = make_kv_cache(model, 16, DType::F32);
+  const std::vector<int32_t> ids = {3, 1, 4, 1, 5};
+  try {
+    forward(model, cache, ids, 0, LogitsFor::last_position, pool);
+    FAIL() << "NaN logits were not reported";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("after layer 1 "), std::string::npos) << error.what();
+  }
+}
+
+TEST(Forward, RejectsBadTokensAndContextOverflow) {
+  ThreadPool pool(1);
+  const Model model = Model::load(engine_fixture("llama"), pool);
+  KvCache cache = make_kv_cache(model, 4, DType::F32);
+  const std::vector<int32_t> bad = {1, static_cast<int32_t>(model.config().vocab_size)};
+  EXPECT_THROW(forward(model, cache, bad, 0, LogitsFor::last_position, pool), Error);
+  const std::vector<int32_t> negative = {-1};
+  EXPECT_THROW(forward(model, cache, negative, 0, LogitsFor::last_position, pool), Error);
+  const std::vector<int32_t> five = {1, 2, 3, 4, 5};
+  EXPECT_THROW(forward(model, cache, five, 0, LogitsFor::last_position, pool), Error);
+  const std::vector<int32_t> one = {1};
+  EXPECT_THROW(forward(model, cache, one, 4, LogitsFor::last_position, pool), Error);
+  EXPECT_THROW(forward(model, cache, std::span<const int32_t>(), 0, LogitsFor::last_position, pool), Error);
+  KvCache wrong_shape(2, 3, 16, 8, DType::F32);
+  EXPECT_THROW(forward(model, wrong_shape, one, 0, LogitsFor::last_position, pool), Error);
+}
+
+}  // namespace
+}  // namespace hlwq

@@ -1,0 +1,233 @@
+#include "ops/linear.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "hwy/targets.h"
+#include "ops/cpu/linear_kernels.h"
+#include "ops/linear_weight_builders.h"
+#include "test_util.h"
+
+namespace hlwq {
+namespace {
+
+// The weight as the reference dequantizes it: the reference product with the identity matrix
+// (column c of W^T is W e_c), so the bound below needs nothing from the kernels under test.
+std::vector<float> reference_weights(const LinearWeight& weight) {
+  const int64_t columns = weight.columns;
+  std::vector<float> identity(columns * columns, 0.0f);
+  for (int64_t c = 0; c < columns; ++c) identity[c * columns + c] = 1.0f;
+  std::vector<float> transposed(columns * weight.rows);
+  linear_forward_reference(weight, identity, columns, transposed);
+  std::vector<float> w(weight.rows * columns);
+  for (int64_t c = 0; c < columns; ++c) {
+    for (int64_t r = 0; r < weight.rows; ++r) w[r * columns + c] = transposed[c * weight.rows + r];
+  }
+  return w;
+}
+
+// Checks linear_forward against linear_forward_reference on fresh random activations:
+// |y - y_ref| <= relative * sum_c |w_rc x_c| (+ extra[r, c] |x_c| when given, for formats whose
+// reference rounds each weight to a narrower type than the kernel does).
+void expect_matches_reference(const LinearWeight& weight, int64_t batch, uint32_t seed, double relative,
+                              const std::string& what, const std::vector<float>& per_weight_slack = {}) {
+  const std::vector<float> x = random_normal(batch * weight.columns, seed);
+  std::vector<float> expected(batch * weight.rows), actual(batch * weight.rows, 12345.0f);
+  linear_forward_reference(weight, x, batch, expected);
+  ThreadPool pool(2);
+  linear_forward(weight, x, batch, actual, pool);
+  const std::vector<float> w = reference_weights(weight);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t r = 0; r < weight.rows; ++r) {
+      double magnitude = 0, slack = 0;
+      for (int64_t c = 0; c < weight.columns; ++c) {
+        const double xc = std::fabs(x[b * weight.columns + c]);
+        magnitude += std::fabs(w[r * weight.columns + c]) * xc;
+        if (!per_weight_slack.empty()) slack += per_weight_slack[r * weight.columns + c] * xc;
+      }
+      ASSERT_NEAR(actual[b * weight.rows + r], expected[b * weight.rows + r], relative * magnitude + slack)
+          << what << ", batch " << batch << ", row " << r << ", batch row " << b;
+    }
+  }
+}
+
+constexpr int64_t kBatches[] = {1, 3, 17};
+
+TEST(LinearForward, DenseMatchesReference) {
+  uint32_t seed = 1;
+  for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+    for (auto [rows, columns] : {std::pair<int64_t, int64_t>{7, 33}, {16, 256}, {5, 1000}, {3, 5}}) {
+      const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.1f);
+      const LinearWeight weight = make_dense_linear_weight(dtype, matrix, rows, columns);
+      ASSERT_TRUE(dense_linear_applies(weight));
+      for (int64_t batch : kBatches) {
+        expect_matches_reference(weight, batch, seed++, 1e-5,
+                                 std::string(dtype_name(dtype)) + " " + std::to_string(rows) + "x" +
+                                     std::to_string(columns));
+      }
+    }
+  }
+}
+
+std::shared_ptr<const HlwqCodec> make_codec(int bits, int block, bool signs, int64_t columns) {
+  HlwqParams params;
+  params.bits = bits;
+  params.block = block;
+  if (signs) params.sign_seed = 0x5eed + bits;
+  return std::make_shared<const HlwqCodec>(params, columns);
+}
+
+TEST(LinearForward, HlwqMatchesReferenceForEveryBitWidth) {
+  uint32_t seed = 100;
+  struct Shape {
+    int64_t rows, columns;
+    int block;
+    bool signs;
+  };
+  for (int bits = 2; bits <= 8; ++bits) {
+    for (const Shape& shape : {Shape{9, 576, 128, true}, Shape{12, 256, 64, false}, Shape{5, 200, 32, true}}) {
+      const std::vector<float> matrix = random_normal(shape.rows * shape.columns, seed++, 0.05f);
+      ThreadPool pool(1);
+      const LinearWeight weight =
+          make_hlwq_linear_weight(make_codec(bits, shape.block, shape.signs, shape.columns), matrix, shape.rows, pool);
+      ASSERT_TRUE(hlwq_linear_applies(weight));
+      for (int64_t batch : kBatches) {
+        expect_matches_reference(weight, batch, seed++, 1e-4,
+                                 "Q" + std::to_string(bits) + " d " + std::to_string(shape.block) + " " +
+                                     std::to_string(shape.columns) + " columns, signs " +
+                                     std::to_string(shape.signs));
+      }
+    }
+  }
+}
+
+TEST(LinearForward, HlwqLargeBlocksMatchReference) {
+  ThreadPool pool(1);
+  uint32_t seed = 200;
+  for (int bits : {4, 5}) {
+    const int64_t rows = 4, columns = 1500;
+    const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.05f);
+    const LinearWeight weight = make_hlwq_linear_weight(make_codec(bits, 1024, true, columns), matrix, rows, pool);
+    for (int64_t batch : kBatches) expect_matches_reference(weight, batch, seed++, 1e-4, "d 1024");
+  }
+}
+
+// |b_g| + 2^-7 |w| per weight: MLX's reference rounds s q and then s q + b to BF16 (each within
+// 2^-9 relative), the kernel keeps both in float.
+std::vector<float> bf16_affine_slack(const LinearWeight& weight) {
+  const std::vector<float> w = reference_weights(weight);
+  std::vector<float> slack(w.size());
+  const int64_t groups = weight.columns / weight.affine.group_size;
+  for (int64_t r = 0; r < weight.rows; ++r) {
+    for (int64_t c = 0; c < weight.columns; ++c) {
+      const float bias = weight.biases[r * groups + c / weight.affine.group_size];
+      slack[r * weight.columns + c] = std::ldexp(std::fabs(bias) + 2 * std::fabs(w[r * weight.columns + c]), -8);
+    }
+  }
+  return slack;
+}
+
+TEST(LinearForward, MlxAffineMatchesReference) {
+  uint32_t seed = 300;
+  for (int bits : {2, 3, 4, 5, 6, 8}) {
+    for (int group : {32, 64, 128}) {
+      for (DType scale_dtype : {DType::F32, DType::BF16}) {
+        const int64_t rows = 6, columns = 384;
+        const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.1f);
+        const LinearWeight weight =
+            make_mlx_affine_linear_weight(AffineParams{bits, group}, scale_dtype, matrix, rows, columns);
+        ASSERT_TRUE(mlx_affine_linear_applies(weight));
+        const std::vector<float> slack = scale_dtype == DType::F32 ? std::vector<float>{} : bf16_affine_slack(weight);
+        for (int64_t batch : kBatches) {
+          expect_matches_reference(weight, batch, seed++, 1e-5,
+                                   "MLX " + std::to_string(bits) + " bits, group " + std::to_string(group) + ", " +
+                                       std::string(dtype_name(scale_dtype)),
+                                   slack);
+        }
+      }
+    }
+  }
+}
+
+TEST(LinearForward, Int4MatchesReference) {
+  uint32_t seed = 400;
+  for (int group : {32, 64, 128}) {
+    for (DType scale_dtype : {DType::F32, DType::BF16, DType::F16}) {
+      const int64_t rows = 10, columns = 640;
+      const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.1f);
+      const LinearWeight weight = make_int4_linear_weight(Int4Params{group}, scale_dtype, matrix, rows, columns);
+      ASSERT_TRUE(int4_linear_applies(weight));
+      for (int64_t batch : kBatches) {
+        expect_matches_reference(weight, batch, seed++, 1e-5,
+                                 "INT4 group " + std::to_string(group) + ", " + std::string(dtype_name(scale_dtype)));
+      }
+    }
+  }
+}
+
+// Weights of every format for the target and thread-count checks.
+std::vector<LinearWeight> one_weight_per_format(int64_t rows) {
+  ThreadPool pool(1);
+  std::vector<LinearWeight> weights;
+  const std::vector<float> matrix = random_normal(rows * 576, 500, 0.1f);
+  weights.push_back(make_dense_linear_weight(DType::BF16, matrix, rows, 576));
+  weights.push_back(make_dense_linear_weight(DType::F16, matrix, rows, 576));
+  weights.push_back(make_hlwq_linear_weight(make_codec(4, 128, true, 576), matrix, rows, pool));
+  weights.push_back(make_hlwq_linear_weight(make_codec(5, 128, false, 576), matrix, rows, pool));
+  weights.push_back(make_hlwq_linear_weight(make_codec(7, 64, true, 576), matrix, rows, pool));
+  weights.push_back(make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::F32, matrix, rows, 576));
+  weights.push_back(make_mlx_affine_linear_weight(AffineParams{3, 32}, DType::F32, matrix, rows, 576));
+  weights.push_back(make_int4_linear_weight(Int4Params{64}, DType::BF16, matrix, rows, 576));
+  return weights;
+}
+
+TEST(LinearForward, EverySimdTargetMatchesReference) {
+  const std::vector<LinearWeight> weights = one_weight_per_format(11);
+  const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
+  ASSERT_FALSE(targets.empty());
+  uint32_t seed = 600;
+  for (int64_t target : targets) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (size_t i = 0; i < weights.size(); ++i) {
+      for (int64_t batch : {int64_t{1}, int64_t{6}}) {
+        expect_matches_reference(weights[i], batch, seed++, 1e-4,
+                                 std::string(hwy::TargetName(target)) + ", weight " + std::to_string(i));
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// Each output is one row's dot product in a fixed order, so the thread count never changes a bit.
+TEST(LinearForward, ResultsDoNotDependOnTheThreadCount) {
+  const std::vector<LinearWeight> weights = one_weight_per_format(37);
+  for (const LinearWeight& weight : weights) {
+    for (int64_t batch : {int64_t{1}, int64_t{9}}) {
+      const std::vector<float> x = random_normal(batch * weight.columns, 700);
+      std::vector<float> one(batch * weight.rows), three(batch * weight.rows);
+      ThreadPool pool_one(1), pool_three(3);
+      linear_forward(weight, x, batch, one, pool_one);
+      linear_forward(weight, x, batch, three, pool_three);
+      EXPECT_EQ(one, three);
+    }
+  }
+}
+
+TEST(LinearForward, RejectsMismatchedSizes) {
+  const std::vector<float> matrix = random_normal(4 * 32, 800);
+  const LinearWeight weight = make_dense_linear_weight(DType::F32, matrix, 4, 32);
+  ThreadPool pool(1);
+  std::vector<float> x(2 * 32, 1.0f), y(2 * 4);
+  EXPECT_THROW(linear_forward(weight, std::span<const float>(x).first(63), 2, y, pool), Error);
+  EXPECT_THROW(linear_forward(weight, x, 2, std::span<float>(y).first(7), pool), Error);
+  EXPECT_THROW(linear_forward(weight, x, -1, y, pool), Error);
+  EXPECT_NO_THROW(linear_forward(weight, {}, 0, {}, pool));
+}
+
+}  // namespace
+}  // namespace hlwq
