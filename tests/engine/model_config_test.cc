@@ -68,7 +68,14 @@ TEST(ModelConfig, ReadsLegacyRopeKeys) {
   EXPECT_TRUE(parsed.qkv_bias && parsed.output_bias);
   config["architectures"] = {"MistralForCausalLM"};
   config.erase("rope_scaling");
+  config["sliding_window"] = 4096;
   EXPECT_EQ(parse_model_config(config, "x").rope_scaling.type, RopeScalingType::none);
+  EXPECT_EQ(parse_model_config(config, "x").sliding_window, 4096);
+  nlohmann::json qwen2 = fixture_config("qwen2");
+  qwen2["sliding_window"] = 4096;
+  EXPECT_EQ(parse_model_config(qwen2, "x").sliding_window, 0);  // use_sliding_window is false
+  qwen2["use_sliding_window"] = true;
+  EXPECT_EQ(parse_model_config(qwen2, "x").sliding_window, 4096);
 }
 
 TEST(ModelConfig, ErrorsAreOneLineAndNameTheFile) {
