@@ -1,3 +1,4 @@
+// SwiGLU gate against the written-out formula.
 #include "engine/activation.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// Softmax and causal grouped-query attention against written-out formulas.
 #include "engine/attention.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// generate(): greedy generation against a hand-written argmax loop; stop ids and context limits.
 #include "engine/generate.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// KV cache rounding to its dtype and position checks.
 #include "engine/kv_cache.h"
 
 #include <gtest/gtest.h>

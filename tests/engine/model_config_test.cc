@@ -1,3 +1,4 @@
+// config.json parsing for the supported architectures (transformers 4 and 5 rope keys) and its errors.
 #include "engine/model_config.h"
 
 #include <gtest/gtest.h>

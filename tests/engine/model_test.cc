@@ -1,3 +1,4 @@
+// Model loading: every expected tensor checked by name and shape; embedding rows; tied output head.
 #include "engine/model.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// RMSNorm against the written-out formula.
 #include "engine/rms_norm.h"
 
 #include <gtest/gtest.h>

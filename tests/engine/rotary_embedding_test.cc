@@ -1,3 +1,4 @@
+// RoPE rotation and the linear / llama3 frequency scaling rules.
 #include "engine/rotary_embedding.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// Sampler: greedy, seeded determinism, temperature frequencies, top-k, top-p, min-p, repetition penalty.
 #include "engine/sampler.h"
 
 #include <gtest/gtest.h>
