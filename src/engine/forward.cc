@@ -125,6 +125,9 @@ std::vector<float> run_pass(const Model& model, KvCache& cache, std::span<const 
 
 KvCache make_kv_cache(const Model& model, int64_t context_length, DType dtype) {
   const ModelConfig& config = model.config();
+  check(config.sliding_window == 0 || context_length <= config.sliding_window, "context length ", context_length,
+        " exceeds the model's sliding attention window ", config.sliding_window,
+        " (sliding-window attention is not implemented)");
   return KvCache(config.layers, config.kv_heads, config.head_dim, context_length, dtype);
 }
 

@@ -23,7 +23,7 @@ enum class LogitsFor { last_position, all_positions };
 std::vector<float> forward(const Model& model, KvCache& cache, std::span<const int32_t> tokens,
                            int64_t start_position, LogitsFor which, ThreadPool& pool);
 
-// A KV cache shaped for the model.
+// A KV cache shaped for the model. Throws when context_length exceeds a sliding attention window.
 KvCache make_kv_cache(const Model& model, int64_t context_length, DType dtype);
 
 }  // namespace hlwq

@@ -84,6 +84,9 @@ ModelConfig parse_model_config(const nlohmann::json& config, const std::string& 
   ModelConfig model;
   if (name == "LlamaForCausalLM" || name == "MistralForCausalLM") {
     model.architecture = Architecture::llama;
+    if (name == "MistralForCausalLM" && config.contains("sliding_window") && !config["sliding_window"].is_null()) {
+      model.sliding_window = positive_integer(config, "sliding_window", where);
+    }
   } else if (name == "Qwen2ForCausalLM") {
     model.architecture = Architecture::qwen2;
   } else if (name == "Qwen3ForCausalLM") {
@@ -122,6 +125,10 @@ ModelConfig parse_model_config(const nlohmann::json& config, const std::string& 
       break;
     case Architecture::qwen2:
       model.qkv_bias = true;
+      if (flag_or(config, "use_sliding_window", false, where) && config.contains("sliding_window") &&
+          !config["sliding_window"].is_null()) {
+        model.sliding_window = positive_integer(config, "sliding_window", where);
+      }
       break;
     case Architecture::qwen3:
       model.qkv_bias = model.output_bias = attention_bias;

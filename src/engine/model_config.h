@@ -39,6 +39,9 @@ struct ModelConfig {
   bool output_bias = false;  // o_proj has a bias (llama/qwen3 with attention_bias)
   bool mlp_bias = false;     // gate, up, down have biases (llama with mlp_bias)
   bool qk_norm = false;      // qwen3: RMSNorm over each head of q and k before RoPE
+  // Mistral's (or Qwen2's with use_sliding_window) attention window; 0: none. The engine attends to
+  // every position, which equals the windowed attention only up to this many positions.
+  int64_t sliding_window = 0;
 };
 
 // Throws hlwq::Error with one line naming `where` (the config.json path) on an unsupported

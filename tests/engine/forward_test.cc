@@ -1,3 +1,5 @@
+// The engine against transformers: tiny llama / qwen2 / qwen3 logits, prefill vs decode, KV cache
+// dtypes, NaN reporting and input errors.
 #include "engine/forward.h"
 
 #include <gtest/gtest.h>

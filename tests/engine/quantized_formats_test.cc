@@ -16,11 +16,12 @@
 namespace hlwq {
 namespace {
 
-enum class Format { hlwq_q8, mlx_q8, ct_int4 };
+enum class Format { hlwq_q8, hlwq_q8_embeddings, mlx_q8, ct_int4 };
 
 std::string format_label(Format format) {
   switch (format) {
     case Format::hlwq_q8: return "hlwq-q8-b64";
+    case Format::hlwq_q8_embeddings: return "hlwq-q8-b64-embeddings";
     case Format::mlx_q8: return "mlx-q8-g32";
     case Format::ct_int4: return "ct-int4-g32";
   }
@@ -29,10 +30,11 @@ std::string format_label(Format format) {
 
 // Writes the quantized folder for `format` from the dense fixture copy.
 void quantize_to(Format format, const std::filesystem::path& dense, const std::filesystem::path& output) {
-  if (format == Format::hlwq_q8) {
+  if (format == Format::hlwq_q8 || format == Format::hlwq_q8_embeddings) {
     QuantizeOptions options;
     options.params.bits = 8;
     options.params.block = 64;
+    options.selection.quantize_embeddings = format == Format::hlwq_q8_embeddings;
     options.threads = 2;
     quantize_model(dense, output, options);
     return;
@@ -83,6 +85,11 @@ TEST_P(QuantizedFormats, RunLikeTheirDequantizedExport) {
   ASSERT_NE(quantized_model.layers()[0].q.format, LinearFormat::dense);
   ASSERT_NE(quantized_model.layers()[1].down.format, LinearFormat::dense);
   ASSERT_EQ(dequantized_model.layers()[0].q.format, LinearFormat::dense);
+  if (test_case.format == Format::hlwq_q8_embeddings) {
+    // Embedding rows come from HLWQ codes, and a tied model's output head runs on them.
+    ASSERT_EQ(quantized_model.embedding().format, LinearFormat::hlwq);
+    ASSERT_EQ(quantized_model.lm_head().format, LinearFormat::hlwq);
+  }
   const std::vector<float> quantized_logits = prefill_logits(quantized_model, reference.ids, pool);
   const std::vector<float> dequantized_logits = prefill_logits(dequantized_model, reference.ids, pool);
   const double difference = max_abs_difference(quantized_logits, dequantized_logits);
@@ -103,6 +110,7 @@ std::vector<Case> all_cases() {
   for (const std::string architecture : {"llama", "llama_tied", "qwen2", "qwen3"}) {
     for (Format format : {Format::hlwq_q8, Format::mlx_q8, Format::ct_int4}) cases.push_back({architecture, format});
   }
+  cases.push_back({"llama_tied", Format::hlwq_q8_embeddings});
   return cases;
 }
 

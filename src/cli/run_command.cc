@@ -1,0 +1,100 @@
+// `hlwq run -m DIR --ids 1,2,3 [-n 128] [--temp 0] [--seed S] [--top-k K] [--top-p P] [--min-p P]
+// [--repeat-penalty R] [--threads N]`: generates token ids on the CPU from any model folder hlwq
+// reads (dense, HLWQ, MLX affine, CT INT4). Takes and prints ids until a tokenizer runtime exists.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "engine/generate.h"
+
+namespace hlwq::cli {
+
+namespace {
+
+std::vector<int32_t> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  std::stringstream stream(text);
+  std::string piece;
+  while (std::getline(stream, piece, ',')) {
+    size_t used = 0;
+    long long value = -1;
+    try {
+      value = std::stoll(piece, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    check(used == piece.size() && !piece.empty() && value >= 0 && value <= INT32_MAX, "bad token id '", piece,
+          "' in --ids (want comma-separated non-negative integers)");
+    ids.push_back(static_cast<int32_t>(value));
+  }
+  check(!ids.empty(), "--ids has no token ids");
+  return ids;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  struct Flags {
+    std::string model, ids, kv_dtype = "f16";
+    int64_t max_new_tokens = 128, context = 0, repeat_last_n = 64;
+    int threads = 0;
+    bool ignore_eos = false;
+    SamplerOptions sampler;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand("run", "generate token ids with the CPU engine (llama, qwen2, qwen3)");
+  command->add_option("-m,--model", flags->model, "model folder (dense, HLWQ, MLX affine or CT INT4)")->required();
+  command->add_option("--ids", flags->ids, "prompt token ids, comma-separated (no tokenizer runtime yet)")
+      ->required();
+  command->add_option("-n,--max-new-tokens", flags->max_new_tokens, "tokens to generate")->capture_default_str();
+  command->add_option("--temp", flags->sampler.temperature, "temperature (0: greedy)")->capture_default_str();
+  command->add_option("--seed", flags->sampler.seed, "sampling seed")->capture_default_str();
+  command->add_option("--top-k", flags->sampler.top_k, "keep the k most likely tokens (0: off)")->capture_default_str();
+  command->add_option("--top-p", flags->sampler.top_p, "nucleus sampling mass (1: off)")->capture_default_str();
+  command->add_option("--min-p", flags->sampler.min_p, "drop tokens below min-p x the top probability (0: off)")
+      ->capture_default_str();
+  command->add_option("--repeat-penalty", flags->sampler.repeat_penalty, "repetition penalty (1: off)")
+      ->capture_default_str();
+  command->add_option("--repeat-last-n", flags->repeat_last_n, "recent tokens the penalty looks at")
+      ->capture_default_str();
+  command->add_option("--ctx", flags->context, "context length (default: prompt + n, at most the model's)");
+  command->add_option("--kv-dtype", flags->kv_dtype, "KV cache dtype: f16 (default), bf16 or f32")
+      ->check(CLI::IsMember({"f16", "bf16", "f32"}));
+  command->add_flag("--ignore-eos", flags->ignore_eos, "do not stop at the end-of-sequence id");
+  command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
+  command->callback([flags] {
+    const std::vector<int32_t> prompt = parse_ids(flags->ids);
+    ThreadPool pool(flags->threads);
+    const auto load_start = std::chrono::steady_clock::now();
+    const Model model = Model::load(flags->model, pool);
+    const double load_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+    GenerateOptions options;
+    options.max_new_tokens = flags->max_new_tokens;
+    options.context_length = flags->context;
+    options.kv_cache_dtype = parse_float_dtype(flags->kv_dtype);
+    options.sampler = flags->sampler;
+    options.repeat_last_n = flags->repeat_last_n;
+    if (!flags->ignore_eos) {
+      std::ifstream config_file(std::filesystem::path(flags->model) / "config.json");
+      options.stop_ids = end_of_sequence_ids(nlohmann::json::parse(config_file, nullptr, false));
+    }
+    bool first = true;
+    const GenerateResult result = generate(model, prompt, options, pool, [&first](int32_t token) {
+      std::printf(first ? "%d" : ",%d", token);
+      first = false;
+      std::fflush(stdout);
+    });
+    std::printf("\n");
+    std::fflush(stdout);  // the ids line before the timing line on a shared terminal
+    std::fprintf(stderr, "hlwq: load %.2f s, prompt %zu tokens at %.1f tokens/s, generated %zu at %.2f tokens/s\n",
+                 load_seconds, prompt.size(), prompt.size() / std::max(result.prefill_seconds, 1e-9),
+                 result.tokens.size(), result.tokens.size() / std::max(result.decode_seconds, 1e-9));
+  });
+}
+
+}  // namespace hlwq::cli

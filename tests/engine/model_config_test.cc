@@ -1,0 +1,114 @@
+// config.json parsing for the supported architectures (transformers 4 and 5 rope keys) and its errors.
+#include "engine/model_config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+#include "core/error.h"
+#include "engine/engine_fixture.h"
+
+namespace hlwq {
+namespace {
+
+nlohmann::json fixture_config(const std::string& name) {
+  return nlohmann::json::parse(std::ifstream(engine_fixture(name) / "config.json"));
+}
+
+std::string error_of(const nlohmann::json& config) {
+  try {
+    parse_model_config(config, "dir/config.json");
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(ModelConfig, ReadsTransformers5Configs) {
+  const ModelConfig llama = parse_model_config(fixture_config("llama"), "llama");
+  EXPECT_EQ(llama.architecture, Architecture::llama);
+  EXPECT_EQ(llama.hidden_size, 64);
+  EXPECT_EQ(llama.layers, 2);
+  EXPECT_EQ(llama.heads, 4);
+  EXPECT_EQ(llama.kv_heads, 2);
+  EXPECT_EQ(llama.head_dim, 16);
+  EXPECT_EQ(llama.vocab_size, 160);
+  EXPECT_EQ(llama.rope_scaling.type, RopeScalingType::llama3);
+  EXPECT_DOUBLE_EQ(llama.rope_scaling.factor, 8.0);
+  EXPECT_EQ(llama.rope_scaling.original_max_position_embeddings, 64);
+  EXPECT_DOUBLE_EQ(llama.rope_theta, 10000.0);
+  EXPECT_FALSE(llama.qkv_bias);
+  const ModelConfig tied = parse_model_config(fixture_config("llama_tied"), "tied");
+  EXPECT_TRUE(tied.tie_word_embeddings);
+  EXPECT_EQ(tied.rope_scaling.type, RopeScalingType::linear);
+  EXPECT_DOUBLE_EQ(tied.rope_theta, 5000.0);
+  const ModelConfig qwen2 = parse_model_config(fixture_config("qwen2"), "qwen2");
+  EXPECT_TRUE(qwen2.qkv_bias);
+  EXPECT_FALSE(qwen2.output_bias);
+  const ModelConfig qwen3 = parse_model_config(fixture_config("qwen3"), "qwen3");
+  EXPECT_TRUE(qwen3.qk_norm);
+  EXPECT_EQ(qwen3.head_dim, 32);  // explicit, not hidden / heads
+  EXPECT_EQ(qwen3.heads, 2);
+}
+
+TEST(ModelConfig, ReadsLegacyRopeKeys) {
+  nlohmann::json config = fixture_config("llama");
+  config.erase("rope_parameters");
+  config["rope_theta"] = 500000.0;
+  config["rope_scaling"] = {{"type", "llama3"}, {"factor", 32.0}, {"low_freq_factor", 1.0},
+                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  config.erase("head_dim");
+  config["attention_bias"] = true;
+  const ModelConfig parsed = parse_model_config(config, "x");
+  EXPECT_DOUBLE_EQ(parsed.rope_theta, 500000.0);
+  EXPECT_EQ(parsed.rope_scaling.type, RopeScalingType::llama3);
+  EXPECT_DOUBLE_EQ(parsed.rope_scaling.factor, 32.0);
+  EXPECT_EQ(parsed.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_EQ(parsed.head_dim, 16);
+  EXPECT_TRUE(parsed.qkv_bias && parsed.output_bias);
+  config["architectures"] = {"MistralForCausalLM"};
+  config.erase("rope_scaling");
+  config["sliding_window"] = 4096;
+  EXPECT_EQ(parse_model_config(config, "x").rope_scaling.type, RopeScalingType::none);
+  EXPECT_EQ(parse_model_config(config, "x").sliding_window, 4096);
+  nlohmann::json qwen2 = fixture_config("qwen2");
+  qwen2["sliding_window"] = 4096;
+  EXPECT_EQ(parse_model_config(qwen2, "x").sliding_window, 0);  // use_sliding_window is false
+  qwen2["use_sliding_window"] = true;
+  EXPECT_EQ(parse_model_config(qwen2, "x").sliding_window, 4096);
+}
+
+TEST(ModelConfig, ErrorsAreOneLineAndNameTheFile) {
+  nlohmann::json config = fixture_config("qwen2");
+  config["architectures"] = {"GPT2LMHeadModel"};
+  std::string message = error_of(config);
+  EXPECT_NE(message.find("GPT2LMHeadModel"), std::string::npos);
+  EXPECT_NE(message.find("Qwen3ForCausalLM"), std::string::npos);
+  EXPECT_NE(message.find("dir/config.json"), std::string::npos);
+  for (const char* key : {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                          "vocab_size", "max_position_embeddings", "architectures"}) {
+    nlohmann::json missing = fixture_config("qwen2");
+    missing.erase(key);
+    message = error_of(missing);
+    EXPECT_NE(message.find(key), std::string::npos) << message;
+    EXPECT_NE(message.find("dir/config.json"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos);
+  }
+  nlohmann::json bad = fixture_config("llama");
+  bad["num_key_value_heads"] = 3;
+  EXPECT_NE(error_of(bad), "");
+  bad = fixture_config("llama");
+  bad["rope_parameters"]["rope_type"] = "yarn";
+  EXPECT_NE(error_of(bad).find("yarn"), std::string::npos);
+  bad = fixture_config("llama");
+  bad["hidden_size"] = "64";
+  EXPECT_NE(error_of(bad).find("hidden_size"), std::string::npos);
+  bad = fixture_config("llama");
+  bad["hidden_act"] = "gelu";
+  EXPECT_NE(error_of(bad).find("gelu"), std::string::npos);
+  EXPECT_NE(error_of(nlohmann::json::array()), "");
+}
+
+}  // namespace
+}  // namespace hlwq
