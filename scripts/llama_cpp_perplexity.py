@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Perplexity of a GGUF computed by llama.cpp itself (through llama-cpp-python), with the
 llama.cpp protocol that `hlwq ppl --ctx N` implements: non-overlapping windows of N tokens, the
-first token of each window replaced by BOS when the vocabulary has one, the second half scored.
+first token of each window replaced by BOS when the vocabulary adds BOS, the second half scored.
 Prints JSON {perplexity, perplexity_stderr, tokens_scored, windows}. Optionally saves llama.cpp's
 per-token negative log-likelihoods (float64, .npy) for token-level comparison.
 
@@ -31,7 +31,9 @@ def main() -> int:
                 n_threads=args.threads, verbose=False)
     text = open(args.text, encoding="utf-8").read()
     tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-    bos = llm.token_bos()
+    # llama.cpp's perplexity puts BOS first in each window only when the vocabulary adds BOS.
+    add_bos = str(llm.metadata.get("tokenizer.ggml.add_bos_token", "false")).lower() == "true"
+    bos = llm.token_bos() if add_bos else None
     windows = len(tokens) // args.ctx
     if args.max_windows:
         windows = min(windows, args.max_windows)

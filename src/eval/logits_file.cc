@@ -27,8 +27,10 @@ void log_softmax(std::span<const float> logits, std::span<float> log_probs) {
 }
 
 LogitsFileWriter::LogitsFileWriter(const std::filesystem::path& path, uint32_t vocab_size)
-    : path_(path), vocab_size_(vocab_size), writer_(std::make_unique<FileWriter>(path)),
+    : path_(path), partial_path_(path.string() + ".partial"), vocab_size_(vocab_size),
       log_probs_(vocab_size), values_(vocab_size) {
+  check(!std::filesystem::exists(path), "output file exists (remove it or choose another), ", path.string());
+  writer_ = std::make_unique<FileWriter>(partial_path_);
   writer_->write(std::as_bytes(std::span<const char>(kMagic, 8)));
   writer_->write(std::as_bytes(std::span<const uint32_t>(&vocab_size_, 1)));
   writer_->write(std::as_bytes(std::span<const uint64_t>(&count_, 1)));
@@ -51,13 +53,25 @@ void LogitsFileWriter::add(std::span<const float> logits, int32_t target) {
   ++count_;
 }
 
+LogitsFileWriter::~LogitsFileWriter() {
+  if (!closed_) {
+    writer_.reset();
+    std::error_code ignored;
+    std::filesystem::remove(partial_path_, ignored);
+  }
+}
+
 void LogitsFileWriter::close() {
   writer_->close();
-  std::FILE* file = std::fopen(path_.c_str(), "r+b");
-  check(file != nullptr, "cannot reopen ", path_.string());
+  std::FILE* file = std::fopen(partial_path_.c_str(), "r+b");
+  check(file != nullptr, "cannot reopen ", partial_path_.string());
   const bool ok = std::fseek(file, 12, SEEK_SET) == 0 && std::fwrite(&count_, 8, 1, file) == 1;
   const bool closed = std::fclose(file) == 0;
-  check(ok && closed, "cannot finish ", path_.string());
+  check(ok && closed, "write failed (disk full?), ", partial_path_.string());
+  std::error_code error;
+  std::filesystem::rename(partial_path_, path_, error);
+  check(!error, "cannot move ", partial_path_.string(), " to ", path_.string(), ": ", error.message());
+  closed_ = true;
 }
 
 LogitsFile LogitsFile::open(const std::filesystem::path& path) {

@@ -22,12 +22,18 @@ void log_softmax(std::span<const float> logits, std::span<float> log_probs);
 
 class LogitsFileWriter {
  public:
+  // Writes to PATH.partial and renames at close(), so an interrupted run leaves no file behind.
   LogitsFileWriter(const std::filesystem::path& path, uint32_t vocab_size);
+  ~LogitsFileWriter();
+  LogitsFileWriter(const LogitsFileWriter&) = delete;
+  LogitsFileWriter& operator=(const LogitsFileWriter&) = delete;
   void add(std::span<const float> logits, int32_t target);
   void close();  // patches the count into the header
 
  private:
   std::filesystem::path path_;
+  std::filesystem::path partial_path_;
+  bool closed_ = false;
   uint32_t vocab_size_;
   uint64_t count_ = 0;
   std::unique_ptr<FileWriter> writer_;

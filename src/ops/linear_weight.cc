@@ -84,7 +84,9 @@ void dequantize_row(const LinearWeight& weight, int64_t row, std::span<float> ou
     case LinearFormat::mlx_affine: {
       const size_t words = affine_packed_words_per_row(columns, weight.affine.bits);
       const int64_t groups = columns / weight.affine.group_size;
-      affine_dequantize_rows(weight.affine, weight.dtype, weight.packed.as<uint32_t>().subspan(row * words, words),
+      // Float arithmetic s * q + b, as MLX's own quantized matmul computes it (mx.dequantize would
+      // round each weight to the scale dtype first; ModelWeights::read_float does that).
+      affine_dequantize_rows(weight.affine, weight.packed.as<uint32_t>().subspan(row * words, words),
                              std::span<const float>(weight.scales).subspan(row * groups, groups),
                              std::span<const float>(weight.biases).subspan(row * groups, groups), 1, columns, out);
       return;

@@ -45,6 +45,10 @@ void quantize_to(Format format, const std::filesystem::path& dense, const std::f
   if (format == Format::mlx_q8) {
     options.target = ExportTarget::mlx;
     options.bits = 8;
+    // F32 scales and biases: then the dequantized export (mx.dequantize semantics, rounded to the
+    // scale dtype) and the product kernels (float s * q + b, like MLX's matmul) compute the same
+    // weights. With BF16 scales they differ by the BF16 rounding of each weight.
+    options.dtype = DType::F32;
   } else {
     options.target = ExportTarget::ct_int4;
   }
