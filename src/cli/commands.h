@@ -10,5 +10,6 @@ void add_import_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
 
 }  // namespace hlwq::cli
