@@ -154,7 +154,7 @@ BpeModel BpeModel::from_json(const json& model, bool byte_level, std::string_vie
 }
 
 std::optional<int32_t> BpeModel::find(std::string_view token) const {
-  const auto found = ids_by_token_.find(std::string(token));
+  const auto found = ids_by_token_.find(token);
   if (found == ids_by_token_.end()) return std::nullopt;
   return found->second;
 }
@@ -176,7 +176,7 @@ void BpeModel::initial_symbols(std::string_view word, BpeScratch& scratch) const
     bool previous_unknown = false;
     for (size_t position = 0; position < word.size();) {
       const uint32_t length = decode_utf8(word, position).length;
-      const auto found = ids_by_token_.find(std::string(word.substr(position, length)));
+      const auto found = ids_by_token_.find(word.substr(position, length));
       if (found != ids_by_token_.end()) {
         append(found->second);
         previous_unknown = false;
@@ -213,18 +213,39 @@ void BpeModel::push_candidate(BpeScratch& scratch, int32_t position) const {
 void BpeModel::encode_word(std::string_view word, BpeScratch& scratch, std::vector<int32_t>& ids) const {
   if (word.empty()) return;
   if (ignore_merges_) {
-    if (const auto found = ids_by_token_.find(std::string(word)); found != ids_by_token_.end()) {
+    if (const auto found = ids_by_token_.find(word); found != ids_by_token_.end()) {
       ids.push_back(found->second);
       return;
     }
   }
+  // Long words (a SentencePiece line) rarely repeat; caching them would only cost memory.
+  constexpr size_t kLongestCachedWord = 64;
+  if (word.size() > kLongestCachedWord) {
+    merge_word(word, scratch, ids);
+    return;
+  }
+  if (const auto cached = scratch.cache.find(word); cached != scratch.cache.end()) {
+    ids.insert(ids.end(), cached->second.begin(), cached->second.end());
+    return;
+  }
+  const size_t first = ids.size();
+  merge_word(word, scratch, ids);
+  scratch.cache.emplace(std::string(word), std::vector<int32_t>(ids.begin() + static_cast<std::ptrdiff_t>(first), ids.end()));
+}
+
+void BpeModel::merge_word(std::string_view word, BpeScratch& scratch, std::vector<int32_t>& ids) const {
   initial_symbols(word, scratch);
   auto& symbols = scratch.symbols;
   scratch.heap.clear();
-  for (size_t position = 0; position + 1 < symbols.size(); ++position) push_candidate(scratch, static_cast<int32_t>(position));
   const auto later = [](const BpeScratch::Candidate& a, const BpeScratch::Candidate& b) {
     return a.rank != b.rank ? a.rank > b.rank : a.position > b.position;
   };
+  // All initial pairs at once: building the heap in O(n) beats n pushes for long words.
+  for (size_t position = 0; position + 1 < symbols.size(); ++position) {
+    const auto found = merges_.find(pair_key(symbols[position].id, symbols[position + 1].id));
+    if (found != merges_.end()) scratch.heap.push_back({found->second.rank, static_cast<int32_t>(position), found->second.result});
+  }
+  std::make_heap(scratch.heap.begin(), scratch.heap.end(), later);
   constexpr int32_t kMerged = -1;  // id of a symbol absorbed into its left neighbour
   while (!scratch.heap.empty()) {
     std::pop_heap(scratch.heap.begin(), scratch.heap.end(), later);

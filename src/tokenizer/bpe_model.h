@@ -15,6 +15,13 @@
 
 namespace hlwq {
 
+// std::hash over string_view, so maps keyed by std::string can be searched without a copy.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+};
+using StringMap = std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>>;
+
 // Buffers the merge loop reuses from word to word (one per encode call, so encoding stays const
 // and thread-safe).
 struct BpeScratch {
@@ -26,6 +33,8 @@ struct BpeScratch {
   };
   std::vector<Symbol> symbols;
   std::vector<Candidate> heap;
+  // Ids of the short words seen so far: running text repeats most words, and a hit skips merging.
+  StringMap cache;
 };
 
 class BpeModel {
@@ -56,9 +65,10 @@ class BpeModel {
     return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
   }
   void initial_symbols(std::string_view word, BpeScratch& scratch) const;
+  void merge_word(std::string_view word, BpeScratch& scratch, std::vector<int32_t>& ids) const;
   void push_candidate(BpeScratch& scratch, int32_t position) const;
 
-  std::unordered_map<std::string, int32_t> ids_by_token_;
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> ids_by_token_;
   std::vector<std::string> pieces_;
   std::unordered_map<uint64_t, Merge> merges_;
   std::array<int32_t, 256> byte_ids_{};  // byte-level: each byte's token; else "<0xNN>", or -1

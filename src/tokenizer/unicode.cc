@@ -156,19 +156,10 @@ UnicodeClass unicode_class(char32_t c) {
   return c <= range.last ? range.kind : UnicodeClass::kOther;
 }
 
-std::string nfc_normalize(std::string_view text) {
-  bool stable = true;
-  for (size_t position = 0; position < text.size() && stable;) {
-    if (static_cast<unsigned char>(text[position]) < 0x80) {
-      ++position;
-      continue;
-    }
-    const DecodedCodePoint decoded = decode_utf8(text, position);
-    stable = is_nfc_stable(decoded.value);
-    position += decoded.length;
-  }
-  if (stable) return std::string(text);
+namespace {
 
+// Full NFC of a short region: decompose, reorder, recompose.
+void nfc_region(std::string_view text, std::string& out) {
   std::vector<char32_t> code_points;
   code_points.reserve(text.size());
   for (size_t position = 0; position < text.size();) {
@@ -206,9 +197,42 @@ std::string nfc_normalize(std::string_view text) {
     if (c_class == 0) starter = composed.size();
     composed.push_back(c);
   }
-  std::string out;
-  out.reserve(text.size());
   for (const char32_t c : composed) append_utf8(c, out);
+}
+
+}  // namespace
+
+// Text outside regions around unstable code points is copied as is. A region starts at the last
+// stable code point before an unstable one (a starter it may combine with) and ends before the
+// next stable one (which, being a starter that combines with nothing before it, starts afresh).
+std::string nfc_normalize(std::string_view text) {
+  std::string out;
+  size_t copied = 0, last_stable = 0;
+  for (size_t position = 0; position < text.size();) {
+    if (static_cast<unsigned char>(text[position]) < 0x80) {
+      last_stable = position++;
+      continue;
+    }
+    const DecodedCodePoint decoded = decode_utf8(text, position);
+    if (is_nfc_stable(decoded.value)) {
+      last_stable = position;
+      position += decoded.length;
+      continue;
+    }
+    const size_t region_start = std::max(copied, last_stable);
+    size_t region_end = position + decoded.length;
+    while (region_end < text.size()) {
+      const DecodedCodePoint next = decode_utf8(text, region_end);
+      if (static_cast<unsigned char>(text[region_end]) < 0x80 || is_nfc_stable(next.value)) break;
+      region_end += next.length;
+    }
+    if (out.empty()) out.reserve(text.size());
+    out.append(text.substr(copied, region_start - copied));
+    nfc_region(text.substr(region_start, region_end - region_start), out);
+    copied = position = last_stable = region_end;
+  }
+  if (copied == 0) return std::string(text);
+  out.append(text.substr(copied));
   return out;
 }
 
