@@ -5,6 +5,7 @@
 #include "tokenizer/bpe_model.h"
 
 #include <algorithm>
+#include <array>
 
 #include "core/error.h"
 #include "tokenizer/unicode.h"
@@ -16,7 +17,7 @@ using nlohmann::json;
 
 constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // U+2581, SentencePiece's space
 
-bool is_printable_byte(int byte) {
+constexpr bool is_printable_byte(int byte) {
   return (byte >= 33 && byte <= 126) || (byte >= 161 && byte <= 172) || (byte >= 174 && byte <= 255);
 }
 
@@ -64,22 +65,31 @@ std::string piece_of_sentencepiece_token(std::string_view token) {
 
 }  // namespace
 
-char32_t byte_to_printable(uint8_t byte) {
-  if (is_printable_byte(byte)) return byte;
-  int shifted = 0;
-  for (int other = 0; other < byte; ++other) shifted += is_printable_byte(other) ? 0 : 1;
-  return 256 + static_cast<char32_t>(shifted);
-}
+namespace {
+
+// GPT-2's alphabet: printable bytes stand for themselves, the other 68 bytes, in order, for
+// U+0100 onwards. Both directions as tables, built at compile time.
+struct ByteAlphabet {
+  std::array<char32_t, 256> printable{};
+  std::array<int16_t, 256 + 68> byte{};
+  constexpr ByteAlphabet() {
+    for (int16_t& value : byte) value = -1;
+    int shifted = 0;
+    for (int value = 0; value < 256; ++value) {
+      printable[static_cast<size_t>(value)] =
+          is_printable_byte(value) ? static_cast<char32_t>(value) : static_cast<char32_t>(256 + shifted++);
+      byte[printable[static_cast<size_t>(value)]] = static_cast<int16_t>(value);
+    }
+  }
+};
+constexpr ByteAlphabet kByteAlphabet;
+
+}  // namespace
+
+char32_t byte_to_printable(uint8_t byte) { return kByteAlphabet.printable[byte]; }
 
 int byte_from_printable(char32_t code_point) {
-  if (code_point < 256) return is_printable_byte(static_cast<int>(code_point)) ? static_cast<int>(code_point) : -1;
-  if (code_point >= 256 + 68) return -1;  // 68 bytes are not printable
-  int shifted = static_cast<int>(code_point - 256);
-  for (int byte = 0; byte < 256; ++byte) {
-    if (is_printable_byte(byte)) continue;
-    if (shifted-- == 0) return byte;
-  }
-  return -1;
+  return code_point < kByteAlphabet.byte.size() ? kByteAlphabet.byte[code_point] : -1;
 }
 
 BpeModel BpeModel::from_json(const json& model, bool byte_level, std::string_view source_name) {
@@ -95,14 +105,14 @@ BpeModel BpeModel::from_json(const json& model, bool byte_level, std::string_vie
   result.byte_ids_.fill(-1);
 
   // Ids as the file spells the tokens, for resolving merges; encode_word's keys may differ.
-  std::unordered_map<std::string, int32_t> ids_as_spelled;
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> ids_as_spelled;
   const json& vocab = model["vocab"];
   ids_as_spelled.reserve(vocab.size());
   result.ids_by_token_.reserve(vocab.size());
   int32_t largest = -1;
   for (const auto& [token, id_value] : vocab.items()) {
     check(id_value.is_number_integer() && id_value.get<int64_t>() >= 0 && id_value.get<int64_t>() < (1 << 30),
-          concat("token ", token, " has a bad id, "), source_name);
+          "token ", token, " has a bad id, ", source_name);
     const auto id = id_value.get<int32_t>();
     largest = std::max(largest, id);
     ids_as_spelled.emplace(token, id);
@@ -125,28 +135,29 @@ BpeModel BpeModel::from_json(const json& model, bool byte_level, std::string_vie
 
   const json& merges = model["merges"];
   result.merges_.reserve(merges.size());
-  const auto id_of = [&](const std::string& token) {
+  const auto id_of = [&](std::string_view token) {
     const auto found = ids_as_spelled.find(token);
-    check(found != ids_as_spelled.end(), concat("merge names token ", token, " that is not in the vocabulary, "),
-          source_name);
+    check(found != ids_as_spelled.end(), "merge names token ", token, " that is not in the vocabulary, ", source_name);
     return found->second;
   };
+  std::string joined;
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const json& merge = merges[rank];
-    std::string left, right;
+    std::string_view left, right;
     if (merge.is_string()) {
-      const std::string& text = merge.get_ref<const std::string&>();
+      const std::string_view text = merge.get_ref<const std::string&>();
       const size_t space = text.find(' ', 1);
-      check(space != std::string::npos, concat("merge ", text, " is not two tokens, "), source_name);
+      check(space != std::string_view::npos, "merge ", text, " is not two tokens, ", source_name);
       left = text.substr(0, space);
       right = text.substr(space + 1);
     } else {
       check(merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string(),
             "a merge is neither \"a b\" nor [a, b], ", source_name);
-      left = merge[0];
-      right = merge[1];
+      left = merge[0].get_ref<const std::string&>();
+      right = merge[1].get_ref<const std::string&>();
     }
-    const int32_t result_id = id_of(left + right);
+    joined.assign(left).append(right);
+    const int32_t result_id = id_of(joined);
     // The first occurrence of a pair keeps its rank, as in HF.
     result.merges_.emplace(pair_key(id_of(left), id_of(right)), Merge{static_cast<int32_t>(rank), result_id});
   }

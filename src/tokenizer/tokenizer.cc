@@ -118,7 +118,7 @@ Tokenizer Tokenizer::from_json(const json& tokenizer_json, const json& tokenizer
           "an added token has no id or content, ", source_name);
     const int64_t id = entry["id"];
     const std::string content = entry["content"];
-    check(id >= 0 && id < (1 << 30), concat("added token ", content, " has a bad id, "), source_name);
+    check(id >= 0 && id < (1 << 30), "added token ", content, " has a bad id, ", source_name);
     check(!content.empty(), "an added token is empty, ", source_name);
     tokenizer.added_.push_back({content, static_cast<int32_t>(id), entry.value("lstrip", false),
                                 entry.value("rstrip", false), entry.value("single_word", false)});
