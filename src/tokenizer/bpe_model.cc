@@ -127,6 +127,15 @@ BpeModel BpeModel::from_json(const json& model, bool byte_level, std::string_vie
     }
     result.ids_by_token_.emplace(std::move(key), id);
   }
+  if (!byte_level) {
+    result.splits_at_space_marker_ = std::none_of(ids_as_spelled.begin(), ids_as_spelled.end(), [](const auto& entry) {
+      const std::string_view token = entry.first;
+      for (size_t at = token.find(kSpaceMarker, 1); at != std::string_view::npos; at = token.find(kSpaceMarker, at + 1)) {
+        if (at < kSpaceMarker.size() || token.substr(at - kSpaceMarker.size(), kSpaceMarker.size()) != kSpaceMarker) return true;
+      }
+      return false;
+    });
+  }
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     const auto found = ids_as_spelled.find(model["unk_token"].get<std::string>());
     check(found != ids_as_spelled.end(), "unk_token is not in the vocabulary, ", source_name);
@@ -229,6 +238,22 @@ void BpeModel::encode_word(std::string_view word, BpeScratch& scratch, std::vect
       return;
     }
   }
+  if (!splits_at_space_marker_) {
+    encode_chunk(word, scratch, ids);
+    return;
+  }
+  // Chunks start at each U+2581 that follows another character.
+  size_t chunk_start = 0;
+  for (size_t at = word.find(kSpaceMarker, 1); at != std::string_view::npos; at = word.find(kSpaceMarker, at + 1)) {
+    if (at >= kSpaceMarker.size() && word.substr(at - kSpaceMarker.size(), kSpaceMarker.size()) == kSpaceMarker) continue;
+    encode_chunk(word.substr(chunk_start, at - chunk_start), scratch, ids);
+    chunk_start = at;
+  }
+  encode_chunk(word.substr(chunk_start), scratch, ids);
+}
+
+void BpeModel::encode_chunk(std::string_view word, BpeScratch& scratch, std::vector<int32_t>& ids) const {
+  if (word.empty()) return;
   // Long words (a SentencePiece line) rarely repeat; caching them would only cost memory.
   constexpr size_t kLongestCachedWord = 64;
   if (word.size() > kLongestCachedWord) {

@@ -66,6 +66,7 @@ class BpeModel {
   }
   void initial_symbols(std::string_view word, BpeScratch& scratch) const;
   void merge_word(std::string_view word, BpeScratch& scratch, std::vector<int32_t>& ids) const;
+  void encode_chunk(std::string_view word, BpeScratch& scratch, std::vector<int32_t>& ids) const;
   void push_candidate(BpeScratch& scratch, int32_t position) const;
 
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> ids_by_token_;
@@ -76,6 +77,10 @@ class BpeModel {
   bool byte_fallback_ = false;
   bool ignore_merges_ = false;
   bool fuse_unknown_ = false;
+  // SentencePiece-style vocabularies where no token has U+2581 right after another character
+  // (true for Llama-2): no merge can cross the start of a "▁word", so a long word is merged one
+  // such chunk at a time, with the same result and each chunk cacheable.
+  bool splits_at_space_marker_ = false;
   std::optional<int32_t> unknown_id_;
 };
 
