@@ -97,6 +97,25 @@ TEST(BpeModel, ByteFallbackAndUnknown) {
   EXPECT_EQ(ids, (std::vector<int32_t>{0, 1, 0}));
 }
 
+// Merging "▁word" chunks separately is only allowed when no token has ▁ after another character.
+TEST(BpeModel, SpaceMarkerChunksOnlyWhenNoTokenCrossesThem) {
+  const std::string marker = "\xE2\x96\x81";
+  const json chunkable = {{"a", 0}, {marker, 1}, {marker + "a", 2}};
+  const BpeModel split = BpeModel::from_json(
+      {{"type", "BPE"}, {"vocab", chunkable}, {"merges", {marker + " a"}}}, false, "t");
+  BpeScratch scratch;
+  std::vector<int32_t> ids;
+  split.encode_word(marker + "a" + marker + "a" + marker + marker + "a", scratch, ids);
+  EXPECT_EQ(ids, (std::vector<int32_t>{2, 2, 1, 2}));
+  // With "a▁" ranked first, a merge crosses the chunk start: [a▁, a], not [a, ▁a].
+  const json crossing = {{"a", 0}, {marker, 1}, {marker + "a", 2}, {"a" + marker, 3}};
+  const BpeModel whole = BpeModel::from_json(
+      {{"type", "BPE"}, {"vocab", crossing}, {"merges", {"a " + marker, marker + " a"}}}, false, "t");
+  ids.clear();
+  whole.encode_word("a" + marker + "a", scratch, ids);
+  EXPECT_EQ(ids, (std::vector<int32_t>{3, 0}));
+}
+
 TEST(BpeModel, ByteAlphabetRoundTrips) {
   for (int byte = 0; byte < 256; ++byte) {
     EXPECT_EQ(byte_from_printable(byte_to_printable(static_cast<uint8_t>(byte))), byte);
