@@ -237,6 +237,29 @@ TEST(StreamingDecoder, StreamsWholeCharacters) {
   }
 }
 
+// Arbitrary bytes, invalid UTF-8 included, never crash and come back exactly from byte-level
+// models and from Llama-2's byte fallback (which also restores spaces).
+TEST(TokenizerRobustness, RandomBytesRoundTrip) {
+  const fs::path folder = shared_data() / "tokenizers";
+  if (!fs::exists(folder)) GTEST_SKIP() << "no shared data at " << shared_data();
+  std::mt19937 random(11);
+  for (const char* name : {"llama3", "llama2", "gpt2"}) {
+    const Tokenizer tokenizer = Tokenizer::from_folder(folder / name);
+    for (int trial = 0; trial < 200; ++trial) {
+      std::string text;
+      const size_t length = random() % 64;
+      for (size_t i = 0; i < length; ++i) {
+        const uint32_t choice = random() % 4;
+        text += choice == 0 ? static_cast<char>(random() % 256) : choice == 1 ? ' ' : static_cast<char>('a' + random() % 26);
+      }
+      const std::vector<int32_t> ids = tokenizer.encode(text);
+      for (const int32_t id : ids) ASSERT_TRUE(id >= 0 && id < tokenizer.vocab_size());
+      // Random bytes may spell a special token ("<s>", "<|...|>") only by a vanishing chance.
+      EXPECT_EQ(tokenizer.decode(ids), text) << name << " " << trial;
+    }
+  }
+}
+
 TEST(TokenizerErrors, OneLineNamingTheFile) {
   TemporaryFolder folder;
   const auto expect_error = [](const auto& load, const std::string& part) {
