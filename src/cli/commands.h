@@ -11,5 +11,7 @@ void add_quantize_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_run_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_ppl_command(CLI::App& app);
 
 }  // namespace hlwq::cli

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   hlwq::cli::add_export_command(app);
   hlwq::cli::add_inspect_command(app);
   hlwq::cli::add_run_command(app);
+  hlwq::cli::add_tokenize_command(app);
+  hlwq::cli::add_ppl_command(app);
   hlwq::install_interrupt_handler();
   try {
     app.parse(argc, argv);
