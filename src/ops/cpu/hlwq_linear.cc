@@ -35,7 +35,8 @@ struct Centroids {
 };
 
 // c[code] per lane: one lane permutation when the codebook fits a vector (Q4 on AVX-512), two and a
-// blend when it fits two (Q5 on AVX-512, Q4 on AVX2), a gather otherwise (slower: about 4x).
+// blend when it fits two (Q4 on AVX2; Q5 on AVX-512 in one two-table permutation), a gather
+// otherwise (slower: about 4x).
 template <class D>
 HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::RebindToSigned<D>> code) {
   const hn::RebindToSigned<D> di;
@@ -44,6 +45,13 @@ HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::R
     return hn::TableLookupLanes(hn::Load(d, table.values), hn::IndicesFromVec(d, code));
   }
   if (table.levels <= 2 * lanes) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    // AVX-512 looks up 32 entries in one two-table permutation (vpermt2ps).
+    if constexpr (sizeof(hn::Vec<D>) == 64) {
+      return hn::Vec<D>{_mm512_permutex2var_ps(hn::Load(d, table.values).raw, code.raw,
+                                               hn::Load(d, table.values + lanes).raw)};
+    }
+#endif
     const auto lane = hn::IndicesFromVec(d, hn::And(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
     const auto in_upper = hn::RebindMask(d, hn::Gt(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
     return hn::IfThenElse(in_upper, hn::TableLookupLanes(hn::Load(d, table.values + lanes), lane),
