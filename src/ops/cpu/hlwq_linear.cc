@@ -1,6 +1,7 @@
 // HLWQ linear product without dequantizing: the activations are rotated once per call into the
 // codes' domain (x' = H(s * x_block) / sqrt(d)), then each weight row is its codes' centroids
 // (decoded with SIMD shifts, masks and lane permutations) times the block norms, dotted with x'.
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -33,6 +34,18 @@ struct Centroids {
     std::fill(std::copy(centroids.begin(), centroids.end(), values), values + 256 + 64, 0.0f);
   }
 };
+
+// fp16 bits to float, inline: a call per block inside the kernels would make the compiler keep
+// every vector accumulator in memory (all vector registers are caller-saved). Shifting exponent
+// and mantissa into float position and multiplying by 2^112 rebiases normals and subnormals alike.
+HWY_INLINE float HalfToFloat(uint16_t half) {
+  const uint32_t magnitude = half & 0x7fffu;
+  const uint32_t sign = static_cast<uint32_t>(half & 0x8000u) << 16;
+  const uint32_t bits = magnitude >= 0x7c00u  // infinity or NaN: all-ones exponent
+                            ? 0x7f800000u | ((magnitude & 0x3ffu) << 13)
+                            : std::bit_cast<uint32_t>(std::bit_cast<float>(magnitude << 13) * 0x1p112f);
+  return std::bit_cast<float>(bits | sign);
+}
 
 // c[code] per lane: one lane permutation when the codebook fits a vector (Q4 on AVX-512), two and a
 // blend when it fits two (Q4 on AVX2; Q5 on AVX-512 in one two-table permutation), a gather
@@ -74,7 +87,7 @@ void DecodeRotatedRow(const HlwqCodec& codec, const Centroids& centroids, const 
   HWY_ALIGN uint8_t codes[kMaxBlock];
   for (int64_t b = 0; b < codec.layout().blocks; ++b) {
     UnpackBlockCodes(params.bits, codes_row + b * packed_bytes, block, codes);
-    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
     float* block_out = out + b * block;
     for (size_t i = 0; i < block; i += lanes) {
       const auto code = hn::PromoteTo(di, hn::LoadU(du8, codes + i));
@@ -166,7 +179,7 @@ void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const Plan
         sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + i + lanes), sums[t][1]);
       }
     }
-    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
     for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale, totals[t]);
   }
   for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
@@ -228,7 +241,7 @@ void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const 
         sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + half + j), sums[t][1]);
       }
     }
-    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
     for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale, totals[t]);
   }
   for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
