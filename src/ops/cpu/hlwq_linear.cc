@@ -47,19 +47,26 @@ HWY_INLINE float HalfToFloat(uint16_t half) {
   return std::bit_cast<float>(bits | sign);
 }
 
-// c[code] per lane: one lane permutation when the codebook fits a vector (Q4 on AVX-512), two and a
-// blend when it fits two (Q4 on AVX2; Q5 on AVX-512 in one two-table permutation), a gather
-// otherwise (slower: about 4x).
-template <class D>
+// How c[code] is looked up, fixed per call so the inner loops carry no branch: one lane
+// permutation when the codebook fits a vector (Q4 on AVX-512), two vectors (AVX-512: one
+// two-table permutation, vpermt2ps, for Q5; elsewhere two permutations and a blend, e.g. Q4 on
+// AVX2), a gather otherwise (slower: about 4x; Q6-Q8, Q5 on AVX2).
+enum class Lookup { kOneVector, kTwoVectors, kGather };
+
+HWY_INLINE Lookup LookupFor(const Centroids& table, size_t lanes) {
+  if (table.levels <= lanes) return Lookup::kOneVector;
+  if (table.levels <= 2 * lanes) return Lookup::kTwoVectors;
+  return Lookup::kGather;
+}
+
+template <Lookup kLookup, class D>
 HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::RebindToSigned<D>> code) {
   const hn::RebindToSigned<D> di;
   const size_t lanes = hn::Lanes(d);
-  if (table.levels <= lanes) {
+  if constexpr (kLookup == Lookup::kOneVector) {
     return hn::TableLookupLanes(hn::Load(d, table.values), hn::IndicesFromVec(d, code));
-  }
-  if (table.levels <= 2 * lanes) {
+  } else if constexpr (kLookup == Lookup::kTwoVectors) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-    // AVX-512 looks up 32 entries in one two-table permutation (vpermt2ps).
     if constexpr (sizeof(hn::Vec<D>) == 64) {
       return hn::Vec<D>{_mm512_permutex2var_ps(hn::Load(d, table.values).raw, code.raw,
                                                hn::Load(d, table.values + lanes).raw)};
@@ -69,8 +76,19 @@ HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::R
     const auto in_upper = hn::RebindMask(d, hn::Gt(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
     return hn::IfThenElse(in_upper, hn::TableLookupLanes(hn::Load(d, table.values + lanes), lane),
                           hn::TableLookupLanes(hn::Load(d, table.values), lane));
+  } else {
+    return hn::GatherIndex(d, table.values, code);
   }
-  return hn::GatherIndex(d, table.values, code);
+}
+
+// Any codebook size, with the branch per vector (the decode-to-scratch path).
+template <class D>
+HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::RebindToSigned<D>> code) {
+  switch (LookupFor(table, hn::Lanes(d))) {
+    case Lookup::kOneVector: return LookupCentroids<Lookup::kOneVector>(d, table, code);
+    case Lookup::kTwoVectors: return LookupCentroids<Lookup::kTwoVectors>(d, table, code);
+    default: return LookupCentroids<Lookup::kGather>(d, table, code);
+  }
 }
 
 // Row r in the rotated domain: norm_b / sqrt(d) * c[q] for every code of every block (padding included).
@@ -190,7 +208,7 @@ void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const Plan
 // plane of width w (P_w = d w / 8 bytes, dividing d / 2) holds both runs in byte j mod P_w: the
 // first at field j / P_w, the second 4 / w fields further, i.e. 4 bits higher. So each plane costs
 // one load and one variable shift per pair of code vectors, the rest are constant shifts.
-template <size_t kTile, int kPlanes>
+template <size_t kTile, int kPlanes, Lookup kLookup>
 void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
                       const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
                       float* HWY_RESTRICT out, size_t out_stride) {
@@ -234,8 +252,8 @@ void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const 
         first = hn::Or(first, hn::ShiftLeftSame(hn::And(bits, mask), plane_shift[p]));
         second = hn::Or(second, hn::ShiftLeftSame(hn::And(hn::ShiftRight<4>(bits), mask), plane_shift[p]));
       }
-      const auto c0 = LookupCentroids(d, centroids, hn::BitCast(di, first));
-      const auto c1 = LookupCentroids(d, centroids, hn::BitCast(di, second));
+      const auto c0 = LookupCentroids<kLookup>(d, centroids, hn::BitCast(di, first));
+      const auto c1 = LookupCentroids<kLookup>(d, centroids, hn::BitCast(di, second));
       for (size_t t = 0; t < kTile; ++t) {
         sums[t][0] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + j), sums[t][0]);
         sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + half + j), sums[t][1]);
@@ -247,14 +265,31 @@ void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const 
   for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
 }
 
+template <size_t kTile, int kPlanes>
+void FusedRowWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
+                  const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
+                  float* HWY_RESTRICT out, size_t out_stride) {
+  switch (LookupFor(centroids, hn::Lanes(hn::ScalableTag<float>()))) {
+    case Lookup::kOneVector:
+      return FusedRowTileWide<kTile, kPlanes, Lookup::kOneVector>(codec, centroids, codes_row, norms_row, x,
+                                                                  x_stride, out, out_stride);
+    case Lookup::kTwoVectors:
+      return FusedRowTileWide<kTile, kPlanes, Lookup::kTwoVectors>(codec, centroids, codes_row, norms_row, x,
+                                                                   x_stride, out, out_stride);
+    default:
+      return FusedRowTileWide<kTile, kPlanes, Lookup::kGather>(codec, centroids, codes_row, norms_row, x,
+                                                               x_stride, out, out_stride);
+  }
+}
+
 template <size_t kTile>
 void FusedRow(const HlwqCodec& codec, const Centroids& centroids, const PlaneWalk& walk,
               const uint8_t* HWY_RESTRICT codes_row, const uint16_t* HWY_RESTRICT norms_row,
               const float* HWY_RESTRICT x, size_t x_stride, float* HWY_RESTRICT out, size_t out_stride) {
   switch (codec.params().bits < 4 ? 0 : code_planes(codec.params().bits).count) {
-    case 1: return FusedRowTileWide<kTile, 1>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
-    case 2: return FusedRowTileWide<kTile, 2>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
-    case 3: return FusedRowTileWide<kTile, 3>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    case 1: return FusedRowWide<kTile, 1>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    case 2: return FusedRowWide<kTile, 2>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    case 3: return FusedRowWide<kTile, 3>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
     default: return FusedRowTile<kTile>(codec, centroids, walk, codes_row, norms_row, x, x_stride, out, out_stride);
   }
 }
