@@ -203,64 +203,87 @@ void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const Plan
   for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
 }
 
+// The planes of a block for the walk below.
+struct WidePlanes {
+  size_t start[3] = {}, bytes[3] = {};
+  uint32_t masks[3] = {};
+  int widths[3] = {}, shifts[3] = {};
+};
+
+// Code vectors j.. and j + d/2.. of a block (see FusedRowTileWide), looked up and multiplied
+// into two sums per activation row.
+template <size_t kTile, int kPlanes, Lookup kLookup, class D>
+HWY_INLINE void WideStep(D d, const Centroids& centroids, const WidePlanes& planes, const uint8_t* HWY_RESTRICT packed,
+                         const float* HWY_RESTRICT block_x, size_t x_stride, size_t half, size_t j,
+                         hn::Vec<D> (&first_sums)[kTile], hn::Vec<D> (&second_sums)[kTile]) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  const hn::Rebind<uint8_t, D> du8;
+  const auto low_plane = hn::PromoteTo(du, hn::LoadU(du8, packed + j));
+  auto first = hn::And(low_plane, hn::Set(du, 0x0fu));
+  auto second = hn::ShiftRight<4>(low_plane);
+  for (int p = 1; p < kPlanes; ++p) {
+    const auto mask = hn::Set(du, planes.masks[p]);
+    const auto bits = hn::ShiftRightSame(hn::PromoteTo(du, hn::LoadU(du8, packed + planes.start[p] + j % planes.bytes[p])),
+                                         static_cast<int>(j / planes.bytes[p]) * planes.widths[p]);
+    first = hn::Or(first, hn::ShiftLeftSame(hn::And(bits, mask), planes.shifts[p]));
+    second = hn::Or(second, hn::ShiftLeftSame(hn::And(hn::ShiftRight<4>(bits), mask), planes.shifts[p]));
+  }
+  const auto c0 = LookupCentroids<kLookup>(d, centroids, hn::BitCast(di, first));
+  const auto c1 = LookupCentroids<kLookup>(d, centroids, hn::BitCast(di, second));
+  for (size_t t = 0; t < kTile; ++t) {
+    first_sums[t] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + j), first_sums[t]);
+    second_sums[t] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + half + j), second_sums[t]);
+  }
+}
+
 // Faster walk for 4..8 bits (the first plane is 4 bits wide, P = d / 2 bytes): one widening load
 // of the 4-bit plane gives codes j.. (low nibbles) and j + d/2.. (high nibbles). Every narrower
 // plane of width w (P_w = d w / 8 bytes, dividing d / 2) holds both runs in byte j mod P_w: the
 // first at field j / P_w, the second 4 / w fields further, i.e. 4 bits higher. So each plane costs
-// one load and one variable shift per pair of code vectors, the rest are constant shifts.
+// one load and one variable shift per pair of code vectors, the rest are constant shifts. Four
+// independent sums per activation row keep the multiply-add latency off the critical path.
 template <size_t kTile, int kPlanes, Lookup kLookup>
 void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
                       const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
                       float* HWY_RESTRICT out, size_t out_stride) {
   const hn::ScalableTag<float> d;
-  const hn::RebindToUnsigned<decltype(d)> du;
-  const hn::RebindToSigned<decltype(d)> di;
-  const hn::Rebind<uint8_t, decltype(d)> du8;
   const size_t lanes = hn::Lanes(d);
   const HlwqParams& params = codec.params();
-  const CodePlanes planes = code_planes(params.bits);
+  const CodePlanes code_plane_list = code_planes(params.bits);
   const size_t block = static_cast<size_t>(params.block);
   const size_t half = block / 2;
-  size_t plane_start[3] = {}, plane_bytes[3] = {};
-  int plane_width[3] = {}, plane_shift[3] = {};
+  WidePlanes planes;
   for (int p = 0, start = 0; p < kPlanes; ++p) {
-    plane_width[p] = planes.planes[p].width;
-    plane_shift[p] = planes.planes[p].shift;
-    plane_bytes[p] = block * static_cast<size_t>(plane_width[p]) / 8;
-    plane_start[p] = static_cast<size_t>(start);
-    start += static_cast<int>(plane_bytes[p]);
+    planes.widths[p] = code_plane_list.planes[p].width;
+    planes.shifts[p] = code_plane_list.planes[p].shift;
+    planes.masks[p] = (1u << planes.widths[p]) - 1;
+    planes.bytes[p] = block * static_cast<size_t>(planes.widths[p]) / 8;
+    planes.start[p] = static_cast<size_t>(start);
+    start += static_cast<int>(planes.bytes[p]);
   }
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
   const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
-  const auto nibble = hn::Set(du, 0x0fu);
   hn::Vec<decltype(d)> totals[kTile];
   for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
   for (int64_t b = 0; b < codec.layout().blocks; ++b) {
     const uint8_t* packed = codes_row + b * packed_bytes;
     const float* block_x = x + b * block;
-    hn::Vec<decltype(d)> sums[kTile][2];
-    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
-    for (size_t j = 0; j < half; j += lanes) {
-      const auto low_plane = hn::PromoteTo(du, hn::LoadU(du8, packed + j));
-      auto first = hn::And(low_plane, nibble);
-      auto second = hn::ShiftRight<4>(low_plane);
-      for (int p = 1; p < kPlanes; ++p) {
-        const auto mask = hn::Set(du, (1u << plane_width[p]) - 1);
-        const auto bits = hn::ShiftRightSame(
-            hn::PromoteTo(du, hn::LoadU(du8, packed + plane_start[p] + j % plane_bytes[p])),
-            static_cast<int>(j / plane_bytes[p]) * plane_width[p]);
-        first = hn::Or(first, hn::ShiftLeftSame(hn::And(bits, mask), plane_shift[p]));
-        second = hn::Or(second, hn::ShiftLeftSame(hn::And(hn::ShiftRight<4>(bits), mask), plane_shift[p]));
-      }
-      const auto c0 = LookupCentroids<kLookup>(d, centroids, hn::BitCast(di, first));
-      const auto c1 = LookupCentroids<kLookup>(d, centroids, hn::BitCast(di, second));
-      for (size_t t = 0; t < kTile; ++t) {
-        sums[t][0] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + j), sums[t][0]);
-        sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + half + j), sums[t][1]);
-      }
+    hn::Vec<decltype(d)> sums0[kTile], sums1[kTile], sums2[kTile], sums3[kTile];
+    for (size_t t = 0; t < kTile; ++t) sums0[t] = sums1[t] = sums2[t] = sums3[t] = hn::Zero(d);
+    size_t j = 0;
+    for (; j + 2 * lanes <= half; j += 2 * lanes) {
+      WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, j, sums0, sums1);
+      WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, j + lanes, sums2,
+                                        sums3);
+    }
+    if (j < half) {  // half is a multiple of lanes
+      WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, j, sums0, sums1);
     }
     const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
-    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale, totals[t]);
+    for (size_t t = 0; t < kTile; ++t) {
+      totals[t] = hn::MulAdd(hn::Add(hn::Add(sums0[t], sums1[t]), hn::Add(sums2[t], sums3[t])), scale, totals[t]);
+    }
   }
   for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
 }
