@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 #include "ops/cpu/linear_kernels.h"
 #include "quant/code_packing.h"
 #include "quant/hadamard.h"
@@ -25,6 +26,8 @@ namespace hlwq {
 namespace HWY_NAMESPACE {
 
 constexpr size_t kMaxBlock = 1024;
+// How far ahead of the block being decoded its codes are prefetched.
+constexpr size_t kPrefetchBytes = 1024;
 
 // The codebook zero-padded to 256 entries plus a vector, so table vectors and gathers stay inside.
 struct Centroids {
@@ -269,6 +272,9 @@ void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const 
   for (int64_t b = 0; b < codec.layout().blocks; ++b) {
     const uint8_t* packed = codes_row + b * packed_bytes;
     const float* block_x = x + b * block;
+    // Ahead of the hardware prefetcher, which stops at 4 KiB page boundaries.
+    hwy::Prefetch(packed + kPrefetchBytes);
+    hwy::Prefetch(packed + kPrefetchBytes + 64);
     hn::Vec<decltype(d)> sums0[kTile], sums1[kTile], sums2[kTile], sums3[kTile];
     for (size_t t = 0; t < kTile; ++t) sums0[t] = sums1[t] = sums2[t] = sums3[t] = hn::Zero(d);
     size_t j = 0;
