@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "ops/cpu/row_product.h"
 
@@ -181,6 +182,7 @@ HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t
     hn::Vec<decltype(d)> sums[kTile][2];
     for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
     const size_t first = g * nibbles.group_size;
+    hwy::Prefetch(packed + first / 2 + 1024);  // ahead of the hardware prefetcher at page ends
     for (size_t i = first; i < first + nibbles.group_size; i += 2 * lanes) {
       const auto bytes = hn::PromoteTo(du, hn::LoadU(du8, packed + i / 2));
       const auto low = hn::ConvertTo(d, hn::BitCast(di, hn::And(bytes, low_mask)));
