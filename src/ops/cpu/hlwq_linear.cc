@@ -272,9 +272,8 @@ void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const 
   for (int64_t b = 0; b < codec.layout().blocks; ++b) {
     const uint8_t* packed = codes_row + b * packed_bytes;
     const float* block_x = x + b * block;
-    // Ahead of the hardware prefetcher, which stops at 4 KiB page boundaries.
-    hwy::Prefetch(packed + kPrefetchBytes);
-    hwy::Prefetch(packed + kPrefetchBytes + 64);
+    PrefetchAhead(packed, kPrefetchBytes);
+    PrefetchAhead(packed, kPrefetchBytes + 64);
     hn::Vec<decltype(d)> sums0[kTile], sums1[kTile], sums2[kTile], sums3[kTile];
     for (size_t t = 0; t < kTile; ++t) sums0[t] = sums1[t] = sums2[t] = sums3[t] = hn::Zero(d);
     size_t j = 0;

@@ -25,6 +25,13 @@ namespace hlwq {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// Prefetches the cache line `ahead` bytes past `data`, which may lie past the end of the buffer
+// (the hardware stream prefetcher stops at 4 KiB page ends; a prefetch never faults). The address
+// is formed as an integer: pointer arithmetic past the end of an array would be undefined.
+HWY_INLINE void PrefetchAhead(const void* data, size_t ahead) {
+  hwy::Prefetch(reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(data) + ahead));
+}
+
 // One vector of weights widened to float.
 template <class D>
 HWY_INLINE hn::Vec<D> LoadWeights(D d, const float* HWY_RESTRICT weights) {
@@ -182,7 +189,7 @@ HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t
     hn::Vec<decltype(d)> sums[kTile][2];
     for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
     const size_t first = g * nibbles.group_size;
-    hwy::Prefetch(packed + first / 2 + 1024);  // ahead of the hardware prefetcher at page ends
+    PrefetchAhead(packed + first / 2, 1024);
     for (size_t i = first; i < first + nibbles.group_size; i += 2 * lanes) {
       const auto bytes = hn::PromoteTo(du, hn::LoadU(du8, packed + i / 2));
       const auto low = hn::ConvertTo(d, hn::BitCast(di, hn::And(bytes, low_mask)));
