@@ -81,6 +81,38 @@ HWY_INLINE void DotTile(const T* HWY_RESTRICT weights, const float* HWY_RESTRICT
   }
 }
 
+// Two weight rows times a tile of four activation rows: eight sums, and 6 loads per 8 multiply-adds
+// instead of 5 per 4, the large-batch inner loop. out[t * out_stride + k] for row k of the pair.
+template <typename T>
+HWY_INLINE void DotTwoRowsTile4(const T* HWY_RESTRICT row0, const T* HWY_RESTRICT row1, const float* HWY_RESTRICT x,
+                                size_t x_stride, size_t length, float* HWY_RESTRICT out, size_t out_stride) {
+  const hn::ScalableTag<float> d;
+  const size_t lanes = hn::Lanes(d);
+  hn::Vec<decltype(d)> sums0[4], sums1[4];
+  for (size_t t = 0; t < 4; ++t) sums0[t] = sums1[t] = hn::Zero(d);
+  size_t i = 0;
+  for (; i + lanes <= length; i += lanes) {
+    const auto w0 = LoadWeights(d, row0 + i);
+    const auto w1 = LoadWeights(d, row1 + i);
+    for (size_t t = 0; t < 4; ++t) {
+      const auto xt = hn::LoadU(d, x + t * x_stride + i);
+      sums0[t] = hn::MulAdd(w0, xt, sums0[t]);
+      sums1[t] = hn::MulAdd(w1, xt, sums1[t]);
+    }
+  }
+  const hn::CappedTag<float, 1> d1;
+  for (size_t t = 0; t < 4; ++t) {
+    float total0 = hn::GetLane(hn::SumOfLanes(d, sums0[t]));
+    float total1 = hn::GetLane(hn::SumOfLanes(d, sums1[t]));
+    for (size_t j = i; j < length; ++j) {
+      total0 += hn::GetLane(LoadWeights(d1, row0 + j)) * x[t * x_stride + j];
+      total1 += hn::GetLane(LoadWeights(d1, row1 + j)) * x[t * x_stride + j];
+    }
+    out[t * out_stride] = total0;
+    out[t * out_stride + 1] = total1;
+  }
+}
+
 // Rows [begin, end): row_of(r, scratch) returns a pointer to the `length` values of weight row r
 // (either the stored row or scratch, room for `length` floats, filled with the decoded row). The
 // batch is walked in tiles of 4 for each row of a chunk, so a weight row is read from memory once.
@@ -93,7 +125,12 @@ HWY_INLINE void ProductOfRows(const RowProductShape& shape, size_t begin, size_t
     for (size_t k = 0; k < count; ++k) chunk[k] = row_of(first + k, scratch + k * shape.length);
     size_t b = 0;
     for (; b + 4 <= shape.batch; b += 4) {
-      for (size_t k = 0; k < count; ++k) {
+      size_t k = 0;
+      for (; k + 2 <= count; k += 2) {
+        DotTwoRowsTile4(chunk[k], chunk[k + 1], shape.x + b * shape.x_stride, shape.x_stride, shape.length,
+                        shape.y + b * shape.rows + first + k, shape.rows);
+      }
+      if (k < count) {
         DotTile<4>(chunk[k], shape.x + b * shape.x_stride, shape.x_stride, shape.length,
                    shape.y + b * shape.rows + first + k, shape.rows);
       }
