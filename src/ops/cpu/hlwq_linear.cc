@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -84,7 +85,8 @@ HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::R
   }
 }
 
-// Any codebook size, with the branch per vector (the decode-to-scratch path).
+// Any codebook size, with a branch per vector (the 2- and 3-bit decode, whose codebooks fit one
+// vector on every target but the scalar one).
 template <class D>
 HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::RebindToSigned<D>> code) {
   switch (LookupFor(table, hn::Lanes(d))) {
@@ -95,6 +97,7 @@ HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::R
 }
 
 // Row r in the rotated domain: norm_b / sqrt(d) * c[q] for every code of every block (padding included).
+template <Lookup kLookup>
 void DecodeRotatedRow(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
                       const uint16_t* HWY_RESTRICT norms_row, float* HWY_RESTRICT out) {
   const hn::ScalableTag<float> d;
@@ -112,7 +115,7 @@ void DecodeRotatedRow(const HlwqCodec& codec, const Centroids& centroids, const 
     float* block_out = out + b * block;
     for (size_t i = 0; i < block; i += lanes) {
       const auto code = hn::PromoteTo(di, hn::LoadU(du8, codes + i));
-      hn::StoreU(hn::Mul(LookupCentroids(d, centroids, code), scale), d, block_out + i);
+      hn::StoreU(hn::Mul(LookupCentroids<kLookup>(d, centroids, code), scale), d, block_out + i);
     }
   }
 }
@@ -348,10 +351,18 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
   }
   // Larger batches (or small blocks): decode rows into scratch once, reuse them for every batch tile.
   auto scratch = hwy::AllocateAligned<float>(shape.chunk_rows * shape.length);
-  ProductOfRows<float>(shape, begin, end, scratch.get(), [&](size_t row, float* out) {
-    DecodeRotatedRow(codec, centroids, codes + row * code_bytes, norms + row * blocks, out);
-    return static_cast<const float*>(out);
-  });
+  const auto decode = [&](auto lookup_kind) {
+    ProductOfRows<float>(shape, begin, end, scratch.get(), [&](size_t row, float* out) {
+      DecodeRotatedRow<decltype(lookup_kind)::value>(codec, centroids, codes + row * code_bytes,
+                                                     norms + row * blocks, out);
+      return static_cast<const float*>(out);
+    });
+  };
+  switch (LookupFor(centroids, lanes)) {
+    case Lookup::kOneVector: return decode(std::integral_constant<Lookup, Lookup::kOneVector>());
+    case Lookup::kTwoVectors: return decode(std::integral_constant<Lookup, Lookup::kTwoVectors>());
+    default: return decode(std::integral_constant<Lookup, Lookup::kGather>());
+  }
 }
 
 }  // namespace HWY_NAMESPACE
