@@ -34,14 +34,15 @@ std::vector<float> reference_weights(const LinearWeight& weight) {
 // Checks linear_forward against linear_forward_reference on fresh random activations:
 // |y - y_ref| <= relative * sum_c |w_rc x_c| (+ extra[r, c] |x_c| when given, for formats whose
 // reference rounds each weight to a narrower type than the kernel does).
-void expect_matches_reference(const LinearWeight& weight, int64_t batch, uint32_t seed, double relative,
-                              const std::string& what, const std::vector<float>& per_weight_slack = {}) {
+// w: reference_weights(weight), computed once per weight by the caller.
+void expect_matches_reference(const LinearWeight& weight, const std::vector<float>& w, int64_t batch, uint32_t seed,
+                              double relative, const std::string& what,
+                              const std::vector<float>& per_weight_slack = {}) {
   const std::vector<float> x = random_normal(batch * weight.columns, seed);
   std::vector<float> expected(batch * weight.rows), actual(batch * weight.rows, 12345.0f);
   linear_forward_reference(weight, x, batch, expected);
   ThreadPool pool(2);
   linear_forward(weight, x, batch, actual, pool);
-  const std::vector<float> w = reference_weights(weight);
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t r = 0; r < weight.rows; ++r) {
       double magnitude = 0, slack = 0;
@@ -61,12 +62,14 @@ constexpr int64_t kBatches[] = {1, 3, 17};
 TEST(LinearForward, DenseMatchesReference) {
   uint32_t seed = 1;
   for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
-    for (auto [rows, columns] : {std::pair<int64_t, int64_t>{7, 33}, {16, 256}, {5, 1000}, {3, 5}}) {
+    // 4500 columns: three column segments of the large-batch path, the last one partial.
+    for (auto [rows, columns] : {std::pair<int64_t, int64_t>{7, 33}, {16, 256}, {5, 1000}, {3, 5}, {5, 4500}}) {
       const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.1f);
       const LinearWeight weight = make_dense_linear_weight(dtype, matrix, rows, columns);
       ASSERT_TRUE(dense_linear_applies(weight));
+      const std::vector<float> w = reference_weights(weight);
       for (int64_t batch : kBatches) {
-        expect_matches_reference(weight, batch, seed++, 1e-5,
+        expect_matches_reference(weight, w, batch, seed++, 1e-5,
                                  std::string(dtype_name(dtype)) + " " + std::to_string(rows) + "x" +
                                      std::to_string(columns));
       }
@@ -96,8 +99,9 @@ TEST(LinearForward, HlwqMatchesReferenceForEveryBitWidth) {
       const LinearWeight weight =
           make_hlwq_linear_weight(make_codec(bits, shape.block, shape.signs, shape.columns), matrix, shape.rows, pool);
       ASSERT_TRUE(hlwq_linear_applies(weight));
+      const std::vector<float> w = reference_weights(weight);
       for (int64_t batch : kBatches) {
-        expect_matches_reference(weight, batch, seed++, 1e-4,
+        expect_matches_reference(weight, w, batch, seed++, 1e-4,
                                  "Q" + std::to_string(bits) + " d " + std::to_string(shape.block) + " " +
                                      std::to_string(shape.columns) + " columns, signs " +
                                      std::to_string(shape.signs));
@@ -110,17 +114,17 @@ TEST(LinearForward, HlwqLargeBlocksMatchReference) {
   ThreadPool pool(1);
   uint32_t seed = 200;
   for (int bits : {4, 5}) {
-    const int64_t rows = 4, columns = 1500;
+    const int64_t rows = 4, columns = 4500;  // beyond one column segment (2048) of large batches
     const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.05f);
     const LinearWeight weight = make_hlwq_linear_weight(make_codec(bits, 1024, true, columns), matrix, rows, pool);
-    for (int64_t batch : kBatches) expect_matches_reference(weight, batch, seed++, 1e-4, "d 1024");
+    const std::vector<float> w = reference_weights(weight);
+    for (int64_t batch : kBatches) expect_matches_reference(weight, w, batch, seed++, 1e-4, "d 1024");
   }
 }
 
 // |b_g| + 2^-7 |w| per weight: MLX's reference rounds s q and then s q + b to BF16 (each within
 // 2^-9 relative), the kernel keeps both in float.
-std::vector<float> bf16_affine_slack(const LinearWeight& weight) {
-  const std::vector<float> w = reference_weights(weight);
+std::vector<float> bf16_affine_slack(const LinearWeight& weight, const std::vector<float>& w) {
   std::vector<float> slack(w.size());
   const int64_t groups = weight.columns / weight.affine.group_size;
   for (int64_t r = 0; r < weight.rows; ++r) {
@@ -142,9 +146,11 @@ TEST(LinearForward, MlxAffineMatchesReference) {
         const LinearWeight weight =
             make_mlx_affine_linear_weight(AffineParams{bits, group}, scale_dtype, matrix, rows, columns);
         ASSERT_TRUE(mlx_affine_linear_applies(weight));
-        const std::vector<float> slack = scale_dtype == DType::F32 ? std::vector<float>{} : bf16_affine_slack(weight);
+        const std::vector<float> w = reference_weights(weight);
+        const std::vector<float> slack =
+            scale_dtype == DType::F32 ? std::vector<float>{} : bf16_affine_slack(weight, w);
         for (int64_t batch : kBatches) {
-          expect_matches_reference(weight, batch, seed++, 1e-5,
+          expect_matches_reference(weight, w, batch, seed++, 1e-5,
                                    "MLX " + std::to_string(bits) + " bits, group " + std::to_string(group) + ", " +
                                        std::string(dtype_name(scale_dtype)),
                                    slack);
@@ -162,8 +168,9 @@ TEST(LinearForward, Int4MatchesReference) {
       const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.1f);
       const LinearWeight weight = make_int4_linear_weight(Int4Params{group}, scale_dtype, matrix, rows, columns);
       ASSERT_TRUE(int4_linear_applies(weight));
+      const std::vector<float> w = reference_weights(weight);
       for (int64_t batch : kBatches) {
-        expect_matches_reference(weight, batch, seed++, 1e-5,
+        expect_matches_reference(weight, w, batch, seed++, 1e-5,
                                  "INT4 group " + std::to_string(group) + ", " + std::string(dtype_name(scale_dtype)));
       }
     }
@@ -190,12 +197,14 @@ TEST(LinearForward, EverySimdTargetMatchesReference) {
   const std::vector<LinearWeight> weights = one_weight_per_format(11);
   const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
   ASSERT_FALSE(targets.empty());
+  std::vector<std::vector<float>> dequantized;
+  for (const LinearWeight& weight : weights) dequantized.push_back(reference_weights(weight));
   uint32_t seed = 600;
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     for (size_t i = 0; i < weights.size(); ++i) {
       for (int64_t batch : {int64_t{1}, int64_t{6}}) {
-        expect_matches_reference(weights[i], batch, seed++, 1e-4,
+        expect_matches_reference(weights[i], dequantized[i], batch, seed++, 1e-4,
                                  std::string(hwy::TargetName(target)) + ", weight " + std::to_string(i));
       }
     }

@@ -56,8 +56,10 @@ void dense_linear_forward(const LinearWeight& weight, std::span<const float> x, 
   check(x.size() == batch_rows * columns && y.size() == batch_rows * rows &&
             weight.data.size() == rows * columns * dtype_size(weight.dtype),
         "internal: dense_linear_forward sizes do not match the ", rows, "x", columns, " weight");
-  // Dense rows are read in place: chunks of one row (the batch tiles reuse it from L1).
-  const RowProductShape shape{x.data(), batch_rows, columns, columns, y.data(), rows, 1};
+  // Dense rows are read in place; a large batch walks them in chunks so each activation tile is
+  // read once per chunk rather than once per row.
+  const RowProductShape shape{x.data(), batch_rows, columns, columns, y.data(), rows,
+                              chunk_rows_for(batch_rows, columns)};
   const void* data = weight.data.data();
   auto* kernel = weight.dtype == DType::F32    ? HWY_DYNAMIC_DISPATCH(DenseRowsF32)
                  : weight.dtype == DType::BF16 ? HWY_DYNAMIC_DISPATCH(DenseRowsBF16)

@@ -1,13 +1,16 @@
 // HLWQ linear product without dequantizing: the activations are rotated once per call into the
 // codes' domain (x' = H(s * x_block) / sqrt(d)), then each weight row is its codes' centroids
 // (decoded with SIMD shifts, masks and lane permutations) times the block norms, dotted with x'.
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 #include "ops/cpu/linear_kernels.h"
 #include "quant/code_packing.h"
 #include "quant/hadamard.h"
@@ -24,6 +27,8 @@ namespace hlwq {
 namespace HWY_NAMESPACE {
 
 constexpr size_t kMaxBlock = 1024;
+// How far ahead of the block being decoded its codes are prefetched.
+constexpr size_t kPrefetchBytes = 1024;
 
 // The codebook zero-padded to 256 entries plus a vector, so table vectors and gathers stay inside.
 struct Centroids {
@@ -34,25 +39,65 @@ struct Centroids {
   }
 };
 
-// c[code] per lane: one lane permutation when the codebook fits a vector (Q4 on AVX-512), two and a
-// blend when it fits two (Q5 on AVX-512, Q4 on AVX2), a gather otherwise (slower: about 4x).
-template <class D>
+// fp16 bits to float, inline: a call per block inside the kernels would make the compiler keep
+// every vector accumulator in memory (all vector registers are caller-saved). Shifting exponent
+// and mantissa into float position and multiplying by 2^112 rebiases normals and subnormals alike.
+HWY_INLINE float HalfToFloat(uint16_t half) {
+  const uint32_t magnitude = half & 0x7fffu;
+  const uint32_t sign = static_cast<uint32_t>(half & 0x8000u) << 16;
+  const uint32_t bits = magnitude >= 0x7c00u  // infinity or NaN: all-ones exponent
+                            ? 0x7f800000u | ((magnitude & 0x3ffu) << 13)
+                            : std::bit_cast<uint32_t>(std::bit_cast<float>(magnitude << 13) * 0x1p112f);
+  return std::bit_cast<float>(bits | sign);
+}
+
+// How c[code] is looked up, fixed per call so the inner loops carry no branch: one lane
+// permutation when the codebook fits a vector (Q4 on AVX-512), two vectors (AVX-512: one
+// two-table permutation, vpermt2ps, for Q5; elsewhere two permutations and a blend, e.g. Q4 on
+// AVX2), a gather otherwise (slower: about 4x; Q6-Q8, Q5 on AVX2).
+enum class Lookup { kOneVector, kTwoVectors, kGather };
+
+HWY_INLINE Lookup LookupFor(const Centroids& table, size_t lanes) {
+  if (table.levels <= lanes) return Lookup::kOneVector;
+  if (table.levels <= 2 * lanes) return Lookup::kTwoVectors;
+  return Lookup::kGather;
+}
+
+template <Lookup kLookup, class D>
 HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::RebindToSigned<D>> code) {
   const hn::RebindToSigned<D> di;
   const size_t lanes = hn::Lanes(d);
-  if (table.levels <= lanes) {
+  if constexpr (kLookup == Lookup::kOneVector) {
     return hn::TableLookupLanes(hn::Load(d, table.values), hn::IndicesFromVec(d, code));
-  }
-  if (table.levels <= 2 * lanes) {
+  } else if constexpr (kLookup == Lookup::kTwoVectors) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    if constexpr (sizeof(hn::Vec<D>) == 64) {
+      return hn::Vec<D>{_mm512_permutex2var_ps(hn::Load(d, table.values).raw, code.raw,
+                                               hn::Load(d, table.values + lanes).raw)};
+    }
+#endif
     const auto lane = hn::IndicesFromVec(d, hn::And(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
     const auto in_upper = hn::RebindMask(d, hn::Gt(code, hn::Set(di, static_cast<int32_t>(lanes - 1))));
     return hn::IfThenElse(in_upper, hn::TableLookupLanes(hn::Load(d, table.values + lanes), lane),
                           hn::TableLookupLanes(hn::Load(d, table.values), lane));
+  } else {
+    return hn::GatherIndex(d, table.values, code);
   }
-  return hn::GatherIndex(d, table.values, code);
+}
+
+// Any codebook size, with a branch per vector (the 2- and 3-bit decode, whose codebooks fit one
+// vector on every target but the scalar one).
+template <class D>
+HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::RebindToSigned<D>> code) {
+  switch (LookupFor(table, hn::Lanes(d))) {
+    case Lookup::kOneVector: return LookupCentroids<Lookup::kOneVector>(d, table, code);
+    case Lookup::kTwoVectors: return LookupCentroids<Lookup::kTwoVectors>(d, table, code);
+    default: return LookupCentroids<Lookup::kGather>(d, table, code);
+  }
 }
 
 // Row r in the rotated domain: norm_b / sqrt(d) * c[q] for every code of every block (padding included).
+template <Lookup kLookup>
 void DecodeRotatedRow(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
                       const uint16_t* HWY_RESTRICT norms_row, float* HWY_RESTRICT out) {
   const hn::ScalableTag<float> d;
@@ -66,11 +111,11 @@ void DecodeRotatedRow(const HlwqCodec& codec, const Centroids& centroids, const 
   HWY_ALIGN uint8_t codes[kMaxBlock];
   for (int64_t b = 0; b < codec.layout().blocks; ++b) {
     UnpackBlockCodes(params.bits, codes_row + b * packed_bytes, block, codes);
-    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
     float* block_out = out + b * block;
     for (size_t i = 0; i < block; i += lanes) {
       const auto code = hn::PromoteTo(di, hn::LoadU(du8, codes + i));
-      hn::StoreU(hn::Mul(LookupCentroids(d, centroids, code), scale), d, block_out + i);
+      hn::StoreU(hn::Mul(LookupCentroids<kLookup>(d, centroids, code), scale), d, block_out + i);
     }
   }
 }
@@ -158,72 +203,114 @@ void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const Plan
         sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + i + lanes), sums[t][1]);
       }
     }
-    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
+    const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
     for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale, totals[t]);
   }
   for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
+}
+
+// The planes of a block for the walk below.
+struct WidePlanes {
+  size_t start[3] = {}, bytes[3] = {};
+  uint32_t masks[3] = {};
+  int widths[3] = {}, shifts[3] = {};
+};
+
+// Code vectors j.. and j + d/2.. of a block (see FusedRowTileWide), looked up and multiplied
+// into two sums per activation row.
+template <size_t kTile, int kPlanes, Lookup kLookup, class D>
+HWY_INLINE void WideStep(D d, const Centroids& centroids, const WidePlanes& planes, const uint8_t* HWY_RESTRICT packed,
+                         const float* HWY_RESTRICT block_x, size_t x_stride, size_t half, size_t j,
+                         hn::Vec<D> (&first_sums)[kTile], hn::Vec<D> (&second_sums)[kTile]) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  const hn::Rebind<uint8_t, D> du8;
+  const auto low_plane = hn::PromoteTo(du, hn::LoadU(du8, packed + j));
+  auto first = hn::And(low_plane, hn::Set(du, 0x0fu));
+  auto second = hn::ShiftRight<4>(low_plane);
+  for (int p = 1; p < kPlanes; ++p) {
+    const auto mask = hn::Set(du, planes.masks[p]);
+    const auto bits = hn::ShiftRightSame(hn::PromoteTo(du, hn::LoadU(du8, packed + planes.start[p] + j % planes.bytes[p])),
+                                         static_cast<int>(j / planes.bytes[p]) * planes.widths[p]);
+    first = hn::Or(first, hn::ShiftLeftSame(hn::And(bits, mask), planes.shifts[p]));
+    second = hn::Or(second, hn::ShiftLeftSame(hn::And(hn::ShiftRight<4>(bits), mask), planes.shifts[p]));
+  }
+  const auto c0 = LookupCentroids<kLookup>(d, centroids, hn::BitCast(di, first));
+  const auto c1 = LookupCentroids<kLookup>(d, centroids, hn::BitCast(di, second));
+  for (size_t t = 0; t < kTile; ++t) {
+    first_sums[t] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + j), first_sums[t]);
+    second_sums[t] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + half + j), second_sums[t]);
+  }
 }
 
 // Faster walk for 4..8 bits (the first plane is 4 bits wide, P = d / 2 bytes): one widening load
 // of the 4-bit plane gives codes j.. (low nibbles) and j + d/2.. (high nibbles). Every narrower
 // plane of width w (P_w = d w / 8 bytes, dividing d / 2) holds both runs in byte j mod P_w: the
 // first at field j / P_w, the second 4 / w fields further, i.e. 4 bits higher. So each plane costs
-// one load and one variable shift per pair of code vectors, the rest are constant shifts.
-template <size_t kTile, int kPlanes>
+// one load and one variable shift per pair of code vectors, the rest are constant shifts. Four
+// independent sums per activation row keep the multiply-add latency off the critical path.
+template <size_t kTile, int kPlanes, Lookup kLookup>
 void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
                       const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
                       float* HWY_RESTRICT out, size_t out_stride) {
   const hn::ScalableTag<float> d;
-  const hn::RebindToUnsigned<decltype(d)> du;
-  const hn::RebindToSigned<decltype(d)> di;
-  const hn::Rebind<uint8_t, decltype(d)> du8;
   const size_t lanes = hn::Lanes(d);
   const HlwqParams& params = codec.params();
-  const CodePlanes planes = code_planes(params.bits);
+  const CodePlanes code_plane_list = code_planes(params.bits);
   const size_t block = static_cast<size_t>(params.block);
   const size_t half = block / 2;
-  size_t plane_start[3] = {}, plane_bytes[3] = {};
-  int plane_width[3] = {}, plane_shift[3] = {};
+  WidePlanes planes;
   for (int p = 0, start = 0; p < kPlanes; ++p) {
-    plane_width[p] = planes.planes[p].width;
-    plane_shift[p] = planes.planes[p].shift;
-    plane_bytes[p] = block * static_cast<size_t>(plane_width[p]) / 8;
-    plane_start[p] = static_cast<size_t>(start);
-    start += static_cast<int>(plane_bytes[p]);
+    planes.widths[p] = code_plane_list.planes[p].width;
+    planes.shifts[p] = code_plane_list.planes[p].shift;
+    planes.masks[p] = (1u << planes.widths[p]) - 1;
+    planes.bytes[p] = block * static_cast<size_t>(planes.widths[p]) / 8;
+    planes.start[p] = static_cast<size_t>(start);
+    start += static_cast<int>(planes.bytes[p]);
   }
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
   const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
-  const auto nibble = hn::Set(du, 0x0fu);
   hn::Vec<decltype(d)> totals[kTile];
   for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
   for (int64_t b = 0; b < codec.layout().blocks; ++b) {
     const uint8_t* packed = codes_row + b * packed_bytes;
     const float* block_x = x + b * block;
-    hn::Vec<decltype(d)> sums[kTile][2];
-    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
-    for (size_t j = 0; j < half; j += lanes) {
-      const auto low_plane = hn::PromoteTo(du, hn::LoadU(du8, packed + j));
-      auto first = hn::And(low_plane, nibble);
-      auto second = hn::ShiftRight<4>(low_plane);
-      for (int p = 1; p < kPlanes; ++p) {
-        const auto mask = hn::Set(du, (1u << plane_width[p]) - 1);
-        const auto bits = hn::ShiftRightSame(
-            hn::PromoteTo(du, hn::LoadU(du8, packed + plane_start[p] + j % plane_bytes[p])),
-            static_cast<int>(j / plane_bytes[p]) * plane_width[p]);
-        first = hn::Or(first, hn::ShiftLeftSame(hn::And(bits, mask), plane_shift[p]));
-        second = hn::Or(second, hn::ShiftLeftSame(hn::And(hn::ShiftRight<4>(bits), mask), plane_shift[p]));
-      }
-      const auto c0 = LookupCentroids(d, centroids, hn::BitCast(di, first));
-      const auto c1 = LookupCentroids(d, centroids, hn::BitCast(di, second));
-      for (size_t t = 0; t < kTile; ++t) {
-        sums[t][0] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + j), sums[t][0]);
-        sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + half + j), sums[t][1]);
-      }
+    PrefetchAhead(packed, kPrefetchBytes);
+    PrefetchAhead(packed, kPrefetchBytes + 64);
+    hn::Vec<decltype(d)> sums0[kTile], sums1[kTile], sums2[kTile], sums3[kTile];
+    for (size_t t = 0; t < kTile; ++t) sums0[t] = sums1[t] = sums2[t] = sums3[t] = hn::Zero(d);
+    size_t j = 0;
+    for (; j + 2 * lanes <= half; j += 2 * lanes) {
+      WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, j, sums0, sums1);
+      WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, j + lanes, sums2,
+                                        sums3);
     }
-    const auto scale = hn::Set(d, f16_to_float(norms_row[b]) * inverse_root);
-    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale, totals[t]);
+    if (j < half) {  // half is a multiple of lanes
+      WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, j, sums0, sums1);
+    }
+    const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
+    for (size_t t = 0; t < kTile; ++t) {
+      totals[t] = hn::MulAdd(hn::Add(hn::Add(sums0[t], sums1[t]), hn::Add(sums2[t], sums3[t])), scale, totals[t]);
+    }
   }
   for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
+}
+
+template <size_t kTile, int kPlanes>
+void FusedRowWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
+                  const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
+                  float* HWY_RESTRICT out, size_t out_stride) {
+  switch (LookupFor(centroids, hn::Lanes(hn::ScalableTag<float>()))) {
+    case Lookup::kOneVector:
+      return FusedRowTileWide<kTile, kPlanes, Lookup::kOneVector>(codec, centroids, codes_row, norms_row, x,
+                                                                  x_stride, out, out_stride);
+    case Lookup::kTwoVectors:
+      return FusedRowTileWide<kTile, kPlanes, Lookup::kTwoVectors>(codec, centroids, codes_row, norms_row, x,
+                                                                   x_stride, out, out_stride);
+    default:
+      return FusedRowTileWide<kTile, kPlanes, Lookup::kGather>(codec, centroids, codes_row, norms_row, x,
+                                                               x_stride, out, out_stride);
+  }
 }
 
 template <size_t kTile>
@@ -231,9 +318,9 @@ void FusedRow(const HlwqCodec& codec, const Centroids& centroids, const PlaneWal
               const uint8_t* HWY_RESTRICT codes_row, const uint16_t* HWY_RESTRICT norms_row,
               const float* HWY_RESTRICT x, size_t x_stride, float* HWY_RESTRICT out, size_t out_stride) {
   switch (codec.params().bits < 4 ? 0 : code_planes(codec.params().bits).count) {
-    case 1: return FusedRowTileWide<kTile, 1>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
-    case 2: return FusedRowTileWide<kTile, 2>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
-    case 3: return FusedRowTileWide<kTile, 3>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    case 1: return FusedRowWide<kTile, 1>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    case 2: return FusedRowWide<kTile, 2>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    case 3: return FusedRowWide<kTile, 3>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
     default: return FusedRowTile<kTile>(codec, centroids, walk, codes_row, norms_row, x, x_stride, out, out_stride);
   }
 }
@@ -264,10 +351,18 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
   }
   // Larger batches (or small blocks): decode rows into scratch once, reuse them for every batch tile.
   auto scratch = hwy::AllocateAligned<float>(shape.chunk_rows * shape.length);
-  ProductOfRows<float>(shape, begin, end, scratch.get(), [&](size_t row, float* out) {
-    DecodeRotatedRow(codec, centroids, codes + row * code_bytes, norms + row * blocks, out);
-    return static_cast<const float*>(out);
-  });
+  const auto decode = [&](auto lookup_kind) {
+    ProductOfRows<float>(shape, begin, end, scratch.get(), [&](size_t row, float* out) {
+      DecodeRotatedRow<decltype(lookup_kind)::value>(codec, centroids, codes + row * code_bytes,
+                                                     norms + row * blocks, out);
+      return static_cast<const float*>(out);
+    });
+  };
+  switch (LookupFor(centroids, lanes)) {
+    case Lookup::kOneVector: return decode(std::integral_constant<Lookup, Lookup::kOneVector>());
+    case Lookup::kTwoVectors: return decode(std::integral_constant<Lookup, Lookup::kTwoVectors>());
+    default: return decode(std::integral_constant<Lookup, Lookup::kGather>());
+  }
 }
 
 }  // namespace HWY_NAMESPACE

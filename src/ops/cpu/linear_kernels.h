@@ -25,7 +25,8 @@ bool hlwq_linear_applies(const LinearWeight& weight);
 void hlwq_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
                          std::span<float> y, ThreadPool& pool);
 
-// MLX affine codes (any bit width; 4 and 8 bits unpack with SIMD, others bit by bit): w = s q + b.
+// MLX affine codes (any bit width; 4 bits decoded in the product with SIMD, 8 bits as bytes, others
+// bit by bit into a scratch row): w = s q + b.
 bool mlx_affine_linear_applies(const LinearWeight& weight);
 void mlx_affine_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
                                std::span<float> y, ThreadPool& pool);

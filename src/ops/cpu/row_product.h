@@ -20,12 +20,13 @@ struct RowProductShape {
                           // read once per chunk, so a large batch streams x rows / chunk_rows times
 };
 
-inline constexpr size_t kMaxChunkRows = 16;
+inline constexpr size_t kMaxChunkRows = 32;
 
-// Decoded weight rows that fit a 128 KiB scratch (L2) once the batch is large enough to reuse them.
+// Decoded weight rows that fit a 512 KiB scratch (within L2) once the batch is large enough to reuse
+// them: the whole activation batch is streamed once per chunk, so larger chunks cut that traffic.
 inline size_t chunk_rows_for(size_t batch, size_t length) {
   if (batch <= 4) return 1;
-  return std::clamp<size_t>((size_t{128} << 10) / (length * sizeof(float)), 1, kMaxChunkRows);
+  return std::clamp<size_t>((size_t{512} << 10) / (length * sizeof(float)), 1, kMaxChunkRows);
 }
 
 }  // namespace hlwq
