@@ -1,15 +1,19 @@
-// `hlwq run -m DIR --ids 1,2,3 [-n 128] [--temp 0] [--seed S] [--top-k K] [--top-p P] [--min-p P]
-// [--repeat-penalty R] [--threads N]`: generates token ids on the CPU from any model folder hlwq
-// reads (dense, HLWQ, MLX affine, CT INT4). Takes and prints ids until a tokenizer runtime exists.
+// `hlwq run -m DIR (-p TEXT | --ids 1,2,3) [-n 128] [--temp 0] [--seed S] [--top-k K] [--top-p P]
+// [--min-p P] [--repeat-penalty R] [--threads N]`: generates on the CPU from any model folder hlwq
+// reads (dense, HLWQ, MLX affine, CT INT4). With -p the text streams out as it is generated; with
+// --ids the generated ids are printed.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "convert/quantize_model.h"
 #include "engine/generate.h"
+#include "tokenizer/tokenizer.h"
 
 namespace hlwq::cli {
 
@@ -39,7 +43,7 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 
 void add_run_command(CLI::App& app) {
   struct Flags {
-    std::string model, ids, kv_dtype = "f16";
+    std::string model, ids, prompt, kv_dtype = "f16";
     int64_t max_new_tokens = 128, context = 0, repeat_last_n = 64;
     int threads = 0;
     bool ignore_eos = false;
@@ -48,8 +52,9 @@ void add_run_command(CLI::App& app) {
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand("run", "generate token ids with the CPU engine (llama, qwen2, qwen3)");
   command->add_option("-m,--model", flags->model, "model folder (dense, HLWQ, MLX affine or CT INT4)")->required();
-  command->add_option("--ids", flags->ids, "prompt token ids, comma-separated (no tokenizer runtime yet)")
-      ->required();
+  auto* prompt_option = command->add_option("-p,--prompt", flags->prompt, "prompt text (tokenized with the model's tokenizer)");
+  command->add_option("--ids", flags->ids, "prompt token ids, comma-separated (instead of -p)")
+      ->excludes(prompt_option);
   command->add_option("-n,--max-new-tokens", flags->max_new_tokens, "tokens to generate")->capture_default_str();
   command->add_option("--temp", flags->sampler.temperature, "temperature (0: greedy)")->capture_default_str();
   command->add_option("--seed", flags->sampler.seed, "sampling seed")->capture_default_str();
@@ -67,7 +72,16 @@ void add_run_command(CLI::App& app) {
   command->add_flag("--ignore-eos", flags->ignore_eos, "do not stop at the end-of-sequence id");
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
   command->callback([flags] {
-    const std::vector<int32_t> prompt = parse_ids(flags->ids);
+    check(!flags->prompt.empty() || !flags->ids.empty(), "give a prompt with -p TEXT or --ids 1,2,3");
+    std::optional<Tokenizer> tokenizer;
+    std::vector<int32_t> prompt;
+    if (!flags->prompt.empty()) {
+      tokenizer = Tokenizer::from_folder(flags->model);
+      prompt = tokenizer->encode(flags->prompt, tokenizer->adds_bos_by_default());
+      check(!prompt.empty(), "the prompt tokenizes to nothing");
+    } else {
+      prompt = parse_ids(flags->ids);
+    }
     ThreadPool pool(flags->threads);
     const auto load_start = std::chrono::steady_clock::now();
     const Model model = Model::load(flags->model, pool);
@@ -82,18 +96,37 @@ void add_run_command(CLI::App& app) {
     if (!flags->ignore_eos) {
       std::ifstream config_file(std::filesystem::path(flags->model) / "config.json");
       options.stop_ids = end_of_sequence_ids(nlohmann::json::parse(config_file, nullptr, false));
+      if (tokenizer) {
+        for (int32_t id = 0; id < tokenizer->vocab_size(); ++id) {
+          if (tokenizer->is_end_of_generation(id)) options.stop_ids.push_back(id);
+        }
+      }
     }
     bool first = true;
-    const GenerateResult result = generate(model, prompt, options, pool, [&first](int32_t token) {
-      std::printf(first ? "%d" : ",%d", token);
+    std::optional<StreamingDecoder> decoder;
+    if (tokenizer) {
+      decoder.emplace(*tokenizer);
+      std::fputs(flags->prompt.c_str(), stdout);
+      std::fflush(stdout);
+    }
+    const GenerateResult result = generate(model, prompt, options, pool, [&](int32_t token) {
+      if (decoder) {
+        std::fputs(decoder->push(token).c_str(), stdout);
+      } else {
+        std::printf(first ? "%d" : ",%d", token);
+      }
       first = false;
       std::fflush(stdout);
     });
+    if (decoder) std::fputs(decoder->flush().c_str(), stdout);
     std::printf("\n");
     std::fflush(stdout);  // the ids line before the timing line on a shared terminal
-    std::fprintf(stderr, "hlwq: load %.2f s, prompt %zu tokens at %.1f tokens/s, generated %zu at %.2f tokens/s\n",
+    std::fprintf(stderr,
+                 "hlwq: load %.2f s, prompt %zu tokens at %.1f tokens/s, generated %zu at %.2f tokens/s, "
+                 "peak memory %.0f MB\n",
                  load_seconds, prompt.size(), prompt.size() / std::max(result.prefill_seconds, 1e-9),
-                 result.tokens.size(), result.tokens.size() / std::max(result.decode_seconds, 1e-9));
+                 result.tokens.size(), result.tokens.size() / std::max(result.decode_seconds, 1e-9),
+                 peak_resident_bytes() / 1e6);
   });
 }
 
