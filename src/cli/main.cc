@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   hlwq::cli::add_run_command(app);
   hlwq::cli::add_tokenize_command(app);
   hlwq::cli::add_ppl_command(app);
+  hlwq::cli::add_chat_command(app);
   hlwq::install_interrupt_handler();
   try {
     app.parse(argc, argv);

@@ -1,0 +1,75 @@
+// `hlwq chat -m DIR [-n 256] [--temp 0.7] [--seed S] [--threads N]`: an interactive conversation
+// on stdin/stdout with the model's chat template (ChatML, Qwen3 or Llama-3) and the history kept.
+// Each turn re-runs the whole conversation as one prefill (simple; the KV cache is not reused yet).
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "engine/generate.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hlwq::cli {
+
+void add_chat_command(CLI::App& app) {
+  struct Flags {
+    std::string model, system;
+    int64_t max_new_tokens = 256;
+    int threads = 0;
+    SamplerOptions sampler;
+  };
+  auto flags = std::make_shared<Flags>();
+  flags->sampler.temperature = 0.7f;
+  flags->sampler.top_p = 0.9f;
+  CLI::App* command = app.add_subcommand("chat", "interactive chat with the model's chat template (reads stdin)");
+  command->add_option("-m,--model", flags->model, "model folder (any format hlwq runs)")->required();
+  command->add_option("--system", flags->system, "system message");
+  command->add_option("-n,--max-new-tokens", flags->max_new_tokens, "tokens per reply")->capture_default_str();
+  command->add_option("--temp", flags->sampler.temperature, "temperature (0: greedy)")->capture_default_str();
+  command->add_option("--top-p", flags->sampler.top_p, "nucleus sampling mass")->capture_default_str();
+  command->add_option("--seed", flags->sampler.seed, "sampling seed")->capture_default_str();
+  command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
+  command->callback([flags] {
+    const Tokenizer tokenizer = Tokenizer::from_folder(flags->model);
+    ThreadPool pool(flags->threads);
+    const Model model = Model::load(flags->model, pool);
+    GenerateOptions options;
+    options.max_new_tokens = flags->max_new_tokens;
+    options.sampler = flags->sampler;
+    for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
+      if (tokenizer.is_end_of_generation(id)) options.stop_ids.push_back(id);
+    }
+    std::vector<ChatMessage> history;
+    if (!flags->system.empty()) history.push_back({"system", flags->system});
+    const bool interactive = ::isatty(STDIN_FILENO) == 1;
+    std::string line;
+    while (true) {
+      if (interactive) std::fputs("> ", stdout);
+      std::fflush(stdout);
+      if (!std::getline(std::cin, line)) break;
+      if (line.empty()) continue;
+      history.push_back({"user", line});
+      const std::string text = apply_chat_template(tokenizer, history, true);
+      const std::vector<int32_t> prompt = tokenizer.encode(text, false);
+      StreamingDecoder decoder(tokenizer);
+      std::string reply;
+      generate(model, prompt, options, pool, [&](int32_t token) {
+        const std::string piece = decoder.push(token);
+        reply += piece;
+        std::fputs(piece.c_str(), stdout);
+        std::fflush(stdout);
+      });
+      const std::string rest = decoder.flush();
+      reply += rest;
+      std::fputs(rest.c_str(), stdout);
+      std::fputs("\n", stdout);
+      history.push_back({"assistant", reply});
+    }
+  });
+}
+
+}  // namespace hlwq::cli
