@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   hlwq::cli::add_tokenize_command(app);
   hlwq::cli::add_ppl_command(app);
   hlwq::cli::add_chat_command(app);
+  hlwq::cli::add_bench_command(app);
   hlwq::install_interrupt_handler();
   try {
     app.parse(argc, argv);

@@ -1,0 +1,51 @@
+// `hlwq bench (-m DIR | --synthetic NAME [--format F]) [-p 512] [-n 128] [--threads N] [--json]`
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "core/error.h"
+#include "core/staged_directory.h"
+#include "eval/bench.h"
+#include "cli/temporary_work_folder.h"
+
+namespace hlwq::cli {
+
+void add_bench_command(CLI::App& app) {
+  struct Flags {
+    std::string model, synthetic, format = "hlwq-q4";
+    BenchOptions options;
+    bool json = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* command = app.add_subcommand("bench", "prefill/decode speed and the fraction of the memory roofline");
+  auto* model_option = command->add_option("-m,--model", flags->model, "model folder");
+  command->add_option("--synthetic", flags->synthetic, "random weights of a real shape: smollm2-135m, qwen3-0.6b, llama3-1b")
+      ->excludes(model_option);
+  command->add_option("--format", flags->format, "synthetic model format: bf16, hlwq-q4, hlwq-q5, mlx4, int4")
+      ->capture_default_str();
+  command->add_option("-p", flags->options.prompt_tokens, "prompt tokens (prefill)")->capture_default_str();
+  command->add_option("-n", flags->options.generated_tokens, "generated tokens (decode)")->capture_default_str();
+  command->add_option("--repetitions", flags->options.repetitions, "best of this many runs")->capture_default_str();
+  command->add_option("--threads", flags->options.threads, "worker threads (default: all cores)");
+  command->add_flag("--json", flags->json, "print JSON");
+  command->callback([flags] {
+    check(!flags->model.empty() || !flags->synthetic.empty(), "give -m DIR or --synthetic NAME");
+    BenchReport report;
+    if (!flags->synthetic.empty()) {
+      const TemporaryWorkFolder work;
+      const auto folder = make_synthetic_model(flags->synthetic, flags->format, work.path(), flags->options.threads);
+      report = bench_model(folder, flags->options);
+      report.model = flags->synthetic + " (" + flags->format + ", synthetic)";
+    } else {
+      report = bench_model(flags->model, flags->options);
+    }
+    if (flags->json) {
+      print_json(report.to_json());
+    } else {
+      std::fputs(report.to_text().c_str(), stdout);
+    }
+  });
+}
+
+}  // namespace hlwq::cli
