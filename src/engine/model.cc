@@ -105,35 +105,8 @@ Model Model::load(const std::filesystem::path& folder, ThreadPool& pool) {
 void Model::embed(int64_t token, std::span<float> out) const {
   check(token >= 0 && token < config_.vocab_size, "token id ", token, " is outside the vocabulary of ",
         config_.vocab_size);
-  const LinearWeight& table = embedding_;
-  const int64_t columns = table.columns;
-  switch (table.format) {
-    case LinearFormat::dense: {
-      const size_t element = dtype_size(table.dtype);
-      convert_to_float(table.dtype, table.data.bytes().subspan(token * columns * element, columns * element), out);
-      return;
-    }
-    case LinearFormat::hlwq: {
-      const HlwqRowLayout& layout = table.codec->layout();
-      table.codec->dequantize_row(table.codes.as<uint8_t>().subspan(token * layout.code_bytes, layout.code_bytes),
-                                  table.norms.as<uint16_t>().subspan(token * layout.blocks, layout.blocks), out);
-      return;
-    }
-    case LinearFormat::mlx_affine: {
-      const size_t words = affine_packed_words_per_row(columns, table.affine.bits);
-      const int64_t groups = columns / table.affine.group_size;
-      affine_dequantize_rows(table.affine, table.dtype, table.packed.as<uint32_t>().subspan(token * words, words),
-                             std::span<const float>(table.scales).subspan(token * groups, groups),
-                             std::span<const float>(table.biases).subspan(token * groups, groups), 1, columns, out);
-      return;
-    }
-    case LinearFormat::ct_int4: {
-      const int64_t groups = columns / table.int4.group_size;
-      int4_dequantize_rows(table.int4, table.packed.as<int32_t>().subspan(token * columns / 8, columns / 8),
-                           std::span<const float>(table.scales).subspan(token * groups, groups), 1, columns, out);
-      return;
-    }
-  }
+  // MLX looks embeddings up with mx.dequantize (rounded to the scale dtype), unlike its matmul.
+  dequantize_linear_row(embedding_, token, out, AffineArithmetic::dequantize);
 }
 
 uint64_t Model::weight_bytes() const {

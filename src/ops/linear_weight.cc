@@ -63,10 +63,8 @@ LinearWeight load_linear_weight(const ModelWeights& model, const LogicalTensor& 
   return weight;
 }
 
-namespace {
-
-// Row r of the weight as floats, through the formats' own dequantizers.
-void dequantize_row(const LinearWeight& weight, int64_t row, std::span<float> out) {
+void dequantize_linear_row(const LinearWeight& weight, int64_t row, std::span<float> out,
+                           AffineArithmetic affine_arithmetic) {
   const int64_t columns = weight.columns;
   switch (weight.format) {
     case LinearFormat::dense: {
@@ -84,11 +82,14 @@ void dequantize_row(const LinearWeight& weight, int64_t row, std::span<float> ou
     case LinearFormat::mlx_affine: {
       const size_t words = affine_packed_words_per_row(columns, weight.affine.bits);
       const int64_t groups = columns / weight.affine.group_size;
-      // Float arithmetic s * q + b, as MLX's own quantized matmul computes it (mx.dequantize would
-      // round each weight to the scale dtype first; ModelWeights::read_float does that).
-      affine_dequantize_rows(weight.affine, weight.packed.as<uint32_t>().subspan(row * words, words),
-                             std::span<const float>(weight.scales).subspan(row * groups, groups),
-                             std::span<const float>(weight.biases).subspan(row * groups, groups), 1, columns, out);
+      const auto packed = weight.packed.as<uint32_t>().subspan(row * words, words);
+      const auto scales = std::span<const float>(weight.scales).subspan(row * groups, groups);
+      const auto biases = std::span<const float>(weight.biases).subspan(row * groups, groups);
+      if (affine_arithmetic == AffineArithmetic::dequantize) {
+        affine_dequantize_rows(weight.affine, weight.dtype, packed, scales, biases, 1, columns, out);
+      } else {
+        affine_dequantize_rows(weight.affine, packed, scales, biases, 1, columns, out);
+      }
       return;
     }
     case LinearFormat::ct_int4: {
@@ -100,8 +101,6 @@ void dequantize_row(const LinearWeight& weight, int64_t row, std::span<float> ou
   }
 }
 
-}  // namespace
-
 void linear_forward_reference(const LinearWeight& weight, std::span<const float> x, int64_t batch,
                               std::span<float> y) {
   check(static_cast<int64_t>(x.size()) == batch * weight.columns &&
@@ -110,7 +109,8 @@ void linear_forward_reference(const LinearWeight& weight, std::span<const float>
         weight.rows, "x", weight.columns, " weight");
   std::vector<float> row(weight.columns);
   for (int64_t r = 0; r < weight.rows; ++r) {
-    dequantize_row(weight, r, row);
+    // Float arithmetic for MLX rows, as MLX's own quantized matmul computes them.
+    dequantize_linear_row(weight, r, row, AffineArithmetic::matmul);
     for (int64_t b = 0; b < batch; ++b) {
       double sum = 0;
       for (int64_t c = 0; c < weight.columns; ++c) sum += static_cast<double>(row[c]) * x[b * weight.columns + c];

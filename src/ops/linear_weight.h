@@ -46,6 +46,15 @@ struct LinearWeight {
 // Loads a 2-D logical tensor of a model folder in its own format (dense tensors keep their dtype).
 LinearWeight load_linear_weight(const ModelWeights& model, const LogicalTensor& tensor);
 
+// How an MLX affine row becomes floats: `matmul` in float (s * q + b), as MLX's quantized matmul
+// computes it; `dequantize` rounded to the scale dtype, as mx.dequantize (and MLX's
+// QuantizedEmbedding lookup) does. Other formats ignore it.
+enum class AffineArithmetic { matmul, dequantize };
+
+// Row `row` of the weight as floats, through the formats' own dequantizers (out: columns floats).
+void dequantize_linear_row(const LinearWeight& weight, int64_t row, std::span<float> out,
+                           AffineArithmetic affine_arithmetic);
+
 // Plain reference: y[b, r] = sum_c W[r, c] * x[b, c] for b < batch, with W dequantized one row at a
 // time through quant/'s reference dequantizers and sums in double. Every fast kernel is tested
 // against this on random inputs.
