@@ -137,11 +137,12 @@ inline void k_scale_and_minimum(const uint8_t* packed, int sub_block, int* scale
 
 // Q4_K: f16 d, f16 dmin, 12 scale bytes, 128 bytes of nibbles. Sub-block s (32 values) of
 // each 64-value chunk c takes the low (s = 0) or high (s = 1) nibbles of bytes 32c..32c+31.
-void decode_q4_k(const uint8_t* block, float* out) {
+// Q4_K and Q5_K share scales and nibble layout; Q5_K adds `high_bits` (nullptr for Q4_K).
+void decode_k_quant_sub_blocks(const uint8_t* block, const uint8_t* high_bits, const uint8_t* nibbles,
+                               float* out) {
   const float scale = load_f16(block);
   const float minimum_scale = load_f16(block + 2);
   const uint8_t* packed_scales = block + 4;
-  const uint8_t* nibbles = block + 16;
   for (int sub_block = 0; sub_block < 8; ++sub_block) {
     int sub_scale, sub_minimum;
     k_scale_and_minimum(packed_scales, sub_block, &sub_scale, &sub_minimum);
@@ -151,34 +152,20 @@ void decode_q4_k(const uint8_t* block, float* out) {
     const int shift = 4 * (sub_block % 2);
     float* target = out + 32 * sub_block;
     for (int j = 0; j < 32; ++j) {
-      const float scaled = step * static_cast<float>((source[j] >> shift) & 0x0f);
+      int code = (source[j] >> shift) & 0x0f;
+      if (high_bits != nullptr) code |= ((high_bits[j] >> sub_block) & 1) << 4;
+      const float scaled = step * static_cast<float>(code);
       target[j] = scaled - offset;
     }
   }
 }
 
+void decode_q4_k(const uint8_t* block, float* out) { decode_k_quant_sub_blocks(block, nullptr, block + 16, out); }
+
 // Q5_K: as Q4_K plus 32 bytes of fifth bits (bit s of byte j belongs to element j of
 // sub-block s), stored between the scales and the nibbles.
 void decode_q5_k(const uint8_t* block, float* out) {
-  const float scale = load_f16(block);
-  const float minimum_scale = load_f16(block + 2);
-  const uint8_t* packed_scales = block + 4;
-  const uint8_t* high_bits = block + 16;
-  const uint8_t* nibbles = block + 48;
-  for (int sub_block = 0; sub_block < 8; ++sub_block) {
-    int sub_scale, sub_minimum;
-    k_scale_and_minimum(packed_scales, sub_block, &sub_scale, &sub_minimum);
-    const float step = scale * static_cast<float>(sub_scale);
-    const float offset = minimum_scale * static_cast<float>(sub_minimum);
-    const uint8_t* source = nibbles + 32 * (sub_block / 2);
-    const int shift = 4 * (sub_block % 2);
-    float* target = out + 32 * sub_block;
-    for (int j = 0; j < 32; ++j) {
-      const int code = ((source[j] >> shift) & 0x0f) | ((high_bits[j] >> sub_block) & 1) << 4;
-      const float scaled = step * static_cast<float>(code);
-      target[j] = scaled - offset;
-    }
-  }
+  decode_k_quant_sub_blocks(block, block + 16, block + 48, out);
 }
 
 // Q6_K: 128 bytes of low nibbles, 64 bytes of 2-bit high parts, 16 int8 scales (one per 16
