@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 #include <ostream>
+#include <map>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -42,9 +43,14 @@ bool checked_multiply(uint64_t a, uint64_t b, uint64_t& product) {
 // shape can be. After it passes, building the document costs memory in proportion to the
 // number of entries, whatever a hostile header holds. (nlohmann's parse callbacks could do
 // this in one pass, but they rescan the parent object after every entry: quadratic time.)
+// Top-level names in the order the header lists them (the writer's declaration order).
+using EntryOrder = std::map<std::string, size_t, std::less<>>;
+
 class HeaderStructureCheck : public nlohmann::json_sax<json> {
  public:
   explicit HeaderStructureCheck(std::string_view file_name) : file_name_(file_name) {}
+
+  EntryOrder take_entry_order() { return std::move(entry_order_); }
 
   bool null() override { return element(); }
   bool boolean(bool) override { return element(); }
@@ -61,7 +67,7 @@ class HeaderStructureCheck : public nlohmann::json_sax<json> {
   bool key(string_t& name) override {
     if (depth_ == 1) {
       entry_ = name;
-      if (!names_.insert(name).second)
+      if (!entry_order_.emplace(name, entry_order_.size()).second)
         fail("duplicate entry ", quoted_name(name), " in header, ", file_name_);
     } else if (depth_ == 2) {
       field_ = name;
@@ -100,11 +106,11 @@ class HeaderStructureCheck : public nlohmann::json_sax<json> {
   int depth_ = 0;
   std::string entry_;  // the top-level key being read
   std::string field_;  // its key being read ("shape", ...)
-  std::set<std::string> names_;
+  EntryOrder entry_order_;
   size_t elements_ = 0;
 };
 
-json parse_header_json(std::string_view text, std::string_view file_name) {
+json parse_header_json(std::string_view text, std::string_view file_name, EntryOrder& entry_order) {
   // nlohmann's lexer takes a NUL byte for the end of input and would ignore what follows;
   // valid JSON never holds one (control characters inside strings must be escaped).
   const size_t nul = text.find('\0');
@@ -119,6 +125,7 @@ json parse_header_json(std::string_view text, std::string_view file_name) {
     fail("header is not valid JSON (", quoted_name(error.what()), "), ", file_name);
   }
   check(header.is_object(), "header JSON is not an object, ", file_name);
+  entry_order = structure_check.take_entry_order();
   return header;
 }
 
@@ -261,9 +268,10 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_bytes
   header.data_area_begin = 8 + header_size;
   const uint64_t data_area_size = file_bytes.size() - header.data_area_begin;
   const auto header_text = file_bytes.subspan(8, header_size);
+  EntryOrder entry_order;
   const json root = parse_header_json(
       std::string_view(reinterpret_cast<const char*>(header_text.data()), header_text.size()),
-      file_name);
+      file_name, entry_order);
 
   for (const auto& [key, value] : root.items()) {
     if (key == kMetadataKey) {
@@ -272,10 +280,11 @@ SafetensorsHeader parse_safetensors_header(std::span<const std::byte> file_bytes
       header.tensors.push_back(parse_tensor_entry(key, value, data_area_size, file_name));
     }
   }
+  // Zero-size tensors may share an offset; those keep the order the header lists them in.
   std::sort(header.tensors.begin(), header.tensors.end(),
-            [](const TensorInfo& a, const TensorInfo& b) {
-              return std::tie(a.data_begin, a.data_end, a.name) <
-                     std::tie(b.data_begin, b.data_end, b.name);
+            [&entry_order](const TensorInfo& a, const TensorInfo& b) {
+              return std::tuple(a.data_begin, a.data_end, entry_order.find(a.name)->second) <
+                     std::tuple(b.data_begin, b.data_end, entry_order.find(b.name)->second);
             });
   check_tiling(header.tensors, data_area_size, file_name);
   return header;
