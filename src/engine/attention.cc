@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/attention_head.h"
+
 namespace hlwq {
 
 void softmax(std::span<float> x) {
@@ -22,31 +24,33 @@ void causal_attention(std::span<const float> queries, int64_t tokens, int64_t st
   const int64_t head_dim = shape.head_dim;
   const int64_t width = shape.heads * head_dim;
   const int64_t group = shape.heads / shape.kv_heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  pool.parallel_for(static_cast<size_t>(tokens * shape.heads), [&](size_t begin, size_t end) {
-    std::vector<float> scores, row(head_dim);
-    std::vector<double> sum(head_dim);
-    for (size_t task = begin; task < end; ++task) {
-      const int64_t token = static_cast<int64_t>(task) / shape.heads;
-      const int64_t head = static_cast<int64_t>(task) % shape.heads;
-      const int64_t last_position = start_position + token;
-      const int64_t kv_offset = (head / group) * head_dim;
-      const float* query = queries.data() + token * width + head * head_dim;
-      scores.resize(last_position + 1);
-      for (int64_t position = 0; position <= last_position; ++position) {
-        cache.read_key(layer, position, kv_offset, row);
-        double dot = 0;
-        for (int64_t i = 0; i < head_dim; ++i) dot += static_cast<double>(query[i]) * row[i];
-        scores[position] = static_cast<float>(dot * scale);
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const size_t element = dtype_size(cache.dtype());
+  const std::byte* keys = cache.layer_keys(layer).data();
+  const std::byte* values = cache.layer_values(layer).data();
+  // Later tokens attend over more positions, so contiguous ranges of (token,
+  // head) tasks would give the last thread most of the work: each thread takes
+  // every workers-th task instead.
+  const size_t tasks = static_cast<size_t>(tokens * shape.heads);
+  const size_t workers = std::min(tasks, static_cast<size_t>(pool.size()));
+  pool.parallel_for(workers, [&](size_t first_worker, size_t last_worker) {
+    std::vector<float> scores(static_cast<size_t>(start_position + tokens));
+    for (size_t worker = first_worker; worker < last_worker; ++worker) {
+      for (size_t task = worker; task < tasks; task += workers) {
+        const int64_t token = static_cast<int64_t>(task) / shape.heads;
+        const int64_t head = static_cast<int64_t>(task) % shape.heads;
+        const size_t kv_offset = static_cast<size_t>((head / group) * head_dim) * element;
+        AttentionHead input;
+        input.query = queries.data() + token * width + head * head_dim;
+        input.keys = keys + kv_offset;
+        input.values = values + kv_offset;
+        input.dtype = cache.dtype();
+        input.row_stride = static_cast<size_t>(cache.row_width());
+        input.positions = static_cast<size_t>(start_position + token + 1);
+        input.head_dim = static_cast<size_t>(head_dim);
+        input.scale = scale;
+        attention_head(input, scores, out.subspan(token * width + head * head_dim, head_dim));
       }
-      softmax(scores);
-      std::fill(sum.begin(), sum.end(), 0.0);
-      for (int64_t position = 0; position <= last_position; ++position) {
-        cache.read_value(layer, position, kv_offset, row);
-        for (int64_t i = 0; i < head_dim; ++i) sum[i] += static_cast<double>(scores[position]) * row[i];
-      }
-      float* output = out.data() + token * width + head * head_dim;
-      for (int64_t i = 0; i < head_dim; ++i) output[i] = static_cast<float>(sum[i]);
     }
   });
 }

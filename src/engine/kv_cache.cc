@@ -18,8 +18,8 @@ KvCache::KvCache(int64_t layers, int64_t kv_heads, int64_t head_dim, int64_t con
 size_t KvCache::row_bytes() const { return static_cast<size_t>(row_width_) * dtype_size(dtype_); }
 
 size_t KvCache::row_offset(int64_t layer, int64_t position) const {
-  check(layer >= 0 && layer < layers_ && position >= 0 && position < context_length_, "KV cache position ",
-        position, " of layer ", layer, " is outside the context length ", context_length_);
+  check(layer >= 0 && layer < layers_ && position >= 0 && position < context_length_, "KV cache position ", position,
+        " of layer ", layer, " is outside the context length ", context_length_);
   return static_cast<size_t>(layer * context_length_ + position) * row_bytes();
 }
 
@@ -31,14 +31,22 @@ void KvCache::store(int64_t layer, int64_t position, std::span<const float> keys
 
 void KvCache::read_key(int64_t layer, int64_t position, int64_t offset, std::span<float> out) const {
   const size_t element = dtype_size(dtype_);
-  convert_to_float(dtype_, std::span(keys_).subspan(row_offset(layer, position) + offset * element, out.size() * element),
-                   out);
+  convert_to_float(dtype_,
+                   std::span(keys_).subspan(row_offset(layer, position) + offset * element, out.size() * element), out);
 }
 
 void KvCache::read_value(int64_t layer, int64_t position, int64_t offset, std::span<float> out) const {
   const size_t element = dtype_size(dtype_);
-  convert_to_float(dtype_,
-                   std::span(values_).subspan(row_offset(layer, position) + offset * element, out.size() * element), out);
+  convert_to_float(
+      dtype_, std::span(values_).subspan(row_offset(layer, position) + offset * element, out.size() * element), out);
+}
+
+std::span<const std::byte> KvCache::layer_keys(int64_t layer) const {
+  return std::span(keys_).subspan(row_offset(layer, 0), static_cast<size_t>(context_length_) * row_bytes());
+}
+
+std::span<const std::byte> KvCache::layer_values(int64_t layer) const {
+  return std::span(values_).subspan(row_offset(layer, 0), static_cast<size_t>(context_length_) * row_bytes());
 }
 
 }  // namespace hlwq

@@ -24,6 +24,10 @@ class KvCache {
   // Reads back `count` values of a stored row starting at `offset` (e.g. one kv head).
   void read_key(int64_t layer, int64_t position, int64_t offset, std::span<float> out) const;
   void read_value(int64_t layer, int64_t position, int64_t offset, std::span<float> out) const;
+  // All context_length() rows of one layer as stored (row_width() elements of dtype() each, row
+  // after row), for kernels that widen them in registers instead of copying.
+  std::span<const std::byte> layer_keys(int64_t layer) const;
+  std::span<const std::byte> layer_values(int64_t layer) const;
 
  private:
   // Byte offset of a stored row; throws when the position is outside the context.

@@ -57,13 +57,15 @@ void expect_matches_reference(const LinearWeight& weight, const std::vector<floa
   }
 }
 
-constexpr int64_t kBatches[] = {1, 3, 17};
+// 1 and 3: the decode path; 12 and 17: the register-blocked panel path with a partial token tile.
+constexpr int64_t kBatches[] = {1, 3, 12, 17};
 
 TEST(LinearForward, DenseMatchesReference) {
   uint32_t seed = 1;
   for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
-    // 4500 columns: three column segments of the large-batch path, the last one partial.
-    for (auto [rows, columns] : {std::pair<int64_t, int64_t>{7, 33}, {16, 256}, {5, 1000}, {3, 5}, {5, 4500}}) {
+    // 4500 columns: many column segments of both paths, the last one partial; 70 rows: two whole
+    // panels of the large-batch path and a partial one.
+    for (auto [rows, columns] : {std::pair<int64_t, int64_t>{7, 33}, {16, 256}, {5, 1000}, {3, 5}, {5, 4500}, {70, 300}}) {
       const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.1f);
       const LinearWeight weight = make_dense_linear_weight(dtype, matrix, rows, columns);
       ASSERT_TRUE(dense_linear_applies(weight));
@@ -194,7 +196,7 @@ std::vector<LinearWeight> one_weight_per_format(int64_t rows) {
 }
 
 TEST(LinearForward, EverySimdTargetMatchesReference) {
-  const std::vector<LinearWeight> weights = one_weight_per_format(11);
+  const std::vector<LinearWeight> weights = one_weight_per_format(37);  // a panel and a partial one
   const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
   ASSERT_FALSE(targets.empty());
   std::vector<std::vector<float>> dequantized;
@@ -203,7 +205,7 @@ TEST(LinearForward, EverySimdTargetMatchesReference) {
   for (int64_t target : targets) {
     hwy::SetSupportedTargetsForTest(target);
     for (size_t i = 0; i < weights.size(); ++i) {
-      for (int64_t batch : {int64_t{1}, int64_t{6}}) {
+      for (int64_t batch : {int64_t{1}, int64_t{6}, int64_t{15}}) {
         expect_matches_reference(weights[i], dequantized[i], batch, seed++, 1e-4,
                                  std::string(hwy::TargetName(target)) + ", weight " + std::to_string(i));
       }

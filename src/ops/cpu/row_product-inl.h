@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "hwy/aligned_allocator.h"
 #include "hwy/cache_control.h"
@@ -114,21 +115,20 @@ HWY_INLINE void DotTwoRowsTile4(const T* HWY_RESTRICT row0, const T* HWY_RESTRIC
   }
 }
 
-// Columns per pass over a chunk: four activation rows of 2048 floats (32 KiB) stay in L1 while
-// every row of the chunk is multiplied with them; partial sums are added into y segment by segment
-// (a fixed order, so results still do not depend on the thread count).
+// Columns per pass over a chunk in the small-batch path: four activation rows of 2048 floats
+// (32 KiB) stay in L1 while every row of the chunk is multiplied with them; partial sums are added
+// into y segment by segment (a fixed order, so results still do not depend on the thread count).
 constexpr size_t kSegmentColumns = 2048;
 
-// Rows [begin, end): row_of(r, scratch) returns a pointer to the `length` values of weight row r
-// (either the stored row or scratch, room for `length` floats, filled with the decoded row). For
-// each chunk of rows and each column segment, the batch is walked in tiles of 4 (two weight rows
-// at a time), so a weight row is read from memory once and activations mostly from L1.
+// Small batches (at most 4 rows, chunk_rows 1): each weight row is read once and dotted with the
+// whole batch, two weight rows at a time when the batch is exactly a tile of 4.
 template <typename T, class RowOf>
-HWY_INLINE void ProductOfRows(const RowProductShape& shape, size_t begin, size_t end, float* HWY_RESTRICT scratch,
-                              const RowOf& row_of) {
+HWY_INLINE void ProductOfRowsSmallBatch(const RowProductShape& shape, size_t begin, size_t end,
+                                        float* HWY_RESTRICT scratch, const RowOf& row_of) {
   const T* chunk[kMaxChunkRows];
-  for (size_t first = begin; first < end; first += shape.chunk_rows) {
-    const size_t count = std::min(shape.chunk_rows, end - first);
+  const size_t chunk_rows = std::min(shape.chunk_rows, kMaxChunkRows);
+  for (size_t first = begin; first < end; first += chunk_rows) {
+    const size_t count = std::min(chunk_rows, end - first);
     for (size_t k = 0; k < count; ++k) chunk[k] = row_of(first + k, scratch + k * shape.length);
     for (size_t segment = 0; segment < shape.length; segment += kSegmentColumns) {
       const size_t columns = std::min(kSegmentColumns, shape.length - segment);
@@ -155,6 +155,134 @@ HWY_INLINE void ProductOfRows(const RowProductShape& shape, size_t begin, size_t
       }
     }
   }
+}
+
+// Large batches (prefill) as a register-blocked matrix product. A panel of two vectors' worth of
+// weight rows is widened and transposed once (k-major: panel[k * width + r]); then for each tile of
+// kTokens activation rows, every k costs two panel loads, kTokens broadcasts and 2 kTokens
+// multiply-adds into accumulators that stay in registers, so the loop runs at the multiply-add
+// rate instead of the load rate of dot products. Each output is one float sum in k order (segments
+// continue it), whichever lane or thread computes it: results do not depend on the thread count.
+constexpr size_t kPanelSegment = 256;  // k values per pass: 256 x 32 floats of panel = 32 KiB (L1)
+
+// Activation rows per tile: 2 x kTokens accumulators plus three working vectors must fit the
+// register file (32 vectors with AVX-512, 16 elsewhere).
+constexpr size_t kPanelTokens = HWY_TARGET <= HWY_AVX3 ? 8 : 6;
+
+template <size_t kTokens>
+HWY_INLINE void PanelTile(const float* HWY_RESTRICT panel, const float* HWY_RESTRICT x, size_t x_stride, size_t depth,
+                          float* HWY_RESTRICT y, size_t y_stride, size_t count, bool accumulate) {
+  const hn::ScalableTag<float> d;
+  const size_t lanes = hn::Lanes(d);
+  const size_t width = 2 * lanes;
+  hn::Vec<decltype(d)> sums[kTokens][2];
+  HWY_ALIGN float partial[kMaxChunkRows];  // width = 2 * lanes <= kMaxChunkRows
+  for (size_t t = 0; t < kTokens; ++t) {
+    if (!accumulate) {
+      sums[t][0] = sums[t][1] = hn::Zero(d);
+    } else if (count == width) {
+      sums[t][0] = hn::LoadU(d, y + t * y_stride);
+      sums[t][1] = hn::LoadU(d, y + t * y_stride + lanes);
+    } else {  // a last, narrower panel: only `count` outputs exist
+      std::fill(partial, partial + width, 0.0f);
+      std::copy(y + t * y_stride, y + t * y_stride + count, partial);
+      sums[t][0] = hn::Load(d, partial);
+      sums[t][1] = hn::Load(d, partial + lanes);
+    }
+  }
+  for (size_t k = 0; k < depth; ++k) {
+    const auto w0 = hn::Load(d, panel + k * width);
+    const auto w1 = hn::Load(d, panel + k * width + lanes);
+    for (size_t t = 0; t < kTokens; ++t) {
+      const auto xk = hn::Set(d, x[t * x_stride + k]);
+      sums[t][0] = hn::MulAdd(w0, xk, sums[t][0]);
+      sums[t][1] = hn::MulAdd(w1, xk, sums[t][1]);
+    }
+  }
+  for (size_t t = 0; t < kTokens; ++t) {
+    if (count == width) {
+      hn::StoreU(sums[t][0], d, y + t * y_stride);
+      hn::StoreU(sums[t][1], d, y + t * y_stride + lanes);
+    } else {
+      hn::Store(sums[t][0], d, partial);
+      hn::Store(sums[t][1], d, partial + lanes);
+      std::copy(partial, partial + count, y + t * y_stride);
+    }
+  }
+}
+
+// Values [segment, segment + depth) of rows 0..count-1 (each a row of T) into panel columns,
+// widened to float; columns count..width-1 are zero.
+template <typename T>
+HWY_INLINE void FillPanel(const T* const* rows, size_t count, size_t segment, size_t depth, size_t width,
+                          float* HWY_RESTRICT widened, float* HWY_RESTRICT panel) {
+  const hn::ScalableTag<float> d;
+  const size_t lanes = hn::Lanes(d);
+  for (size_t r = 0; r < width; ++r) {
+    if (r >= count) {
+      for (size_t k = 0; k < depth; ++k) panel[k * width + r] = 0.0f;
+      continue;
+    }
+    const T* row = rows[r] + segment;
+    const float* source = widened;
+    if constexpr (std::is_same_v<T, float>) {
+      source = row;
+    } else {
+      size_t k = 0;
+      for (; k + lanes <= depth; k += lanes) hn::Store(LoadWeights(d, row + k), d, widened + k);
+      for (; k < depth; ++k) widened[k] = hn::GetLane(LoadWeights(hn::CappedTag<float, 1>(), row + k));
+    }
+    for (size_t k = 0; k < depth; ++k) panel[k * width + r] = source[k];
+  }
+}
+
+template <typename T, class RowOf>
+HWY_INLINE void ProductOfRowsPanel(const RowProductShape& shape, size_t begin, size_t end, float* HWY_RESTRICT scratch,
+                                   const RowOf& row_of) {
+  const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
+  const size_t width = 2 * lanes;  // at most kMaxChunkRows (16 lanes on AVX-512): scratch holds that many rows
+  const size_t length = shape.length;
+  // One segment's panel (32 KiB): small enough to come from the heap, not a fresh mapping per call.
+  auto panel = hwy::AllocateAligned<float>(kPanelSegment * width);
+  auto widened = hwy::AllocateAligned<float>(kPanelSegment);
+  const T* rows[kMaxChunkRows];
+  for (size_t first = begin; first < end; first += width) {
+    const size_t count = std::min(width, end - first);
+    for (size_t r = 0; r < count; ++r) rows[r] = row_of(first + r, scratch + r * length);
+    for (size_t segment = 0; segment < length; segment += kPanelSegment) {
+      const size_t depth = std::min(kPanelSegment, length - segment);
+      const bool accumulate = segment > 0;
+      FillPanel<T>(rows, count, segment, depth, width, widened.get(), panel.get());
+      const float* segment_panel = panel.get();
+      size_t t = 0;
+      for (; t + kPanelTokens <= shape.batch; t += kPanelTokens) {
+        PanelTile<kPanelTokens>(segment_panel, shape.x + t * shape.x_stride + segment, shape.x_stride, depth,
+                                shape.y + t * shape.rows + first, shape.rows, count, accumulate);
+      }
+      const float* x = shape.x + t * shape.x_stride + segment;
+      float* y = shape.y + t * shape.rows + first;
+      switch (shape.batch - t) {
+        case 7: PanelTile<7>(segment_panel, x, shape.x_stride, depth, y, shape.rows, count, accumulate); break;
+        case 6: PanelTile<6>(segment_panel, x, shape.x_stride, depth, y, shape.rows, count, accumulate); break;
+        case 5: PanelTile<5>(segment_panel, x, shape.x_stride, depth, y, shape.rows, count, accumulate); break;
+        case 4: PanelTile<4>(segment_panel, x, shape.x_stride, depth, y, shape.rows, count, accumulate); break;
+        case 3: PanelTile<3>(segment_panel, x, shape.x_stride, depth, y, shape.rows, count, accumulate); break;
+        case 2: PanelTile<2>(segment_panel, x, shape.x_stride, depth, y, shape.rows, count, accumulate); break;
+        case 1: PanelTile<1>(segment_panel, x, shape.x_stride, depth, y, shape.rows, count, accumulate); break;
+        default: break;
+      }
+    }
+  }
+}
+
+// Rows [begin, end): row_of(r, scratch) returns a pointer to the `length` values of weight row r
+// (either the stored row or scratch, room for `length` floats, filled with the decoded row).
+// scratch holds shape.chunk_rows rows (kMaxChunkRows once the batch exceeds 4).
+template <typename T, class RowOf>
+HWY_INLINE void ProductOfRows(const RowProductShape& shape, size_t begin, size_t end, float* HWY_RESTRICT scratch,
+                              const RowOf& row_of) {
+  if (shape.batch <= 4) return ProductOfRowsSmallBatch<T>(shape, begin, end, scratch, row_of);
+  ProductOfRowsPanel<T>(shape, begin, end, scratch, row_of);
 }
 
 // 2 * bytes codes from bytes of nibbles, low nibble first (the order of MLX 4-bit words and of

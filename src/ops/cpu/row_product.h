@@ -16,17 +16,14 @@ struct RowProductShape {
   size_t length = 0;  // values per weight row and per activation row in the product
   float* y = nullptr;
   size_t rows = 0;
-  size_t chunk_rows = 1;  // weight rows held at once (decoded into scratch): each activation tile is
-                          // read once per chunk, so a large batch streams x rows / chunk_rows times
+  size_t chunk_rows = 1;  // weight rows held at once (decoded into scratch), chunk_rows_for below
 };
 
 inline constexpr size_t kMaxChunkRows = 32;
 
-// Decoded weight rows that fit a 512 KiB scratch (within L2) once the batch is large enough to reuse
-// them: the whole activation batch is streamed once per chunk, so larger chunks cut that traffic.
-inline size_t chunk_rows_for(size_t batch, size_t length) {
-  if (batch <= 4) return 1;
-  return std::clamp<size_t>((size_t{512} << 10) / (length * sizeof(float)), 1, kMaxChunkRows);
-}
+// Weight rows made ready at once: one for small batches (each row is read once and used for the
+// whole batch); kMaxChunkRows for larger ones, the panel of the register-blocked product (two
+// vectors of rows; 32 with AVX-512).
+inline size_t chunk_rows_for(size_t batch, size_t /*length*/) { return batch <= 4 ? 1 : kMaxChunkRows; }
 
 }  // namespace hlwq
