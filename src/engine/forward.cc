@@ -90,7 +90,7 @@ void mlp_block(const Model& model, const LayerWeights& weights, int64_t tokens, 
 }
 
 std::vector<float> run_pass(const Model& model, KvCache& cache, std::span<const int32_t> tokens,
-                            int64_t start_position, LogitsFor which, bool check_each_layer, ThreadPool& pool) {
+                            int64_t start_position, int64_t first_output, bool check_each_layer, ThreadPool& pool) {
   const ModelConfig& config = model.config();
   const int64_t count = static_cast<int64_t>(tokens.size());
   const int64_t hidden = config.hidden_size;
@@ -112,7 +112,7 @@ std::vector<float> run_pass(const Model& model, KvCache& cache, std::span<const 
       }
     }
   }
-  const int64_t output_tokens = which == LogitsFor::all_positions ? count : 1;
+  const int64_t output_tokens = count - first_output;
   std::span<const float> final_hidden = std::span<const float>(a.hidden).last(output_tokens * hidden);
   std::vector<float> normed(output_tokens * hidden);
   rms_norm(final_hidden, model.final_norm(), config.rms_norm_eps, normed);
@@ -133,18 +133,26 @@ KvCache make_kv_cache(const Model& model, int64_t context_length, DType dtype) {
 
 std::vector<float> forward(const Model& model, KvCache& cache, std::span<const int32_t> tokens,
                            int64_t start_position, LogitsFor which, ThreadPool& pool) {
+  const int64_t first = which == LogitsFor::all_positions ? 0 : static_cast<int64_t>(tokens.size()) - 1;
+  return forward(model, cache, tokens, start_position, LogitsFrom{first}, pool);
+}
+
+std::vector<float> forward(const Model& model, KvCache& cache, std::span<const int32_t> tokens,
+                           int64_t start_position, LogitsFrom which, ThreadPool& pool) {
   check(!tokens.empty(), "forward needs at least one token");
+  check(which.first_token >= 0 && which.first_token < static_cast<int64_t>(tokens.size()), "logits from token ",
+        which.first_token, " of a pass of ", tokens.size(), " tokens");
   check(start_position >= 0 && start_position + static_cast<int64_t>(tokens.size()) <= cache.context_length(),
         "positions ", start_position, "..", start_position + static_cast<int64_t>(tokens.size()) - 1,
         " exceed the context length ", cache.context_length());
   check(cache.row_width() == model.config().kv_heads * model.config().head_dim,
         "KV cache rows of ", cache.row_width(), " values do not fit this model");
-  std::vector<float> logits = run_pass(model, cache, tokens, start_position, which, false, pool);
+  std::vector<float> logits = run_pass(model, cache, tokens, start_position, which.first_token, false, pool);
   if (const auto index = find_nan(logits)) {
     // Rare and fatal: pay a second pass to say where the NaN came from. It rewrites the same cache
     // positions with the same values.
-    run_pass(model, cache, tokens, start_position, which, true, pool);
-    fail("NaN in the logits at token ", *index % model.config().vocab_size,
+    run_pass(model, cache, tokens, start_position, which.first_token, true, pool);
+    fail("NaN in the logits at vocabulary entry ", *index % model.config().vocab_size,
          " though no layer output holds one (final norm or lm_head)");
   }
   return logits;

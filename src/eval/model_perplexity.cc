@@ -117,9 +117,10 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
     ++scored_index;
   };
   int64_t tokens_through = 0;
-  const WindowLogits window_logits = [&](std::span<const int32_t> window, std::vector<float>& logits) {
+  const WindowLogits window_logits = [&](std::span<const int32_t> window, int64_t first_row,
+                                         std::vector<float>& logits) {
     KvCache cache = make_kv_cache(model, static_cast<int64_t>(window.size()), options.kv_cache_dtype);
-    logits = forward(model, cache, window, 0, LogitsFor::all_positions, pool);
+    logits = forward(model, cache, window, 0, LogitsFrom{first_row}, pool);
     tokens_through += static_cast<int64_t>(window.size());
     if (options.progress) std::fprintf(stderr, "\rppl: %lld tokens", static_cast<long long>(tokens_through));
   };

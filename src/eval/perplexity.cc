@@ -60,13 +60,14 @@ PerplexityResult compute_perplexity(std::span<const int32_t> tokens, int64_t voc
     throw_if_interrupted();
     window_tokens.assign(tokens.begin() + window.begin, tokens.begin() + window.end);
     if (options.stride == 0 && options.bos_token) window_tokens[0] = *options.bos_token;
-    window_logits(window_tokens, logits);
+    window_logits(window_tokens, window.first_scored, logits);
     const int64_t length = window.end - window.begin;
-    check(static_cast<int64_t>(logits.size()) == length * vocab_size, "internal: logits size mismatch");
+    check(static_cast<int64_t>(logits.size()) == (length - window.first_scored) * vocab_size,
+          "internal: logits size mismatch");
     for (int64_t position = window.first_scored; position + 1 < length; ++position) {
       const int32_t target = tokens[window.begin + position + 1];
       check(target >= 0 && target < vocab_size, "token id ", target, " outside the vocabulary (", vocab_size, ")");
-      const std::span<const float> row(logits.data() + position * vocab_size, vocab_size);
+      const std::span<const float> row(logits.data() + (position - window.first_scored) * vocab_size, vocab_size);
       const double nll = negative_log_likelihood(row, target);
       check(std::isfinite(nll), "non-finite logits at token ", window.begin + position);
       sum += nll;

@@ -23,8 +23,10 @@ struct PerplexityOptions {
   std::optional<int32_t> bos_token;  // llama.cpp protocol: first token of each window becomes BOS
 };
 
-// Logits for every position of `window`: window.size() x vocab floats, row-major.
-using WindowLogits = std::function<void(std::span<const int32_t> window, std::vector<float>& logits)>;
+// Logits for positions first_row .. window.size() - 1 of `window` (the earlier ones are never
+// scored, so a model can skip their output layer): (window.size() - first_row) x vocab floats.
+using WindowLogits =
+    std::function<void(std::span<const int32_t> window, int64_t first_row, std::vector<float>& logits)>;
 
 // Called for every scored token with its position in the sequence, its logits row and the target.
 using ScoredTokenVisitor =

@@ -54,6 +54,15 @@ TEST_P(TransformersLogits, DecodeMatchesPrefill) {
   KvCache fresh = make_kv_cache(model, 64, DType::F32);
   const std::vector<float> last = forward(model, fresh, reference.ids, 0, LogitsFor::last_position, pool);
   EXPECT_LT(max_abs_difference(last, std::span(prefill).last(reference.vocab)), 1e-6);
+  // LogitsFrom{k} returns rows k.. of all_positions.
+  const int64_t first = static_cast<int64_t>(reference.ids.size()) / 3;
+  KvCache partial = make_kv_cache(model, 64, DType::F32);
+  const std::vector<float> tail = forward(model, partial, reference.ids, 0, LogitsFrom{first}, pool);
+  ASSERT_EQ(tail.size(), (reference.ids.size() - first) * reference.vocab);
+  EXPECT_LT(max_abs_difference(tail, std::span(prefill).subspan(first * reference.vocab)), 1e-6);
+  KvCache unused = make_kv_cache(model, 64, DType::F32);
+  EXPECT_THROW(forward(model, unused, reference.ids, 0, LogitsFrom{static_cast<int64_t>(reference.ids.size())}, pool),
+               Error);
 }
 
 // F16 and BF16 caches round keys and values; logits stay close (bounds from the rounding: 2^-11 and

@@ -47,22 +47,19 @@ TEST(Perplexity, KnownDistributionGivesKnownPerplexity) {
   std::vector<int32_t> tokens(700);
   for (int32_t& token : tokens) token = static_cast<int32_t>(generator() % vocab);
   const double p = 0.3;
-  const auto model = [&](std::span<const int32_t> window, std::vector<float>& logits) {
-    logits.assign(window.size() * vocab, 0.0f);
-    // Find where this window sits (windows are contiguous slices of tokens).
-    for (size_t position = 0; position < window.size(); ++position) {
-      // The next token is not in the window for the last position; we recover it by matching.
-      for (int64_t v = 0; v < vocab; ++v) logits[position * vocab + v] = static_cast<float>(std::log((1 - p) / (vocab - 1)));
-    }
+  // Rows first_row.. of a uniform spread of 1 - p over the vocabulary.
+  const auto model = [&](std::span<const int32_t> window, int64_t first_row, std::vector<float>& logits) {
+    logits.assign((window.size() - first_row) * vocab, static_cast<float>(std::log((1 - p) / (vocab - 1))));
   };
   // Use the visitor-free API on a sequence where each window's targets are known: build logits from
   // the full sequence instead.
   int64_t offset = 0;
-  const auto model_with_targets = [&](std::span<const int32_t> window, std::vector<float>& logits) {
-    model(window, logits);
+  const auto model_with_targets = [&](std::span<const int32_t> window, int64_t first_row,
+                                      std::vector<float>& logits) {
+    model(window, first_row, logits);
     // locate the window: its tokens equal tokens[offset..] for the llama.cpp protocol except BOS
-    for (size_t position = 0; position + 1 < window.size(); ++position)
-      logits[position * vocab + tokens[offset + position + 1]] = static_cast<float>(std::log(p));
+    for (size_t position = first_row; position + 1 < window.size(); ++position)
+      logits[(position - first_row) * vocab + tokens[offset + position + 1]] = static_cast<float>(std::log(p));
     offset += static_cast<int64_t>(window.size());
   };
   const PerplexityResult result = compute_perplexity(tokens, vocab, {100, 0, std::nullopt}, model_with_targets);
@@ -79,7 +76,9 @@ TEST(Perplexity, NegativeLogLikelihoodIsStable) {
 }
 
 TEST(Perplexity, BadOptionsAndShortText) {
-  const auto model = [](std::span<const int32_t> window, std::vector<float>& logits) { logits.assign(window.size() * 4, 0.0f); };
+  const auto model = [](std::span<const int32_t> window, int64_t first_row, std::vector<float>& logits) {
+    logits.assign((window.size() - first_row) * 4, 0.0f);
+  };
   std::vector<int32_t> tokens(10, 1);
   EXPECT_THROW(compute_perplexity(tokens, 4, {64, 0, std::nullopt}, model), Error);
   EXPECT_THROW(compute_perplexity(tokens, 4, {1, 0, std::nullopt}, model), Error);
