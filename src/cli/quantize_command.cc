@@ -1,5 +1,6 @@
 // `hlwq quantize -m DIR -o OUT [--bits 5] [--block 128] [--signs SEED] [--gain norm|lsq]
-//  [--compat polarquant] [--include RE] [--exclude RE] [--quantize-embeddings] [--threads N] [--json]`
+//  [--rotation hadamard|none] [--codebook lloyd-max|uniform | --compat polarquant]
+//  [--include RE] [--exclude RE] [--quantize-embeddings] [--threads N] [--json]`
 #include <cstdio>
 #include <memory>
 
@@ -12,7 +13,7 @@ namespace hlwq::cli {
 
 void add_quantize_command(CLI::App& app) {
   struct Flags {
-    std::string model, output, gain = "norm", compat, include, exclude;
+    std::string model, output, gain = "norm", rotation = "hadamard", codebook = "lloyd-max", compat, include, exclude;
     int bits = 5, block = 128, threads = 0;
     std::optional<uint64_t> signs;
     bool keep_embeddings = false, quantize_embeddings = false, progress = false, json = false;
@@ -26,8 +27,14 @@ void add_quantize_command(CLI::App& app) {
   command->add_option("--signs", flags->signs, "seed: random +-1 per input column before the Hadamard transform");
   command->add_option("--gain", flags->gain, "block gain: norm (paper) or lsq (least squares)")
       ->check(CLI::IsMember({"norm", "lsq"}))->capture_default_str();
+  command->add_option("--rotation", flags->rotation,
+                      "hadamard (HLWQ) or none (ablation: code the weights in their own basis)")
+      ->check(CLI::IsMember({"hadamard", "none"}))->capture_default_str();
+  auto* codebook = command->add_option("--codebook", flags->codebook,
+                                       "lloyd-max (HLWQ) or uniform (ablation: absmax levels scaled per block)")
+      ->check(CLI::IsMember({"lloyd-max", "uniform"}))->capture_default_str();
   command->add_option("--compat", flags->compat, "polarquant: the reference implementation's 100-iteration codebook")
-      ->check(CLI::IsMember({"polarquant"}));
+      ->check(CLI::IsMember({"polarquant"}))->excludes(codebook);
   command->add_option("--include", flags->include, "only quantize tensors whose name matches this regex");
   command->add_option("--exclude", flags->exclude, "never quantize tensors whose name matches this regex");
   auto* keep = command->add_flag("--keep-embeddings", flags->keep_embeddings, "keep token embeddings in 16 bit (default)");
@@ -41,7 +48,10 @@ void add_quantize_command(CLI::App& app) {
     options.params.block = flags->block;
     options.params.sign_seed = flags->signs;
     options.params.gain = flags->gain == "lsq" ? BlockGain::least_squares : BlockGain::norm;
-    options.params.codebook = flags->compat.empty() ? CodebookKind::converged : CodebookKind::polarquant_compat;
+    options.params.rotation = flags->rotation == "none" ? Rotation::none : Rotation::hadamard;
+    options.params.codebook = !flags->compat.empty()          ? CodebookKind::polarquant_compat
+                              : flags->codebook == "uniform" ? CodebookKind::uniform
+                                                             : CodebookKind::converged;
     if (!flags->include.empty()) options.selection.include = flags->include;
     if (!flags->exclude.empty()) options.selection.exclude = flags->exclude;
     options.selection.quantize_embeddings = flags->quantize_embeddings;

@@ -34,15 +34,37 @@ std::string LogicalTensor::format_name() const {
   return "unknown";
 }
 
+namespace {
+
+// The spellings of docs/FORMAT.md's quantization_config.
+const char* codebook_config_name(CodebookKind kind) {
+  switch (kind) {
+    case CodebookKind::converged: return "lloyd-max-gaussian";
+    case CodebookKind::polarquant_compat: return "polarquant-compat";
+    case CodebookKind::uniform: return "uniform";
+  }
+  fail("internal: unknown codebook kind ", static_cast<int>(kind));
+}
+
+CodebookKind codebook_from_config(const std::string& name, const std::string& where) {
+  for (CodebookKind kind : {CodebookKind::converged, CodebookKind::polarquant_compat, CodebookKind::uniform}) {
+    if (name == codebook_config_name(kind)) return kind;
+  }
+  fail("unknown codebook '", name, "', ", where);
+}
+
+}  // namespace
+
 json hlwq_params_to_json(const HlwqParams& params) {
   json value = {
       {"quant_method", "hlwq"},
       {"format_version", 1},
       {"bits", params.bits},
       {"block_size", params.block},
-      {"codebook", params.codebook == CodebookKind::converged ? "lloyd-max-gaussian" : "polarquant-compat"},
+      {"codebook", codebook_config_name(params.codebook)},
       {"gain", params.gain == BlockGain::norm ? "norm" : "least-squares"},
       {"sign_seed", params.sign_seed ? json(*params.sign_seed) : json(nullptr)},
+      {"rotation", params.rotation == Rotation::hadamard ? "hadamard" : "none"},
   };
   return value;
 }
@@ -53,19 +75,24 @@ HlwqParams hlwq_params_from_json(const json& config, const std::string& where) {
     check(config.value("format_version", 0) == 1, "unsupported HLWQ format_version, ", where);
     params.bits = config.at("bits").get<int>();
     params.block = config.at("block_size").get<int>();
-    const std::string codebook = config.at("codebook").get<std::string>();
-    check(codebook == "lloyd-max-gaussian" || codebook == "polarquant-compat", "unknown codebook '", codebook,
-          "', ", where);
-    params.codebook = codebook == "lloyd-max-gaussian" ? CodebookKind::converged : CodebookKind::polarquant_compat;
+    params.codebook = codebook_from_config(config.at("codebook").get<std::string>(), where);
     const std::string gain = config.at("gain").get<std::string>();
     check(gain == "norm" || gain == "least-squares", "unknown gain '", gain, "', ", where);
     params.gain = gain == "norm" ? BlockGain::norm : BlockGain::least_squares;
     const json& seed = config.at("sign_seed");
     if (!seed.is_null()) params.sign_seed = seed.get<uint64_t>();
+    // Absent in folders written before the ablation variants existed: those are all Hadamard.
+    const std::string rotation = config.value("rotation", std::string("hadamard"));
+    check(rotation == "hadamard" || rotation == "none", "unknown rotation '", rotation, "', ", where);
+    params.rotation = rotation == "hadamard" ? Rotation::hadamard : Rotation::none;
   } catch (const json::exception& error) {
     fail("invalid quantization_config: ", error.what(), ", ", where);
   }
-  validate(params);
+  try {
+    validate(params);
+  } catch (const Error& error) {
+    fail("invalid quantization_config: ", error.what(), ", ", where);
+  }
   return params;
 }
 

@@ -1,6 +1,6 @@
-// HLWQ codec: per-row SIMD kernels (dynamic dispatch; signs, norm, Hadamard butterflies, grid code
-// search and packing fused per block, no allocation per row), the matrix drivers, and the plain
-// reference the tests compare against.
+// HLWQ codec: per-row SIMD kernels (dynamic dispatch; signs, norm, Hadamard butterflies (unless
+// rotation none), absmax scaling (uniform codebook), grid code search and packing fused per block,
+// no allocation per row), the matrix drivers, and the plain reference the tests compare against.
 #include "quant/hlwq_codec.h"
 
 #include <algorithm>
@@ -51,6 +51,14 @@ HWY_INLINE double FixedOrderDot(const float* HWY_RESTRICT a, const float* HWY_RE
   for (size_t j = 0; j < 8; ++j) half[j] = partial[j] + partial[j + 8];
   for (size_t j = 0; j < 4; ++j) quarter[j] = half[j] + half[j + 4];
   return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
+}
+
+// max |values[i]| over a block (size a multiple of the lanes): exact, so the same on every target.
+template <class D>
+HWY_INLINE float MaxAbs(D d, const float* HWY_RESTRICT values, size_t size) {
+  auto largest = hn::Zero(d);
+  for (size_t i = 0; i < size; i += hn::Lanes(d)) largest = hn::Max(largest, hn::Abs(hn::Load(d, values + i)));
+  return hn::GetLane(hn::MaxOfLanes(d, largest));
 }
 
 // The block's gain as fp16, or the error when it rounds above the fp16 range.
@@ -194,6 +202,9 @@ void QuantizeRowKernel(const HlwqCodec& codec, DType dtype, const std::byte* HWY
   const float* HWY_RESTRICT signs = codec.padded_signs().empty() ? nullptr : codec.padded_signs().data();
   const CentroidTable centroids(codec.codebook().centroids);
   const bool least_squares = params.gain == BlockGain::least_squares;
+  const bool rotate = params.rotation == Rotation::hadamard;
+  const bool absmax = params.codebook == CodebookKind::uniform;
+  const float root_block = static_cast<float>(std::sqrt(static_cast<double>(block)));
 
   const auto grid_low = hn::Set(d, grid.low);
   const auto grid_scale = hn::Set(d, grid.inverse_cell_width);
@@ -227,11 +238,24 @@ void QuantizeRowKernel(const HlwqCodec& codec, DType dtype, const std::byte* HWY
       std::copy(weights, weights + block, values);
     }
 
-    // z = sqrt(block) H(b / r) = H_unnormalized(b) / r.
-    UnnormalizedHadamard(d, values, block);
-    const auto inverse_norm = hn::Set(d, 1.0f / norm);
+    // v = sqrt(block) R(b): H_unnormalized(b), or b itself without rotation. What is coded is
+    // w = v * to_coded, and `gain` is the fp16 gain for a decoded direction equal to w:
+    //   Lloyd-Max: w = z = v / r (times sqrt(block) without rotation), gain r;
+    //   uniform:   w = z / max|z| = v / max|v|, gain r max|z| = max|v| (times sqrt(block) without
+    //              rotation), which decodes to gain / sqrt(block) * L[q] ~ R(b).
+    if (rotate) UnnormalizedHadamard(d, values, block);
+    float to_coded, gain;
+    if (absmax) {
+      const float largest = MaxAbs(d, values, block);
+      to_coded = largest > 0.0f ? 1.0f / largest : 0.0f;  // an all-zero block codes zeros, gain 0
+      gain = rotate ? largest : largest * root_block;
+    } else {
+      to_coded = rotate ? 1.0f / norm : root_block / norm;
+      gain = norm;
+    }
+    const auto to_coded_vector = hn::Set(d, to_coded);
     for (size_t i = 0; i < block; i += lanes) {
-      const auto z = hn::Mul(hn::Load(d, values + i), inverse_norm);
+      const auto z = hn::Mul(hn::Load(d, values + i), to_coded_vector);
       // The same clamp and truncation as grid_nearest_code.
       const auto position = hn::Min(hn::Max(hn::Mul(hn::Sub(z, grid_low), grid_scale), zero), last_cell);
       const auto code = NearestCodes(d, z, hn::ConvertTo(di, position), grid.cell_entries.data());
@@ -241,10 +265,12 @@ void QuantizeRowKernel(const HlwqCodec& codec, DType dtype, const std::byte* HWY
         hn::Store(LookupCentroids(d, centroids, code), d, decoded + i);
       }
     }
-    // Least squares in the rotated domain (H orthonormal): g = r <z, c[q]> / ||c[q]||^2.
-    const float gain = least_squares ? static_cast<float>(norm * FixedOrderDot(values, decoded, block) /
-                                                          FixedOrderDot(decoded, decoded, block))
-                                     : norm;
+    // Least squares in the rotated domain (R orthonormal): g <w, c[q]> / ||c[q]||^2. Only the
+    // uniform codebook has a zero level, so only there can c[q] be all zeros (a zero block).
+    if (least_squares) {
+      const double energy = FixedOrderDot(decoded, decoded, block);
+      gain = energy > 0 ? static_cast<float>(gain * FixedOrderDot(values, decoded, block) / energy) : 0.0f;
+    }
     norms_row[block_index] = Fp16GainOrThrow(weights, block, gain, row_index, first_column);
     PackBlockCodes(params.bits, codes, block, codes_row + block_index * packed_bytes);
   }
@@ -262,6 +288,8 @@ void DequantizeRowKernel(const HlwqCodec& codec, const uint8_t* HWY_RESTRICT cod
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
   const float* HWY_RESTRICT signs = codec.padded_signs().empty() ? nullptr : codec.padded_signs().data();
   const CentroidTable centroids(codec.codebook().centroids);
+  const bool rotate = params.rotation == Rotation::hadamard;
+  const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
 
   HWY_ALIGN float values[kMaxBlock];
   HWY_ALIGN uint8_t codes[kMaxBlock];
@@ -269,13 +297,15 @@ void DequantizeRowKernel(const HlwqCodec& codec, const uint8_t* HWY_RESTRICT cod
     const int64_t first_column = block_index * params.block;
     const size_t valid = static_cast<size_t>(std::min<int64_t>(params.block, layout.columns - first_column));
     UnpackBlockCodes(params.bits, codes_row + block_index * packed_bytes, block, codes);
-    // b_hat = g s H(c[q] / sqrt(block)) = s H_unnormalized(c[q] * g / block).
-    const auto scale = hn::Set(d, f16_to_float(norms_row[block_index]) / static_cast<float>(block));
+    // b_hat = g s H(c[q] / sqrt(block)) = s H_unnormalized(c[q] * g / block); without rotation
+    // b_hat = c[q] * g / sqrt(block) (as the runtime kernel scales it).
+    const float gain = f16_to_float(norms_row[block_index]);
+    const auto scale = hn::Set(d, rotate ? gain / static_cast<float>(block) : gain * inverse_root);
     for (size_t i = 0; i < block; i += lanes) {
       const auto code = hn::PromoteTo(di, hn::LoadU(du8, codes + i));
       hn::Store(hn::Mul(LookupCentroids(d, centroids, code), scale), d, values + i);
     }
-    UnnormalizedHadamard(d, values, block);
+    if (rotate) UnnormalizedHadamard(d, values, block);
     if (signs != nullptr) {
       for (size_t i = 0; i < block; i += lanes) {
         hn::Store(hn::Mul(hn::Load(d, values + i), hn::LoadU(d, signs + first_column + i)), d, values + i);
@@ -312,10 +342,15 @@ void validate(const HlwqParams& params) {
   check(params.bits >= 2 && params.bits <= 8, "HLWQ bits must be 2..8, got ", params.bits);
   check(params.block >= 32 && params.block <= 1024 && is_power_of_two(static_cast<size_t>(params.block)),
         "HLWQ block size must be a power of two in 32..1024, got ", params.block);
-  check(params.codebook == CodebookKind::converged || params.codebook == CodebookKind::polarquant_compat,
+  check(params.codebook == CodebookKind::converged || params.codebook == CodebookKind::polarquant_compat ||
+            params.codebook == CodebookKind::uniform,
         "unknown HLWQ codebook kind ", static_cast<int>(params.codebook));
   check(params.gain == BlockGain::norm || params.gain == BlockGain::least_squares,
         "unknown HLWQ block gain kind ", static_cast<int>(params.gain));
+  check(params.rotation == Rotation::hadamard || params.rotation == Rotation::none, "unknown HLWQ rotation kind ",
+        static_cast<int>(params.rotation));
+  check(!(params.sign_seed && params.rotation == Rotation::none),
+        "HLWQ random signs need the Hadamard rotation (a sign seed was given with rotation none)");
 }
 
 HlwqRowLayout hlwq_row_layout(int64_t columns, const HlwqParams& params) {
@@ -446,17 +481,32 @@ void hlwq_quantize_row_reference(const HlwqParams& params, const Codebook& codeb
     }
     const double norm = std::max(std::sqrt(sum_of_squares), 1e-10);
     for (size_t i = 0; i < block; ++i) unit[i] = static_cast<float>(signed_block[i] / norm);
-    walsh_hadamard_transform_reference(unit, rotated);
+    if (params.rotation == Rotation::hadamard) {
+      walsh_hadamard_transform_reference(unit, rotated);
+    } else {
+      rotated = unit;
+    }
+    std::vector<double> z(block);
+    double largest = 0;
+    for (size_t i = 0; i < block; ++i) {
+      z[i] = std::sqrt(static_cast<double>(block)) * rotated[i];
+      largest = std::max(largest, std::abs(z[i]));
+    }
+    // Absmax: code z / max|z| on the uniform levels, with gain r max|z|.
+    const bool absmax = params.codebook == CodebookKind::uniform;
+    const double scale = absmax ? largest : 1.0;
     double dot = 0, energy = 0;
     for (size_t i = 0; i < block; ++i) {
-      const double z = std::sqrt(static_cast<double>(block)) * rotated[i];
-      const uint8_t code = nearest_code(codebook, static_cast<float>(z));
+      const double coded = scale > 0 ? z[i] / scale : 0.0;
+      const uint8_t code = nearest_code(codebook, static_cast<float>(coded));
       codes_unpacked[block_index * block + i] = code;
-      if (!scaled_rotated.empty()) scaled_rotated[block_index * block + i] = static_cast<float>(z);
-      dot += z * codebook.centroids[code];
+      if (!scaled_rotated.empty()) scaled_rotated[block_index * block + i] = static_cast<float>(coded);
+      dot += coded * codebook.centroids[code];
       energy += static_cast<double>(codebook.centroids[code]) * codebook.centroids[code];
     }
-    gains[block_index] = static_cast<float>(params.gain == BlockGain::least_squares ? norm * dot / energy : norm);
+    const double gain = norm * scale;
+    const bool least_squares = params.gain == BlockGain::least_squares;
+    gains[block_index] = static_cast<float>(least_squares ? (energy > 0 ? gain * dot / energy : 0.0) : gain);
   }
 }
 
@@ -471,7 +521,11 @@ void hlwq_dequantize_row_reference(const HlwqParams& params, const Codebook& cod
       scaled[i] = static_cast<float>(codebook.centroids[codes_unpacked[block_index * block + i]] /
                                      std::sqrt(static_cast<double>(block)));
     }
-    walsh_hadamard_transform_reference(scaled, rotated);
+    if (params.rotation == Rotation::hadamard) {
+      walsh_hadamard_transform_reference(scaled, rotated);
+    } else {
+      rotated = scaled;
+    }
     for (size_t i = 0; i < block; ++i) {
       const size_t column = block_index * block + i;
       if (column >= row.size()) break;

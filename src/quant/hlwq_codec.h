@@ -1,6 +1,8 @@
-// HLWQ quantization of weight matrices: blocks of `block` input weights -> norm (fp16) + Lloyd-Max
+// HLWQ quantization of weight matrices: blocks of `block` input weights -> gain (fp16) + Lloyd-Max
 // codes of the Walsh-Hadamard-rotated, unit-variance block (docs HLWQ.md), packed per
-// docs/FORMAT.md. Pure functions over spans; the fast path is SIMD, the reference plain.
+// docs/FORMAT.md. The ablation's variants (no rotation, uniform absmax codes) are options of the
+// same codec, so they share its storage and the runtime kernel. Pure functions over spans; the
+// fast path is SIMD, the reference plain.
 #pragma once
 
 #include <cstddef>
@@ -21,15 +23,28 @@ enum class BlockGain {
   least_squares,  // <b, v> / ||v||^2 for the decoded direction v: never a larger block error
 };
 
+// The orthogonal map R applied to each block before coding; b_hat = R^T(g / sqrt(d) * c[q]).
+enum class Rotation {
+  hadamard,  // the Walsh-Hadamard transform (after the random signs, when a seed is set): the paper
+  none,      // the identity: the ablation's baselines that code the weights in their own basis
+};
+
+// Every variant decodes as b_hat = R^T(g / sqrt(d) * c[q]); they differ in what is coded:
+//   Lloyd-Max codebooks: z = sqrt(d) R(b) / r, q = nearest centroid of z, g = r (the paper);
+//   CodebookKind::uniform: m = max |z_i|, q = nearest level of z / m, g = r m (absmax).
+// So the paper's ablation is (a) none + uniform, (b) hadamard + uniform, (c) none + converged,
+// (d) hadamard + converged.
 struct HlwqParams {
   int bits = 5;                       // 2..8
   int block = 128;                    // power of two, 32..1024
   CodebookKind codebook = CodebookKind::converged;
-  std::optional<uint64_t> sign_seed;  // random +-1 per input column before H when set
+  std::optional<uint64_t> sign_seed;  // random +-1 per input column before H when set (hadamard only)
   BlockGain gain = BlockGain::norm;
+  Rotation rotation = Rotation::hadamard;
 };
 
-// Throws hlwq::Error with a readable message ("HLWQ bits must be 2..8, got 9").
+// Throws hlwq::Error with a readable message ("HLWQ bits must be 2..8, got 9"; a sign seed with
+// rotation none is an error: the signs exist to randomize the Hadamard transform).
 void validate(const HlwqParams& params);
 
 struct HlwqRowLayout {
@@ -86,13 +101,14 @@ class HlwqCodec {
 // Plain, obviously correct scalar quantization of one row, for tests: double arithmetic, the O(n^2)
 // reference Hadamard product, binary-search codes. signs: random_signs(seed, columns) or empty.
 // codes_unpacked: blocks * block codes; gains: one per block, before fp16 rounding. When given,
-// scaled_rotated (blocks * block) receives z = sqrt(block) H(s * b / r), the values that were coded.
+// scaled_rotated (blocks * block) receives the values that were coded: z = sqrt(block) R(s * b / r),
+// divided by max |z| of the block for the uniform codebook.
 void hlwq_quantize_row_reference(const HlwqParams& params, const Codebook& codebook,
                                  std::span<const float> signs, std::span<const float> row,
                                  std::span<uint8_t> codes_unpacked, std::span<float> gains,
                                  std::span<float> scaled_rotated = {});
 
-// The matching plain dequantization: row = gain * s * H(c[q] / sqrt(block)), padding dropped.
+// The matching plain dequantization: row = gain * s * R(c[q] / sqrt(block)), padding dropped.
 void hlwq_dequantize_row_reference(const HlwqParams& params, const Codebook& codebook,
                                    std::span<const float> signs, std::span<const uint8_t> codes_unpacked,
                                    std::span<const float> gains, std::span<float> row);

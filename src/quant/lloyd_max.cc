@@ -1,5 +1,6 @@
 // Lloyd-Max codebooks for N(0,1): the converged optimum (Newton on Lloyd's fixed point, then plain
-// Lloyd steps until they move no centroid by 1e-12) and the published reference's 100-step variant.
+// Lloyd steps until they move no centroid by 1e-12) and the published reference's 100-step variant;
+// and the absmax baseline's uniform levels, which share the codebook's form (centroids, thresholds).
 #include "quant/lloyd_max.h"
 
 #include <algorithm>
@@ -215,8 +216,20 @@ Codebook lloyd_max_codebook(int bits, CodebookKind kind) {
       return make_codebook(bits, converged_centroids(levels));
     case CodebookKind::polarquant_compat:
       return make_codebook(bits, polarquant_compat_centroids(levels));
+    case CodebookKind::uniform:
+      return make_codebook(bits, uniform_absmax_levels(bits));
   }
   fail("unknown codebook kind ", static_cast<int>(kind));
+}
+
+std::vector<double> uniform_absmax_levels(int bits) {
+  check(bits >= 2 && bits <= 8, "uniform absmax codebook bits must be 2..8, got ", bits);
+  const int half = 1 << (bits - 1);
+  std::vector<double> levels(size_t{1} << bits);
+  for (size_t k = 0; k < levels.size(); ++k) {
+    levels[k] = static_cast<double>(static_cast<int>(k) - half) / static_cast<double>(half - 1);
+  }
+  return levels;
 }
 
 uint8_t nearest_code(const Codebook& codebook, float z) {
@@ -241,7 +254,12 @@ double gaussian_quantizer_mse(std::span<const double> centroids) {
 }
 
 const char* codebook_kind_name(CodebookKind kind) {
-  return kind == CodebookKind::converged ? "converged" : "polarquant_compat";
+  switch (kind) {
+    case CodebookKind::converged: return "converged";
+    case CodebookKind::polarquant_compat: return "polarquant_compat";
+    case CodebookKind::uniform: return "uniform";
+  }
+  return "unknown";
 }
 
 }  // namespace hlwq

@@ -43,6 +43,39 @@ TEST(InspectModel, SqnrOfHlwqMatchesCodebookTheory) {
   }
 }
 
+// inspect dequantizes through the folder's own codec, so its SQNR covers the ablation variants.
+TEST(InspectModel, SqnrOfEveryAblationVariant) {
+  TemporaryFolder folder;
+  TinyModelOptions tiny;
+  tiny.dtype = DType::F32;
+  tiny.hidden = 256;
+  write_tiny_model(folder.path() / "dense", tiny);
+  const double lloyd_max_db = -10 * std::log10(lloyd_max_codebook(5).mse);  // 26.0
+  for (Rotation rotation : {Rotation::none, Rotation::hadamard}) {
+    for (CodebookKind codebook : {CodebookKind::uniform, CodebookKind::converged}) {
+      QuantizeOptions options;
+      options.params.rotation = rotation;
+      options.params.codebook = codebook;
+      const auto out = folder.path() / ("q5-" + std::to_string(static_cast<int>(rotation)) + "-" +
+                                        std::to_string(static_cast<int>(codebook)));
+      quantize_model(folder.path() / "dense", out, options);
+      const ModelReport report = inspect_model(out, folder.path() / "dense", 2);
+      ASSERT_TRUE(report.sqnr_db.has_value());
+      EXPECT_NEAR(report.bits_per_weight, 5 + 16.0 / 128, 1e-9);
+      const std::string what = std::string(rotation == Rotation::none ? "none " : "hadamard ") +
+                               codebook_kind_name(codebook);
+      if (codebook == CodebookKind::converged) {
+        // Gaussian weights are Gaussian with or without the rotation.
+        EXPECT_NEAR(*report.sqnr_db, lloyd_max_db, 0.3) << what;
+      } else {
+        // Absmax Q5 of Gaussian blocks of 128: step max|z| / 15 with E max|z| ~ 2.9, ~25 dB.
+        EXPECT_GT(*report.sqnr_db, 24.0) << what;
+        EXPECT_LT(*report.sqnr_db, lloyd_max_db) << what;
+      }
+    }
+  }
+}
+
 TEST(InspectModel, MismatchedReferenceIsAnError) {
   TemporaryFolder folder;
   write_tiny_model(folder.path() / "a");

@@ -16,12 +16,14 @@
 namespace hlwq {
 namespace {
 
-enum class Format { hlwq_q8, hlwq_q8_embeddings, mlx_q8, ct_int4 };
+// hlwq_q8_absmax: the ablation's baseline (rotation none, uniform codebook) through the same kernel.
+enum class Format { hlwq_q8, hlwq_q8_embeddings, hlwq_q8_absmax, mlx_q8, ct_int4 };
 
 std::string format_label(Format format) {
   switch (format) {
     case Format::hlwq_q8: return "hlwq-q8-b64";
     case Format::hlwq_q8_embeddings: return "hlwq-q8-b64-embeddings";
+    case Format::hlwq_q8_absmax: return "hlwq-q8-b64-absmax";
     case Format::mlx_q8: return "mlx-q8-g32";
     case Format::ct_int4: return "ct-int4-g32";
   }
@@ -30,10 +32,14 @@ std::string format_label(Format format) {
 
 // Writes the quantized folder for `format` from the dense fixture copy.
 void quantize_to(Format format, const std::filesystem::path& dense, const std::filesystem::path& output) {
-  if (format == Format::hlwq_q8 || format == Format::hlwq_q8_embeddings) {
+  if (format == Format::hlwq_q8 || format == Format::hlwq_q8_embeddings || format == Format::hlwq_q8_absmax) {
     QuantizeOptions options;
     options.params.bits = 8;
     options.params.block = 64;
+    if (format == Format::hlwq_q8_absmax) {
+      options.params.rotation = Rotation::none;
+      options.params.codebook = CodebookKind::uniform;
+    }
     options.selection.quantize_embeddings = format == Format::hlwq_q8_embeddings;
     options.threads = 2;
     quantize_model(dense, output, options);
@@ -115,6 +121,8 @@ std::vector<Case> all_cases() {
     for (Format format : {Format::hlwq_q8, Format::mlx_q8, Format::ct_int4}) cases.push_back({architecture, format});
   }
   cases.push_back({"llama_tied", Format::hlwq_q8_embeddings});
+  cases.push_back({"llama", Format::hlwq_q8_absmax});
+  cases.push_back({"qwen3", Format::hlwq_q8_absmax});
   return cases;
 }
 

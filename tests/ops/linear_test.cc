@@ -124,6 +124,57 @@ TEST(LinearForward, HlwqLargeBlocksMatchReference) {
   }
 }
 
+// The ablation's variants (docs/FORMAT.md) run through the same kernel: rotation none only skips
+// the activation transform, the uniform codebook is one more centroid table. Every SIMD target,
+// the decode path (batch <= 4) and the decoded-rows path (larger batches), blocks of 128 and 64.
+TEST(LinearForward, HlwqAblationVariantsMatchReferenceOnEverySimdTarget) {
+  struct Variant {
+    Rotation rotation;
+    CodebookKind codebook;
+  };
+  const Variant variants[] = {{Rotation::none, CodebookKind::uniform},
+                              {Rotation::hadamard, CodebookKind::uniform},
+                              {Rotation::none, CodebookKind::converged}};
+  std::vector<LinearWeight> weights;
+  std::vector<std::string> labels;
+  uint32_t seed = 900;
+  ThreadPool pool(1);
+  for (const Variant& variant : variants) {
+    for (int bits : {4, 5}) {
+      for (auto [block, columns] : {std::pair<int, int64_t>{128, 576}, {64, 200}}) {
+        if (variant.codebook == CodebookKind::converged && block == 64) continue;
+        HlwqParams params;
+        params.bits = bits;
+        params.block = block;
+        params.rotation = variant.rotation;
+        params.codebook = variant.codebook;
+        const int64_t rows = 7;
+        const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.05f);
+        weights.push_back(
+            make_hlwq_linear_weight(std::make_shared<const HlwqCodec>(params, columns), matrix, rows, pool));
+        labels.push_back("Q" + std::to_string(bits) + " d " + std::to_string(block) + " rotation " +
+                         (variant.rotation == Rotation::none ? "none" : "hadamard") + " codebook " +
+                         codebook_kind_name(variant.codebook));
+      }
+    }
+  }
+  std::vector<std::vector<float>> dequantized;
+  for (const LinearWeight& weight : weights) {
+    ASSERT_TRUE(hlwq_linear_applies(weight));
+    dequantized.push_back(reference_weights(weight));
+  }
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (size_t i = 0; i < weights.size(); ++i) {
+      for (int64_t batch : kBatches) {
+        expect_matches_reference(weights[i], dequantized[i], batch, seed++, 1e-4,
+                                 std::string(hwy::TargetName(target)) + ", " + labels[i]);
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 // |b_g| + 2^-7 |w| per weight: MLX's reference rounds s q and then s q + b to BF16 (each within
 // 2^-9 relative), the kernel keeps both in float.
 std::vector<float> bf16_affine_slack(const LinearWeight& weight, const std::vector<float>& w) {

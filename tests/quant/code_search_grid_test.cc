@@ -12,8 +12,8 @@ namespace {
 TEST(CodeSearchGrid, AgreesWithBinarySearchEverywhere) {
   std::mt19937 generator(3);
   std::normal_distribution<float> normal(0.0f, 2.0f);
-  for (CodebookKind kind : {CodebookKind::converged, CodebookKind::polarquant_compat}) {
-    for (int bits = 1; bits <= 8; ++bits) {
+  for (CodebookKind kind : {CodebookKind::converged, CodebookKind::polarquant_compat, CodebookKind::uniform}) {
+    for (int bits = kind == CodebookKind::uniform ? 2 : 1; bits <= 8; ++bits) {
       const Codebook codebook = lloyd_max_codebook(bits, kind);
       const CodeSearchGrid grid = make_code_search_grid(codebook);
       EXPECT_LE(grid.cells, 4096) << bits;  // fits in L1 (8 bytes per cell)

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "hwy/targets.h"
 #include "quant/code_packing.h"
+#include "quant/hadamard.h"
 #include "quant/random_signs.h"
 #include "test_util.h"
 
@@ -25,14 +27,25 @@ struct Quantized {
 
 // Designated initializers that skip fields warn under -Wextra, hence a plain function.
 HlwqParams make_params(int bits, int block = 128, std::optional<uint64_t> sign_seed = std::nullopt,
-                       BlockGain gain = BlockGain::norm, CodebookKind codebook = CodebookKind::converged) {
+                       BlockGain gain = BlockGain::norm, CodebookKind codebook = CodebookKind::converged,
+                       Rotation rotation = Rotation::hadamard) {
   HlwqParams params;
   params.bits = bits;
   params.block = block;
   params.sign_seed = sign_seed;
   params.gain = gain;
   params.codebook = codebook;
+  params.rotation = rotation;
   return params;
+}
+
+// The paper's ablation variants (docs/FORMAT.md): (a) absmax, (b) + Hadamard, (c) + Lloyd-Max
+// only, (d) both.
+HlwqParams ablation_params(char variant, int bits, int block = 128, BlockGain gain = BlockGain::norm) {
+  const bool rotate = variant == 'b' || variant == 'd';
+  const bool lloyd_max = variant == 'c' || variant == 'd';
+  return make_params(bits, block, std::nullopt, gain, lloyd_max ? CodebookKind::converged : CodebookKind::uniform,
+                     rotate ? Rotation::hadamard : Rotation::none);
 }
 
 std::span<const std::byte> as_bytes_of(const std::vector<float>& values) { return std::as_bytes(std::span(values)); }
@@ -95,6 +108,18 @@ TEST(HlwqCodec, ValidatesParams) {
   }
   EXPECT_EQ(with([](HlwqParams& p) { p.codebook = static_cast<CodebookKind>(7); }), "unknown HLWQ codebook kind 7");
   EXPECT_EQ(with([](HlwqParams& p) { p.gain = static_cast<BlockGain>(9); }), "unknown HLWQ block gain kind 9");
+  EXPECT_EQ(with([](HlwqParams& p) { p.rotation = static_cast<Rotation>(5); }), "unknown HLWQ rotation kind 5");
+  EXPECT_EQ(with([](HlwqParams& p) {
+              p.rotation = Rotation::none;
+              p.sign_seed = 3;
+            }),
+            "HLWQ random signs need the Hadamard rotation (a sign seed was given with rotation none)");
+  EXPECT_EQ(with([](HlwqParams& p) {
+              p.rotation = Rotation::none;
+              p.codebook = CodebookKind::uniform;
+              p.gain = BlockGain::least_squares;
+            }),
+            "(no error)");
   EXPECT_EQ(error_message([] { HlwqCodec(HlwqParams{}, 0); }), "HLWQ row length must be positive, got 0");
   EXPECT_THROW(HlwqCodec(make_params(12), 128), Error);
 }
@@ -182,6 +207,20 @@ TEST(HlwqCodec, MatchesThePlainReference) {
   expect_matches_reference(make_params(5, 128, 1, BlockGain::least_squares, CodebookKind::polarquant_compat), 576, 4);
 }
 
+TEST(HlwqCodec, AblationVariantsMatchThePlainReference) {
+  uint32_t seed = 500;
+  for (char variant : {'a', 'b', 'c'}) {
+    for (int bits : {2, 3, 4, 5, 8}) {
+      expect_matches_reference(ablation_params(variant, bits), 1000, seed++);
+      expect_matches_reference(ablation_params(variant, bits, 32), 100, seed++);
+      expect_matches_reference(ablation_params(variant, bits, 1024), 2500, seed++);
+      expect_matches_reference(ablation_params(variant, bits, 64, BlockGain::least_squares), 576, seed++);
+    }
+  }
+  // The uniform codebook with random signs.
+  expect_matches_reference(make_params(4, 128, 7, BlockGain::norm, CodebookKind::uniform), 576, seed++);
+}
+
 TEST(HlwqCodec, SqnrOnGaussianWeightsMatchesTheCodebook) {
   const int64_t rows = 64, columns = 4096;
   const std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 2024, 0.02f);
@@ -197,6 +236,132 @@ TEST(HlwqCodec, SqnrOnGaussianWeightsMatchesTheCodebook) {
   // The published codebook is 0.67 dB worse at Q5 (MSE 0.00292 vs 0.00250).
   const HlwqCodec compat(make_params(5, 128, std::nullopt, BlockGain::norm, CodebookKind::polarquant_compat), columns);
   EXPECT_NEAR(sqnr_db(weights, dequantize(compat, quantize(compat, weights))), -10 * std::log10(0.002923), 0.3);
+}
+
+// The paper's absmax (eq. 1) of one block in double: s * round(x / s * (2^(b-1) - 1)) / (2^(b-1) - 1)
+// with s = max|x|. near_tie[i] is set where x / s * (2^(b-1) - 1) lies within 1e-3 of a rounding
+// tie (where float rounding in the codec or the reference transform may pick the other neighbour).
+std::vector<double> paper_absmax(std::span<const double> x, int bits, std::vector<bool>& near_tie) {
+  const double top = (1 << (bits - 1)) - 1;
+  double largest = 0;
+  for (double value : x) largest = std::max(largest, std::abs(value));
+  std::vector<double> decoded(x.size(), 0.0);
+  near_tie.assign(x.size(), false);
+  if (largest == 0) return decoded;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double scaled = x[i] / largest * top;
+    near_tie[i] = std::abs(std::abs(scaled - std::floor(scaled)) - 0.5) < 1e-3;
+    decoded[i] = largest * std::round(scaled) / top;
+  }
+  return decoded;
+}
+
+// (a) is exactly the paper's absmax per block and (b) is absmax of the Hadamard-rotated block,
+// up to the fp16 rounding of the gain (2^-11 relative) and float rounding near ties. Checked in
+// the coded basis: R(decoded block) against paper_absmax(R(block)), with the plain O(d^2)
+// reference transform.
+TEST(HlwqCodec, UniformCodebookIsThePapersAbsmax) {
+  const int64_t rows = 8, columns = 700;  // 5.5 blocks of 128: a padded last block
+  std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 41, 0.02f);
+  std::mt19937 generator(42);
+  std::uniform_int_distribution<size_t> position(0, weights.size() - 1);
+  for (int i = 0; i < 60; ++i) weights[position(generator)] *= 12.0f;  // outliers
+  for (Rotation rotation : {Rotation::none, Rotation::hadamard}) {
+    for (int bits = 2; bits <= 8; ++bits) {
+      const HlwqCodec codec(make_params(bits, 128, std::nullopt, BlockGain::norm, CodebookKind::uniform, rotation),
+                            columns);
+      const std::vector<float> decoded = dequantize(codec, quantize(codec, weights));
+      const size_t block = 128;
+      size_t ties = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        for (size_t first = 0; first < static_cast<size_t>(columns); first += block) {
+          std::vector<float> original(block, 0.0f), decoded_block(block, 0.0f);
+          for (size_t i = 0; i < block && first + i < static_cast<size_t>(columns); ++i) {
+            original[i] = weights[r * columns + first + i];
+            decoded_block[i] = decoded[r * columns + first + i];
+          }
+          std::vector<float> coded_original = original, coded_decoded = decoded_block;
+          if (rotation == Rotation::hadamard) {
+            walsh_hadamard_transform_reference(original, coded_original);
+            walsh_hadamard_transform_reference(decoded_block, coded_decoded);
+          }
+          std::vector<bool> near_tie;
+          const std::vector<double> expected =
+              paper_absmax(std::vector<double>(coded_original.begin(), coded_original.end()), bits, near_tie);
+          double largest = 0;
+          for (float value : coded_original) largest = std::max(largest, std::abs(static_cast<double>(value)));
+          const double step = largest / ((1 << (bits - 1)) - 1);
+          // The decoded padding is dropped, so a padded block's rotated decode is not comparable.
+          if (rotation == Rotation::hadamard && first + block > static_cast<size_t>(columns)) continue;
+          for (size_t i = 0; i < block; ++i) {
+            const double error = std::abs(coded_decoded[i] - expected[i]);
+            // fp16 gain: 2^-11 of |value| <= largest; the reference transform: ~1e-6 of largest.
+            if (error <= std::ldexp(largest, -11) + 2e-6 * largest) continue;
+            ASSERT_TRUE(near_tie[i]) << "bits " << bits << " row " << r << " column " << first + i << ": "
+                                     << coded_decoded[i] << " vs " << expected[i];
+            ASSERT_NEAR(error, step, 1e-3 * step);
+            ++ties;
+          }
+        }
+      }
+      EXPECT_LE(ties, 10u) << bits;  // of 5632 values
+    }
+  }
+}
+
+// Gaussian weights need no rotation to be Gaussian: then (c) reaches the codebook's theory.
+TEST(HlwqCodec, LloydMaxWithoutRotationOnGaussianWeightsMatchesTheCodebook) {
+  const int64_t rows = 64, columns = 2048;
+  const std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 2025, 0.02f);
+  for (int bits = 2; bits <= 6; ++bits) {
+    const HlwqCodec codec(ablation_params('c', bits), columns);
+    const double theory = -10 * std::log10(codec.codebook().mse);
+    EXPECT_NEAR(sqnr_db(weights, dequantize(codec, quantize(codec, weights))), theory, 0.3) << bits << " bits";
+  }
+}
+
+TEST(HlwqCodec, UniformZeroBlocksDecodeToZero) {
+  const int64_t rows = 3, columns = 320;  // 2.5 blocks of 128
+  std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 17, 0.1f);
+  for (int64_t c = 0; c < 128; ++c) weights[static_cast<size_t>(1 * columns + c)] = 0.0f;    // row 1, block 0
+  for (int64_t c = 256; c < 320; ++c) weights[static_cast<size_t>(2 * columns + c)] = 0.0f;  // row 2, padded block
+  for (char variant : {'a', 'b'}) {
+    for (BlockGain gain : {BlockGain::norm, BlockGain::least_squares}) {
+      const HlwqCodec codec(ablation_params(variant, 4, 128, gain), columns);
+      const Quantized quantized = quantize(codec, weights);
+      EXPECT_EQ(quantized.norms[1 * 3 + 0], 0) << variant;
+      EXPECT_EQ(quantized.norms[2 * 3 + 2], 0) << variant;
+      const std::vector<float> decoded = dequantize(codec, quantized);
+      for (int64_t c = 0; c < 128; ++c) ASSERT_EQ(decoded[static_cast<size_t>(1 * columns + c)], 0.0f) << variant;
+      for (int64_t c = 256; c < 320; ++c) ASSERT_EQ(decoded[static_cast<size_t>(2 * columns + c)], 0.0f) << variant;
+      for (float value : decoded) ASSERT_TRUE(std::isfinite(value)) << variant;
+      // A nonzero block is coded: Q4 absmax on Gaussian blocks is ~19 dB (step max/7).
+      EXPECT_GT(sqnr_db(weights, decoded), 15.0) << variant;
+    }
+  }
+}
+
+// Gaussian-like weights with outliers, as trained layers have: the rotation must help the uniform
+// code (b < a) and the Lloyd-Max code (d < c), as the paper's ablation says.
+TEST(HlwqCodec, AblationErrorOrderingWithOutliers) {
+  const int64_t rows = 64, columns = 2048;
+  std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 77, 0.02f);
+  std::mt19937 generator(78);
+  std::uniform_int_distribution<size_t> position(0, weights.size() - 1);
+  std::uniform_real_distribution<float> factor(5.0f, 15.0f);
+  for (size_t i = 0; i < weights.size() / 200; ++i) weights[position(generator)] *= factor(generator);  // 0.5%
+  for (int bits : {4, 5}) {
+    double mse[4];
+    for (char variant : {'a', 'b', 'c', 'd'}) {
+      const HlwqCodec codec(ablation_params(variant, bits), columns);
+      mse[variant - 'a'] = squared_error(weights, dequantize(codec, quantize(codec, weights))) / energy(weights);
+    }
+    std::printf("Q%d relative MSE: (a) absmax %.3g, (b) + Hadamard %.3g, (c) + Lloyd-Max only %.3g, (d) both %.3g\n",
+                bits, mse[0], mse[1], mse[2], mse[3]);
+    // Margins well inside the measured gaps (printed above).
+    EXPECT_LT(mse[1], 0.8 * mse[0]) << bits << " bits: (b) < (a)";
+    EXPECT_LT(mse[3], 0.8 * mse[2]) << bits << " bits: (d) < (c)";
+  }
 }
 
 TEST(HlwqCodec, LeastSquaresGainNeverIncreasesBlockError) {
@@ -387,8 +552,13 @@ TEST(HlwqCodec, OutputDoesNotDependOnTheThreadCount) {
 TEST(HlwqCodec, EverySimdTargetGivesTheSameBytes) {
   const int64_t rows = 9, columns = 1000;
   const std::vector<float> weights = random_normal(static_cast<size_t>(rows * columns), 6, 0.1f);
+  std::vector<HlwqParams> variants;
   for (BlockGain gain : {BlockGain::norm, BlockGain::least_squares}) {
-    const HlwqCodec codec(make_params(6, 128, 2, gain), columns);
+    variants.push_back(make_params(6, 128, 2, gain));
+    for (char variant : {'a', 'b', 'c'}) variants.push_back(ablation_params(variant, 5, 128, gain));
+  }
+  for (const HlwqParams& params : variants) {
+    const HlwqCodec codec(params, columns);
     std::optional<Quantized> first;
     std::vector<float> first_decoded;
     for (int64_t target : hwy::SupportedAndGeneratedTargets()) {

@@ -228,6 +228,51 @@ TEST(LloydMax, NearestCodeIsTheNearestCentroid) {
   }
 }
 
+TEST(LloydMax, UniformLevelsAreThePapersAbsmaxIntegers) {
+  // Paper eq. 1: q = round(x / max|x| * (2^(b-1) - 1)) in -2^(b-1) .. 2^(b-1) - 1, so code k stands
+  // for the integer k - 2^(b-1) in units of max|x| / (2^(b-1) - 1).
+  const std::vector<float> q2 = {-2.0f, -1.0f, 0.0f, 1.0f};
+  EXPECT_EQ(lloyd_max_codebook(2, CodebookKind::uniform).centroids, q2);
+  const std::vector<float> q3 = {-4.0f / 3, -1.0f, -2.0f / 3, -1.0f / 3, 0.0f, 1.0f / 3, 2.0f / 3, 1.0f};
+  EXPECT_EQ(lloyd_max_codebook(3, CodebookKind::uniform).centroids, q3);
+  std::mt19937 generator(11);
+  std::uniform_real_distribution<float> unit(-1.0f, 1.0f);
+  for (int bits = 2; bits <= 8; ++bits) {
+    const Codebook codebook = lloyd_max_codebook(bits, CodebookKind::uniform);
+    const int half = 1 << (bits - 1);
+    ASSERT_EQ(codebook.centroids.size(), size_t{1} << bits);
+    ASSERT_EQ(codebook.boundaries.size(), (size_t{1} << bits) - 1);
+    EXPECT_EQ(codebook.centroids[0], static_cast<float>(-half / (half - 1.0))) << bits;
+    EXPECT_EQ(codebook.centroids[1], -1.0f) << bits;
+    EXPECT_EQ(codebook.centroids[static_cast<size_t>(half)], 0.0f) << bits;
+    EXPECT_EQ(codebook.centroids.back(), 1.0f) << bits;
+    for (size_t k = 1; k < codebook.centroids.size(); ++k) {
+      // Evenly spaced: every step is 1 / (2^(b-1) - 1) up to float rounding.
+      EXPECT_NEAR(codebook.centroids[k] - codebook.centroids[k - 1], 1.0 / (half - 1), 1e-6) << bits << " " << k;
+      const double midpoint = (static_cast<double>(codebook.centroids[k - 1]) + codebook.centroids[k]) / 2;
+      EXPECT_EQ(codebook.boundaries[k - 1], static_cast<float>(midpoint));
+    }
+    // On [-1, 1] the nearest level is the paper's rounding (away from float-rounding ties); the
+    // lowest code (below -1) is never the nearest.
+    for (int trial = 0; trial < 20000; ++trial) {
+      const float x = unit(generator);
+      const double scaled = static_cast<double>(x) * (half - 1);
+      if (std::abs(scaled - std::floor(scaled) - 0.5) < 1e-4) continue;
+      const int code = nearest_code(codebook, x);
+      ASSERT_EQ(code - half, std::lround(scaled)) << bits << " bits, x " << x;
+      ASSERT_GE(code, 1);
+    }
+    EXPECT_EQ(nearest_code(codebook, -1.0f), 1) << bits;
+    EXPECT_EQ(nearest_code(codebook, 0.0f), half) << bits;
+    EXPECT_EQ(nearest_code(codebook, 1.0f), 2 * half - 1) << bits;
+  }
+  for (int bits : {0, 1, 9}) {
+    EXPECT_THROW(lloyd_max_codebook(bits, CodebookKind::uniform), Error) << bits;
+    EXPECT_THROW(uniform_absmax_levels(bits), Error) << bits;
+  }
+  EXPECT_STREQ(codebook_kind_name(CodebookKind::uniform), "uniform");
+}
+
 TEST(LloydMax, RejectsBadArguments) {
   for (int bits : {-1, 0, 9, 16}) {
     EXPECT_THROW(lloyd_max_codebook(bits), Error) << bits;

@@ -1,6 +1,7 @@
 // HLWQ linear product without dequantizing: the activations are rotated once per call into the
-// codes' domain (x' = H(s * x_block) / sqrt(d)), then each weight row is its codes' centroids
-// (decoded with SIMD shifts, masks and lane permutations) times the block norms, dotted with x'.
+// codes' domain (x' = H(s * x_block), orthonormal; x' = x for rotation none), then each weight row
+// is its codes' centroids (decoded with SIMD shifts, masks and lane permutations) times the block
+// gains / sqrt(d), dotted with x'. One kernel for every codebook and rotation.
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -382,7 +383,8 @@ bool hlwq_linear_applies(const LinearWeight& weight) {
 namespace {
 
 // x' rows (blocks * d floats each): the activation row zero-padded, times the signs, each block
-// through the orthonormal transform. One pass per call, shared by every weight row.
+// through the orthonormal transform. One pass per call, shared by every weight row. Without
+// rotation (the ablation baselines) only the copy and the zero padding remain.
 std::vector<float> rotate_activations(const HlwqCodec& codec, std::span<const float> x, size_t batch,
                                       ThreadPool& pool) {
   const size_t columns = static_cast<size_t>(codec.layout().columns);
@@ -397,6 +399,7 @@ std::vector<float> rotate_activations(const HlwqCodec& codec, std::span<const fl
       if (!signs.empty()) {
         for (size_t c = 0; c < columns; ++c) row[c] *= signs[c];
       }
+      if (codec.params().rotation == Rotation::none) continue;
       for (size_t first = 0; first < padded; first += block) walsh_hadamard_transform({row + first, block});
     }
   });

@@ -19,8 +19,9 @@ bool dense_linear_applies(const LinearWeight& weight);
 void dense_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
                           std::span<float> y, ThreadPool& pool);
 
-// HLWQ codes and norms: activations are rotated once per call, x' = H(s * x_block) / sqrt(d), then
-// each row is sum over blocks of norm * <c[q], x'>; the codes are never turned back into weights.
+// HLWQ codes and gains: activations are rotated once per call, x' = H(s * x_block) (x' = x with
+// rotation none), then each row is sum over blocks of gain / sqrt(d) * <c[q], x'>; the codes are
+// never turned back into weights.
 bool hlwq_linear_applies(const LinearWeight& weight);
 void hlwq_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
                          std::span<float> y, ThreadPool& pool);

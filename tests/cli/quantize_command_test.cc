@@ -1,0 +1,67 @@
+// `hlwq quantize`'s ablation flags (--rotation, --codebook) reach quantization_config, conflicting
+// flags are usage errors, and `hlwq inspect` reads the result.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "convert/tiny_model.h"
+#include "test_util.h"
+
+namespace hlwq {
+namespace {
+
+nlohmann::json quantization_config(const std::filesystem::path& folder) {
+  std::ifstream stream(folder / "config.json");
+  return nlohmann::json::parse(stream).at("quantization_config");
+}
+
+TEST(QuantizeCommand, AblationFlagsReachTheConfig) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "dense");
+  const std::string dense = (folder.path() / "dense").string();
+  struct Case {
+    const char* flags;
+    const char* rotation;
+    const char* codebook;
+  };
+  for (const Case& test_case : {Case{"--rotation none --codebook uniform", "none", "uniform"},
+                                Case{"--codebook uniform", "hadamard", "uniform"},
+                                Case{"--rotation none", "none", "lloyd-max-gaussian"},
+                                Case{"--rotation hadamard --codebook lloyd-max", "hadamard", "lloyd-max-gaussian"},
+                                Case{"--compat polarquant --rotation none", "none", "polarquant-compat"}}) {
+    const std::filesystem::path out = folder.path() / "out";
+    const CommandResult result =
+        run_hlwq("quantize -m " + dense + " -o " + out.string() + " --bits 4 --threads 2 " + test_case.flags);
+    ASSERT_EQ(result.exit_code, 0) << test_case.flags << ": " << result.output;
+    const nlohmann::json config = quantization_config(out);
+    EXPECT_EQ(config["rotation"], test_case.rotation) << test_case.flags;
+    EXPECT_EQ(config["codebook"], test_case.codebook) << test_case.flags;
+    EXPECT_EQ(config["bits"], 4);
+    const CommandResult inspect = run_hlwq("inspect -m " + out.string() + " --ref " + dense + " --json");
+    ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+    const double sqnr = nlohmann::json::parse(inspect.output).at("sqnr_db").get<double>();
+    EXPECT_GT(sqnr, 17.0) << test_case.flags;  // Q4 of Gaussian weights: 19-20 dB for every variant
+    std::filesystem::remove_all(out);
+  }
+}
+
+TEST(QuantizeCommand, ConflictingAblationFlagsAreErrors) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "dense");
+  const std::string prefix =
+      "quantize -m " + (folder.path() / "dense").string() + " -o " + (folder.path() / "out").string() + " ";
+  for (const char* usage : {"--rotation bogus", "--codebook bogus", "--codebook uniform --compat polarquant"}) {
+    const CommandResult result = run_hlwq(prefix + usage);
+    EXPECT_EQ(result.exit_code, 2) << usage << ": " << result.output;
+  }
+  const CommandResult signs = run_hlwq(prefix + "--rotation none --signs 3");
+  EXPECT_EQ(signs.exit_code, 1) << signs.output;
+  EXPECT_EQ(signs.output,
+            "hlwq: error: HLWQ random signs need the Hadamard rotation (a sign seed was given with rotation none)\n");
+  EXPECT_FALSE(std::filesystem::exists(folder.path() / "out"));
+}
+
+}  // namespace
+}  // namespace hlwq
