@@ -1,7 +1,7 @@
 // `hlwq chat -m DIR [-n 256] [--temp 0.7] [--seed S] [--ctx C] [--truncate] [--threads N]`: an
-// interactive conversation on stdin/stdout with the model's chat template (ChatML, Qwen3 or
-// Llama-3) and the history kept. Each turn re-runs the whole conversation as one prefill
-// (simple; the KV cache is not reused yet). A conversation that outgrows the context is an error,
+// interactive conversation on stdin/stdout with the model's chat template (ChatML, Qwen3,
+// Llama-3 or Llama-3.1) and the history kept. Each turn re-runs the whole conversation as one
+// prefill (simple; the KV cache is not reused yet). A conversation that outgrows the context is an error,
 // or with --truncate loses its oldest turns (for good: the history keeps what was sent).
 #include <cstdio>
 #include <iostream>
@@ -70,7 +70,8 @@ void add_chat_command(CLI::App& app) {
               " past the context of ", room + options.max_new_tokens,
               " positions (--truncate drops the oldest turns to fit)");
         ChatWindow window = fit_chat_to_context(tokenizer, history, room);
-        std::fprintf(stderr, "hlwq: --truncate dropped %zu oldest messages, %lld prompt tokens in all, to fit the context\n",
+        std::fprintf(stderr,
+                     "hlwq: --truncate dropped %zu oldest messages, %lld prompt tokens in all, to fit the context\n",
                      window.dropped_messages, static_cast<long long>(window.dropped_tokens));
         history = std::move(window.messages);
         prompt = std::move(window.prompt);
