@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (fuzz/*_fuzz.cc) with clang, ASan and UBSan in build-fuzz/ and
 # runs one of them: scripts/fuzz.sh TARGET SECONDS [CORPUS_DIR]
-#   TARGET      e.g. gguf_fuzz or safetensors_fuzz
+#   TARGET      e.g. gguf_fuzz, safetensors_fuzz or tokenizer_fuzz
 #   CORPUS_DIR  grows with the inputs libFuzzer finds (default build-fuzz/corpus/TARGET); it is
-#               seeded from tests/fixtures/<format>/ where that folder exists.
+#               seeded from tests/fixtures/<format>/ where that folder exists, and from
+#               fuzz/corpus/<format>/.
+# tokenizer_fuzz round-trips text through the tokenizers in HLWQ_FUZZ_TOKENIZERS (':'-separated
+# folders); by default GPT-2 and Llama-3 from ../shared/data/tokenizers where they are.
 # Crashes are written to build-fuzz/crashes/TARGET/ and make the script exit non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +37,15 @@ fi
 dictionary=()
 if [[ -f fuzz/${target%_fuzz}.dict ]]; then
   dictionary=(-dict="fuzz/${target%_fuzz}.dict")
+fi
+if [[ $target == tokenizer_fuzz && -z ${HLWQ_FUZZ_TOKENIZERS:-} ]]; then
+  shared=../shared/data/tokenizers
+  found=()
+  for name in gpt2 llama3; do
+    if [[ -d $shared/$name ]]; then found+=("$shared/$name"); fi
+  done
+  HLWQ_FUZZ_TOKENIZERS=$(IFS=:; echo "${found[*]}")
+  export HLWQ_FUZZ_TOKENIZERS
 fi
 # UBSan findings abort so libFuzzer records them as crashes.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}

@@ -2,6 +2,7 @@
 """Writes the reference ids and chat prompts the tokenizer tests compare against.
 
   python3 scripts/make_tokenizer_fixtures.py [--data ../shared/data] [--gguf models/SmolLM2-135M-Instruct.Q4_1.gguf]
+                                             [--chat-only]
 
 For each tokenizer in DATA/tokenizers (qwen3, llama3, llama2: tokenizer.json; gpt2: encoder.json +
 vocab.bpe, built the way GPT2TokenizerFast builds it), Hugging Face `tokenizers` encodes, without
@@ -12,7 +13,11 @@ special tokens added:
   - the hard strings of scripts/check_tokenizer.py, with their decoded text.
 Output: tests/fixtures/tokenizer/<name>_ids.json.xz. Also tests/fixtures/tokenizer/chat_templates.json:
 transformers' apply_chat_template(tokenize=False) on a few conversations for the qwen3 and
-llama3 templates and for the demo GGUF's (SmolLM2) template.
+llama3 templates and for the demo GGUF's (SmolLM2) template. And
+tests/fixtures/tokenizer/llama31_chat_templates.json: the same for the Llama-3.1 and Llama-3.2 templates
+written out below (the shared Llama-3 tokenizer carries the 3.0 template), with the llama3 tokenizer's
+bos_token; Llama-3.2's template stamps the day it is rendered, which is stored as "today".
+--chat-only writes the two chat fixtures alone.
 """
 import argparse
 import json
@@ -38,6 +43,141 @@ CONVERSATIONS = [
     [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "<think>\nhmm\n</think>\n\nHello there"},
      {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "<think>\nok, leaving\n</think>\n\nGoodbye"}],
     [{"role": "user", "content": "Ünïcödé 日本語 🦙"}],
+]
+
+
+# Meta's Llama-3.1 Instruct chat template (tokenizer_config.json of Llama-3.1-8B-Instruct): a system
+# header with the knowledge cut-off and a fixed "Today Date", then the Llama-3 turns; tools optional.
+LLAMA31_TEMPLATE = """{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message + builtin tools #}
+{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+{%- if builtin_tools is defined or tools is not none %}
+    {{- "Environment: ipython\\n" }}
+{%- endif %}
+{%- if builtin_tools is defined %}
+    {{- "Tools: " + builtin_tools | reject('equalto', 'code_interpreter') | join(", ") + "\\n\\n"}}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\\n" }}
+{{- "Today Date: " + date_string + "\\n\\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\\n\\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\\n\\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\\n\\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\\n\\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\\n\\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\\n\\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("This model only supports single tool-calls at once!") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {%- if builtin_tools is defined and tool_call.name in builtin_tools %}
+            {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}
+            {{- "<|python_tag|>" + tool_call.name + ".call(" }}
+            {%- for arg_name, arg_val in tool_call.arguments | items %}
+                {{- arg_name + '="' + arg_val + '"' }}
+                {%- if not loop.last %}
+                    {{- ", " }}
+                {%- endif %}
+                {%- endfor %}
+            {{- ")" }}
+        {%- else  %}
+            {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}
+            {{- '{"name": "' + tool_call.name + '", ' }}
+            {{- '"parameters": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- "}" }}
+        {%- endif %}
+        {%- if builtin_tools is defined %}
+            {#- This means we're in ipython mode #}
+            {{- "<|eom_id|>" }}
+        {%- else %}
+            {{- "<|eot_id|>" }}
+        {%- endif %}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\\n\\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}
+"""
+
+# Llama-3.2 (1B/3B Instruct) takes today's date, through transformers' strftime_now; its other change
+# (no builtin_tools) does not show in conversations without tools.
+LLAMA32_TEMPLATE = LLAMA31_TEMPLATE.replace(
+    """    {%- set date_string = "26 Jul 2024" %}""",
+    """    {%- if strftime_now is defined %}
+        {%- set date_string = strftime_now("%d %b %Y") %}
+    {%- else %}
+        {%- set date_string = "26 Jul 2024" %}
+    {%- endif %}""")
+
+LLAMA31_CONVERSATIONS = CONVERSATIONS + [
+    [{"role": "system", "content": "  Answer in French.\n"}, {"role": "user", "content": "Good morning"}],
+    [{"role": "system", "content": ""}, {"role": "user", "content": "Empty system"}],
+    [{"role": "assistant", "content": "I speak first."}, {"role": "user", "content": "Fine."}],
+    [{"role": "user", "content": "Rules?"}, {"role": "system", "content": "Late system message"},
+     {"role": "user", "content": "Go on"}],
+    [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "Checking."},
+     {"role": "tool", "content": "{\"temp\": 21, \"sky\": \"clear\"}\nline two \\ tab\t\u00e9 \u0001"},
+     {"role": "ipython", "content": "  42  "}],
 ]
 
 
@@ -109,15 +249,42 @@ def make_chat(data, gguf_path):
     print(f"{path.name}: {len(entries)} prompts")
 
 
+def make_llama31_chat(data):
+    """Llama-3.1/3.2 prompts; the templates are stored with them, the tests load them from here."""
+    from datetime import datetime
+
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(str(data / "tokenizers" / "llama3"))
+    today = datetime.now().strftime("%d %b %Y")
+    entries = []
+    for name, template in (("llama31", LLAMA31_TEMPLATE), ("llama32", LLAMA32_TEMPLATE)):
+        for messages in LLAMA31_CONVERSATIONS:
+            for generation in (False, True):
+                text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation,
+                                                     chat_template=template)
+                if datetime.now().strftime("%d %b %Y") != today:
+                    raise SystemExit("the day changed while rendering; run again")
+                entries.append({"template": name, "messages": messages, "add_generation_prompt": generation,
+                                "expected": text})
+    fixture = {"bos_token": tokenizer.bos_token, "today": today,
+               "templates": {"llama31": LLAMA31_TEMPLATE, "llama32": LLAMA32_TEMPLATE}, "cases": entries}
+    path = OUT / "llama31_chat_templates.json"
+    path.write_text(json.dumps(fixture, ensure_ascii=False, indent=1) + "\n")
+    print(f"{path.name}: {len(entries)} prompts")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=pathlib.Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--gguf", type=pathlib.Path, default=ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    parser.add_argument("--chat-only", action="store_true", help="write the chat template fixtures alone")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    for name in ("qwen3", "llama3", "llama2", "gpt2"):
-        make_ids(name, args.data)
+    if not args.chat_only:
+        for name in ("qwen3", "llama3", "llama2", "gpt2"):
+            make_ids(name, args.data)
     make_chat(args.data, args.gguf)
+    make_llama31_chat(args.data)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-// `hlwq chat -m DIR [-n 256] [--temp 0.7] [--seed S] [--threads N]`: an interactive conversation
-// on stdin/stdout with the model's chat template (ChatML, Qwen3 or Llama-3) and the history kept.
-// Each turn re-runs the whole conversation as one prefill (simple; the KV cache is not reused yet).
+// `hlwq chat -m DIR [-n 256] [--temp 0.7] [--seed S] [--ctx C] [--truncate] [--threads N]`: an
+// interactive conversation on stdin/stdout with the model's chat template (ChatML, Qwen3,
+// Llama-3 or Llama-3.1) and the history kept. Each turn re-runs the whole conversation as one
+// prefill (simple; the KV cache is not reused yet). A conversation that outgrows the context is an error,
+// or with --truncate loses its oldest turns (for good: the history keeps what was sent).
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -10,7 +12,9 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "engine/generate.h"
+#include "engine/prompt_truncation.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/chat_window.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hlwq::cli {
@@ -18,8 +22,9 @@ namespace hlwq::cli {
 void add_chat_command(CLI::App& app) {
   struct Flags {
     std::string model, system;
-    int64_t max_new_tokens = 256;
+    int64_t max_new_tokens = 256, context = 0;
     int threads = 0;
+    bool truncate = false;
     SamplerOptions sampler;
   };
   auto flags = std::make_shared<Flags>();
@@ -32,6 +37,10 @@ void add_chat_command(CLI::App& app) {
   command->add_option("--temp", flags->sampler.temperature, "temperature (0: greedy)")->capture_default_str();
   command->add_option("--top-p", flags->sampler.top_p, "nucleus sampling mass")->capture_default_str();
   command->add_option("--seed", flags->sampler.seed, "sampling seed")->capture_default_str();
+  command->add_option("--ctx", flags->context, "context length (default: the model's)");
+  command->add_flag("--truncate", flags->truncate,
+                    "drop the oldest turns (then the start of the newest message) when the conversation "
+                    "and -n do not fit in the context");
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
   command->callback([flags] {
     const Tokenizer tokenizer = Tokenizer::from_folder(flags->model);
@@ -39,7 +48,9 @@ void add_chat_command(CLI::App& app) {
     const Model model = Model::load(flags->model, pool);
     GenerateOptions options;
     options.max_new_tokens = flags->max_new_tokens;
+    options.context_length = flags->context;
     options.sampler = flags->sampler;
+    const int64_t room = prompt_room(model.config(), options);
     for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
       if (tokenizer.is_end_of_generation(id)) options.stop_ids.push_back(id);
     }
@@ -53,8 +64,18 @@ void add_chat_command(CLI::App& app) {
       if (!std::getline(std::cin, line)) break;
       if (line.empty()) continue;
       history.push_back({"user", line});
-      const std::string text = apply_chat_template(tokenizer, history, true);
-      const std::vector<int32_t> prompt = tokenizer.encode(text, false);
+      std::vector<int32_t> prompt = tokenizer.encode(apply_chat_template(tokenizer, history, true), false);
+      if (static_cast<int64_t>(prompt.size()) > room) {
+        check(flags->truncate, "the conversation has ", prompt.size(), " tokens, with -n ", options.max_new_tokens,
+              " past the context of ", room + options.max_new_tokens,
+              " positions (--truncate drops the oldest turns to fit)");
+        ChatWindow window = fit_chat_to_context(tokenizer, history, room);
+        std::fprintf(stderr,
+                     "hlwq: --truncate dropped %zu oldest messages, %lld prompt tokens in all, to fit the context\n",
+                     window.dropped_messages, static_cast<long long>(window.dropped_tokens));
+        history = std::move(window.messages);
+        prompt = std::move(window.prompt);
+      }
       StreamingDecoder decoder(tokenizer);
       std::string reply;
       generate(model, prompt, options, pool, [&](int32_t token) {

@@ -1,7 +1,8 @@
 // `hlwq run -m DIR (-p TEXT | --ids 1,2,3) [-n 128] [--temp 0] [--seed S] [--top-k K] [--top-p P]
-// [--min-p P] [--repeat-penalty R] [--threads N]`: generates on the CPU from any model folder hlwq
-// reads (dense, HLWQ, MLX affine, CT INT4). With -p the text streams out as it is generated; with
-// --ids the generated ids are printed.
+// [--min-p P] [--repeat-penalty R] [--ctx C] [--truncate] [--threads N]`: generates on the CPU from any
+// model folder hlwq reads (dense, HLWQ, MLX affine, CT INT4). With -p the text streams out as it is
+// generated; with --ids the generated ids are printed. A prompt that does not fit beside -n in the
+// context is an error, or with --truncate loses its oldest tokens (a leading BOS stays).
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "cli/options.h"
 #include "convert/quantize_model.h"
 #include "engine/generate.h"
+#include "engine/prompt_truncation.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hlwq::cli {
@@ -39,6 +41,15 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
+// The BOS id a truncated prompt keeps in front: the tokenizer's when it added one, else for --ids
+// config.json's bos_token_id (the id the model saw first in training).
+std::optional<int32_t> prompt_bos_id(const std::optional<Tokenizer>& tokenizer, const nlohmann::json& config) {
+  if (tokenizer) return tokenizer->adds_bos_by_default() ? tokenizer->bos_id() : std::nullopt;
+  const auto found = config.find("bos_token_id");
+  if (found == config.end() || !found->is_number_integer()) return std::nullopt;
+  return found->get<int32_t>();
+}
+
 }  // namespace
 
 void add_run_command(CLI::App& app) {
@@ -46,7 +57,7 @@ void add_run_command(CLI::App& app) {
     std::string model, ids, prompt, kv_dtype = "f16";
     int64_t max_new_tokens = 128, context = 0, repeat_last_n = 64;
     int threads = 0;
-    bool ignore_eos = false;
+    bool ignore_eos = false, truncate = false;
     SamplerOptions sampler;
   };
   auto flags = std::make_shared<Flags>();
@@ -67,6 +78,8 @@ void add_run_command(CLI::App& app) {
   command->add_option("--repeat-last-n", flags->repeat_last_n, "recent tokens the penalty looks at")
       ->capture_default_str();
   command->add_option("--ctx", flags->context, "context length (default: prompt + n, at most the model's)");
+  command->add_flag("--truncate", flags->truncate,
+                    "drop the oldest prompt tokens when the prompt and -n do not fit in the context");
   command->add_option("--kv-dtype", flags->kv_dtype, "KV cache dtype: f16 (default), bf16 or f32")
       ->check(CLI::IsMember({"f16", "bf16", "f32"}));
   command->add_flag("--ignore-eos", flags->ignore_eos, "do not stop at the end-of-sequence id");
@@ -87,15 +100,25 @@ void add_run_command(CLI::App& app) {
     const Model model = Model::load(flags->model, pool);
     const double load_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+    std::ifstream config_file(std::filesystem::path(flags->model) / "config.json");
+    const nlohmann::json config = nlohmann::json::parse(config_file, nullptr, false);
     GenerateOptions options;
     options.max_new_tokens = flags->max_new_tokens;
     options.context_length = flags->context;
     options.kv_cache_dtype = parse_float_dtype(flags->kv_dtype);
     options.sampler = flags->sampler;
     options.repeat_last_n = flags->repeat_last_n;
+    if (const int64_t room = prompt_room(model.config(), options); static_cast<int64_t>(prompt.size()) > room) {
+      check(flags->truncate, "the prompt has ", prompt.size(), " tokens, with -n ", options.max_new_tokens,
+            " past the context of ", room + options.max_new_tokens, " positions (--truncate keeps the last ", room,
+            " prompt tokens)");
+      const size_t whole = prompt.size();
+      prompt = keep_last_tokens(prompt, room, prompt_bos_id(tokenizer, config));
+      std::fprintf(stderr, "hlwq: --truncate dropped %zu of the %zu prompt tokens to fit the context\n",
+                   whole - prompt.size(), whole);
+    }
     if (!flags->ignore_eos) {
-      std::ifstream config_file(std::filesystem::path(flags->model) / "config.json");
-      options.stop_ids = end_of_sequence_ids(nlohmann::json::parse(config_file, nullptr, false));
+      options.stop_ids = end_of_sequence_ids(config);
       if (tokenizer) {
         for (int32_t id = 0; id < tokenizer->vocab_size(); ++id) {
           if (tokenizer->is_end_of_generation(id)) options.stop_ids.push_back(id);

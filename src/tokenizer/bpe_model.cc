@@ -111,8 +111,9 @@ BpeModel BpeModel::from_json(const json& model, bool byte_level, std::string_vie
   result.ids_by_token_.reserve(vocab.size());
   int32_t largest = -1;
   for (const auto& [token, id_value] : vocab.items()) {
-    check(id_value.is_number_integer() && id_value.get<int64_t>() >= 0 && id_value.get<int64_t>() < (1 << 30),
-          "token ", token, " has a bad id, ", source_name);
+    check(id_value.is_number_integer() && id_value.get<int64_t>() >= 0, "token ", token, " has a bad id, ", source_name);
+    check(id_value.get<int64_t>() <= largest_token_id(vocab.size()), "token ", token, " has id ", id_value.get<int64_t>(),
+          ", far past the ", vocab.size(), " tokens of the vocabulary, ", source_name);
     const auto id = id_value.get<int32_t>();
     largest = std::max(largest, id);
     ids_as_spelled.emplace(token, id);

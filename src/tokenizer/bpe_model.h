@@ -37,6 +37,10 @@ struct BpeScratch {
   StringMap cache;
 };
 
+// The largest id a tokenizer with `token_count` tokens may use. Ids may leave gaps, but not so many
+// that the id-indexed tables outgrow the file: one hostile id of 2^30 would ask for 32 GB.
+constexpr int64_t largest_token_id(size_t token_count) { return 2 * static_cast<int64_t>(token_count) + 1024; }
+
 class BpeModel {
  public:
   // `model` is tokenizer.json's "model" (type BPE). With `byte_level`, vocabulary strings are in

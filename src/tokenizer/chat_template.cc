@@ -1,7 +1,11 @@
-// The ChatML and Llama-3 prompt formats, written out as the models' Jinja templates produce them.
+// The ChatML, Llama-3 and Llama-3.1 prompt formats, written out as the models' Jinja templates
+// produce them.
 #include "tokenizer/chat_template.h"
 
 #include <algorithm>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 
@@ -108,6 +112,64 @@ std::string render_chat_ml(const ChatTemplate& chat, std::span<const ChatMessage
   return out;
 }
 
+// The text after `key` in the template up to the end of the string literal it is in (a quote or an
+// escaped newline), or `fallback` when the template does not have `key`.
+std::string literal_text_after(std::string_view text, std::string_view key, std::string_view fallback) {
+  const size_t at = text.find(key);
+  if (at == std::string_view::npos) return std::string(fallback);
+  const std::string_view rest = text.substr(at + key.size());
+  return std::string(rest.substr(0, rest.find_first_of("\"'\\\n")));
+}
+
+// The string literal ("..." or '...') right after `key` in the template, or `fallback`.
+std::string quoted_literal_after(std::string_view text, std::string_view key, std::string_view fallback) {
+  const size_t at = text.find(key);
+  if (at == std::string_view::npos) return std::string(fallback);
+  const std::string_view rest = text.substr(at + key.size());
+  if (rest.empty() || (rest[0] != '"' && rest[0] != '\'')) return std::string(fallback);
+  const size_t end = rest.find(rest[0], 1);
+  return end == std::string_view::npos ? std::string(fallback) : std::string(rest.substr(1, end - 1));
+}
+
+// Today as transformers' strftime_now("%d %b %Y") writes it: Python's datetime.now(), local time,
+// English month abbreviations (the "C" locale this program runs in).
+std::string today_date_string() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  ::localtime_r(&now, &local);
+  char text[32];
+  return std::string(text, std::strftime(text, sizeof text, "%d %b %Y", &local));
+}
+
+// Jinja's tojson as transformers defines it (json.dumps, non-ASCII kept) for a string.
+std::string json_string(const std::string& text) {
+  return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string render_llama31(const Tokenizer& tokenizer, const ChatTemplate& chat, std::span<const ChatMessage> messages,
+                           bool add_generation_prompt) {
+  std::string out;
+  if (tokenizer.bos_id()) out += tokenizer.token_piece(*tokenizer.bos_id());
+  // A leading system message goes into the system header, which comes with or without one.
+  const bool has_system = !messages.empty() && messages[0].role == "system";
+  out += "<|start_header_id|>system<|end_header_id|>\n\n";
+  out += "Cutting Knowledge Date: " + chat.knowledge_date + "\n";
+  out += "Today Date: " + (chat.today_date.empty() ? today_date_string() : chat.today_date) + "\n\n";
+  if (has_system) out += strip(messages[0].content, kWhitespace);
+  out += "<|eot_id|>";
+  for (const ChatMessage& message : messages.subspan(has_system ? 1 : 0)) {
+    if (message.role == "tool" || message.role == "ipython") {
+      out += "<|start_header_id|>ipython<|end_header_id|>\n\n" + json_string(message.content) + "<|eot_id|>";
+      continue;
+    }
+    out += "<|start_header_id|>" + message.role + "<|end_header_id|>\n\n";
+    out += strip(message.content, kWhitespace);
+    out += "<|eot_id|>";
+  }
+  if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  return out;
+}
+
 std::string render_llama3(const Tokenizer& tokenizer, const ChatTemplate& chat, std::span<const ChatMessage> messages,
                           bool add_generation_prompt) {
   std::string out;
@@ -126,22 +188,32 @@ std::string render_llama3(const Tokenizer& tokenizer, const ChatTemplate& chat, 
 ChatTemplate recognize_chat_template(std::string_view text, std::string_view source_name) {
   check(!text.empty(), "the tokenizer has no chat template, ", source_name);
   if (contains(text, "<|im_start|>")) {
-    ChatTemplate chat{contains(text, "</think>") ? ChatFormat::kChatMlQwen3 : ChatFormat::kChatMl, {}, false};
+    ChatTemplate chat{contains(text, "</think>") ? ChatFormat::kChatMlQwen3 : ChatFormat::kChatMl, {}, false, {}, {}};
     chat.default_system_prompt = find_default_system_prompt(text);
     return chat;
   }
   if (contains(text, "<|start_header_id|>") && contains(text, "<|eot_id|>")) {
-    check(!contains(text, "Cutting Knowledge Date"),
-          "Llama-3.1-style chat templates (with tool and date headers) are not supported, ", source_name);
-    return {ChatFormat::kLlama3, {}, !contains(text, "add_generation_prompt")};
+    ChatTemplate chat{ChatFormat::kLlama3, {}, !contains(text, "add_generation_prompt"), {}, {}};
+    if (contains(text, "Cutting Knowledge Date")) {
+      chat.format = ChatFormat::kLlama31;
+      chat.always_adds_generation_prompt = false;
+      chat.knowledge_date = literal_text_after(text, "Cutting Knowledge Date: ", "December 2023");
+      // Llama-3.1 fixes the date ({%- set date_string = "26 Jul 2024" %}); Llama-3.2 prefers today's.
+      if (!contains(text, "strftime_now")) {
+        chat.today_date = quoted_literal_after(text, "set date_string = ", "26 Jul 2024");
+      }
+    }
+    return chat;
   }
-  fail("unsupported chat template (supported: ChatML as in SmolLM2/Qwen2/Qwen3, Llama-3), ", source_name);
+  fail("unsupported chat template (supported: ChatML as in SmolLM2/Qwen2/Qwen3, Llama-3, Llama-3.1/3.2), ",
+       source_name);
 }
 
 std::string apply_chat_template(const Tokenizer& tokenizer, std::span<const ChatMessage> messages,
                                 bool add_generation_prompt) {
   const ChatTemplate chat = recognize_chat_template(tokenizer.chat_template(), "tokenizer_config.json");
   if (chat.format == ChatFormat::kLlama3) return render_llama3(tokenizer, chat, messages, add_generation_prompt);
+  if (chat.format == ChatFormat::kLlama31) return render_llama31(tokenizer, chat, messages, add_generation_prompt);
   return render_chat_ml(chat, messages, add_generation_prompt);
 }
 

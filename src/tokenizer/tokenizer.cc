@@ -75,7 +75,9 @@ json read_gpt2_files(const fs::path& folder) {
 
 }  // namespace
 
-Tokenizer Tokenizer::from_json(const json& tokenizer_json, const json& tokenizer_config, std::string_view source_name) {
+// Keys of the wrong type (a string where a flag belongs) make nlohmann's value() and get() throw
+// its own exceptions; the function-try-block turns them into the one-line error.
+Tokenizer Tokenizer::from_json(const json& tokenizer_json, const json& tokenizer_config, std::string_view source_name) try {
   check(tokenizer_json.is_object() && tokenizer_json.contains("model"), "tokenizer has no model, ", source_name);
   Tokenizer tokenizer;
 
@@ -88,20 +90,32 @@ Tokenizer Tokenizer::from_json(const json& tokenizer_json, const json& tokenizer
   } else if (!normalizer.is_null()) {
     normalizer_steps.push_back(normalizer);
   }
+  // How many times longer the steps can make a text in UTF-8 bytes, at most: Replace steps multiply,
+  // and a handful of "a" -> "aaaaaaaa" would ask for gigabytes per line. Llama-2's Prepend + Replace
+  // is 12-fold.
+  constexpr int64_t kLargestGrowth = 256;
+  int64_t growth = 1;
   for (const json& step : normalizer_steps) {
     const std::string type = step.is_object() ? step.value("type", "") : "";
     if (type == "NFC") {
       tokenizer.normalizer_.push_back({NormalizerStep::kNfc, "", ""});
+      growth *= 3;
     } else if (type == "Prepend" && step.contains("prepend") && step["prepend"].is_string()) {
       tokenizer.normalizer_.push_back({NormalizerStep::kPrepend, "", step["prepend"]});
+      growth += static_cast<int64_t>(tokenizer.normalizer_.back().to.size());
     } else if (type == "Replace" && step.contains("pattern") && step["pattern"].contains("String") &&
                step["pattern"]["String"].is_string() && step.contains("content") && step["content"].is_string() &&
                !step["pattern"]["String"].get<std::string>().empty()) {
       tokenizer.normalizer_.push_back({NormalizerStep::kReplace, step["pattern"]["String"], step["content"]});
+      const NormalizerStep& replace = tokenizer.normalizer_.back();
+      growth *= std::max<int64_t>(1, static_cast<int64_t>((replace.to.size() + replace.from.size() - 1) /
+                                                           replace.from.size()));
     } else {
       fail("unsupported normalizer ", type.empty() ? step.dump() : type,
            " (supported: NFC, Prepend, Replace of a string), ", source_name);
     }
+    check(growth <= kLargestGrowth, "the normalizer can make a text more than ", kLargestGrowth, " times longer, ",
+          source_name);
   }
 
   bool byte_level = false;
@@ -118,7 +132,10 @@ Tokenizer Tokenizer::from_json(const json& tokenizer_json, const json& tokenizer
           "an added token has no id or content, ", source_name);
     const int64_t id = entry["id"];
     const std::string content = entry["content"];
-    check(id >= 0 && id < (1 << 30), "added token ", content, " has a bad id, ", source_name);
+    check(id >= 0, "added token ", content, " has a bad id, ", source_name);
+    check(id <= largest_token_id(static_cast<size_t>(tokenizer.model_.size()) + added.size()), "added token ", content,
+          " has id ", id, ", far past the ", tokenizer.model_.size() + added.size(), " tokens of the vocabulary, ",
+          source_name);
     check(!content.empty(), "an added token is empty, ", source_name);
     tokenizer.added_.push_back({content, static_cast<int32_t>(id), entry.value("lstrip", false),
                                 entry.value("rstrip", false), entry.value("single_word", false)});
@@ -185,6 +202,8 @@ Tokenizer Tokenizer::from_json(const json& tokenizer_json, const json& tokenizer
     }
   }
   return tokenizer;
+} catch (const nlohmann::json::exception& error) {
+  fail("malformed tokenizer (", error.what(), "), ", source_name);
 }
 
 Tokenizer Tokenizer::from_folder(const fs::path& model_folder) {

@@ -290,5 +290,56 @@ TEST(TokenizerErrors, OneLineNamingTheFile) {
   EXPECT_EQ(ok.encode("ba"), (std::vector<int32_t>{1, 0}));
 }
 
+// Inputs fuzz/tokenizer_fuzz.cc found (or that review found and the fuzz target confirmed), reduced:
+// each used to end the process (an exception other than hlwq::Error, or a multi-gigabyte allocation)
+// and must now be a one-line error naming the file.
+TEST(TokenizerErrors, MalformedFilesAreErrorsNotCrashes) {
+  const json tiny = {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", {"a b"}}};
+  const auto with_model = [&](json model) { return json{{"model", std::move(model)}}; };
+  const auto with = [&](const char* key, json value) { return json{{"model", tiny}, {key, std::move(value)}}; };
+  const auto added = [](json id, const char* flag, json flag_value) {
+    return json::array({{{"id", std::move(id)}, {"content", "<x>"}, {flag, std::move(flag_value)}}});
+  };
+  json byte_fallback_text = tiny, huge_id = tiny;
+  byte_fallback_text["byte_fallback"] = "true";
+  huge_id["vocab"]["<0x1D>"] = (1 << 30) - 1;
+  json growing = {{"type", "Sequence"}, {"normalizers", json::array()}};
+  for (int step = 0; step < 12; ++step) {
+    growing["normalizers"].push_back({{"type", "Replace"}, {"pattern", {{"String", "a"}}}, {"content", "aaaaaaaa"}});
+  }
+  const std::vector<std::pair<json, std::string>> cases = {
+      {with("added_tokens", added(3, "rstrip", json::array())), "type must be boolean"},
+      {with("added_tokens", added(3, "lstrip", "yes")), "type must be boolean"},
+      {with("normalizer", {{"type", 5}}), "type must be string"},
+      {with("decoder", {{"type", "Strip"}, {"start", "1"}}), "type must be number"},
+      {with("pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", "no"}}), "type must be boolean"},
+      {with_model(byte_fallback_text), "type must be boolean"},
+      {with_model(huge_id), "has id 1073741823, far past the 4 tokens"},
+      {with("added_tokens", added(1 << 29, "lstrip", false)), "far past"},
+      {with("normalizer", growing), "more than 256 times longer"},
+  };
+  for (const auto& [tokenizer, part] : cases) {
+    try {
+      (void)Tokenizer::from_json(tokenizer, nullptr, "t.json");
+      ADD_FAILURE() << "no error for " << tokenizer.dump();
+    } catch (const Error& error) {
+      const std::string message = error.what();
+      EXPECT_NE(message.find(part), std::string::npos) << message;
+      EXPECT_TRUE(message.ends_with(", t.json")) << message;
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    }
+  }
+  // Gaps between ids stay allowed, as do the normalizers real tokenizers have (Llama-2's).
+  json sparse = tiny;
+  sparse["vocab"]["z"] = 40;
+  EXPECT_EQ(Tokenizer::from_json(with_model(sparse), nullptr, "t.json").vocab_size(), 41);
+  const json llama2_normalizer = {
+      {"type", "Sequence"},
+      {"normalizers",
+       {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+        {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}};
+  EXPECT_NO_THROW(Tokenizer::from_json(with("normalizer", llama2_normalizer), nullptr, "t.json"));
+}
+
 }  // namespace
 }  // namespace hlwq
