@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <stdexcept>
 #include <vector>
 
@@ -31,6 +33,21 @@ TEST(ThreadPool, RethrowsWorkerExceptions) {
   std::atomic<int> total = 0;
   pool.parallel_for(10, [&](size_t begin, size_t end) { total += static_cast<int>(end - begin); });
   EXPECT_EQ(total.load(), 10);
+}
+
+// Many short calls back to back, some after a pause long enough for the workers to fall asleep:
+// a lost wake-up between spinning and sleeping would hang here (and ctest's timeout would fail it).
+TEST(ThreadPool, ManyShortCallsAndSleepsLoseNoWork) {
+  ThreadPool pool(3);
+  int64_t expected = 0;
+  std::atomic<int64_t> total = 0;
+  for (int call = 0; call < 20000; ++call) {
+    const size_t count = 1 + call % 7;
+    expected += static_cast<int64_t>(count);
+    pool.parallel_for(count, [&](size_t begin, size_t end) { total += static_cast<int64_t>(end - begin); });
+    if (call % 2000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(total.load(), expected);
 }
 
 }  // namespace
