@@ -240,6 +240,8 @@ std::vector<LinearWeight> one_weight_per_format(int64_t rows) {
   weights.push_back(make_hlwq_linear_weight(make_codec(4, 128, true, 576), matrix, rows, pool));
   weights.push_back(make_hlwq_linear_weight(make_codec(5, 128, false, 576), matrix, rows, pool));
   weights.push_back(make_hlwq_linear_weight(make_codec(7, 64, true, 576), matrix, rows, pool));
+  weights.push_back(make_hlwq_linear_weight(make_codec(6, 128, true, 576), matrix, rows, pool));
+  weights.push_back(make_hlwq_linear_weight(make_codec(8, 64, false, 576), matrix, rows, pool));
   weights.push_back(make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::F32, matrix, rows, 576));
   weights.push_back(make_mlx_affine_linear_weight(AffineParams{3, 32}, DType::F32, matrix, rows, 576));
   weights.push_back(make_int4_linear_weight(Int4Params{64}, DType::BF16, matrix, rows, 576));

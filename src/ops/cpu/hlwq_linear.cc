@@ -244,13 +244,47 @@ HWY_INLINE void WideStep(D d, const Centroids& centroids, const WidePlanes& plan
   }
 }
 
+// WideStep for two planes whose second sits right above the nibble (code = nibble | upper << 4: 5,
+// 6 and 8 bits). The codes are assembled in bytes, in a 128-bit (or narrower) register where x86
+// has three vector ports, and only then widened: per pair of code vectors two widenings instead of
+// two widenings plus eight full-width shifts and masks, which left 5 bits compute-bound. Byte fields
+// are shifted inside 16-bit lanes: bits crossing into the neighbour byte land outside the mask.
+template <size_t kTile, Lookup kLookup, class D>
+HWY_INLINE void WideStepNibbleAndUpper(D d, const Centroids& centroids, const WidePlanes& planes,
+                                       const uint8_t* HWY_RESTRICT packed, const float* HWY_RESTRICT block_x,
+                                       size_t x_stride, size_t half, size_t j, hn::Vec<D> (&first_sums)[kTile],
+                                       hn::Vec<D> (&second_sums)[kTile]) {
+#if HWY_TARGET == HWY_SCALAR  // one lane: no byte vector to assemble in
+  WideStep<kTile, 2, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, j, first_sums, second_sums);
+#else
+  const hn::RebindToSigned<D> di;
+  const hn::Rebind<uint8_t, D> d8;
+  const hn::Repartition<uint16_t, decltype(d8)> d16;
+  const auto nibble_mask = hn::Set(d8, uint8_t{0x0f});
+  const auto low = hn::LoadU(d8, packed + j);
+  auto first = hn::And(low, nibble_mask);
+  auto second = hn::And(hn::BitCast(d8, hn::ShiftRight<4>(hn::BitCast(d16, low))), nibble_mask);
+  const auto upper = hn::BitCast(d16, hn::LoadU(d8, packed + planes.start[1] + j % planes.bytes[1]));
+  const int field = static_cast<int>(j / planes.bytes[1]) * planes.widths[1];  // first run's field; the second's is 4 higher
+  const auto upper_mask = hn::Set(d8, static_cast<uint8_t>(planes.masks[1] << 4));
+  first = hn::Or(first, hn::And(hn::BitCast(d8, hn::ShiftLeftSame(upper, 4 - field)), upper_mask));
+  second = hn::Or(second, hn::And(hn::BitCast(d8, hn::ShiftRightSame(upper, field)), upper_mask));
+  const auto c0 = LookupCentroids<kLookup>(d, centroids, hn::PromoteTo(di, first));
+  const auto c1 = LookupCentroids<kLookup>(d, centroids, hn::PromoteTo(di, second));
+  for (size_t t = 0; t < kTile; ++t) {
+    first_sums[t] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + j), first_sums[t]);
+    second_sums[t] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + half + j), second_sums[t]);
+  }
+#endif
+}
+
 // Faster walk for 4..8 bits (the first plane is 4 bits wide, P = d / 2 bytes): one widening load
 // of the 4-bit plane gives codes j.. (low nibbles) and j + d/2.. (high nibbles). Every narrower
 // plane of width w (P_w = d w / 8 bytes, dividing d / 2) holds both runs in byte j mod P_w: the
 // first at field j / P_w, the second 4 / w fields further, i.e. 4 bits higher. So each plane costs
 // one load and one variable shift per pair of code vectors, the rest are constant shifts. Four
 // independent sums per activation row keep the multiply-add latency off the critical path.
-template <size_t kTile, int kPlanes, Lookup kLookup>
+template <size_t kTile, int kPlanes, Lookup kLookup, bool kNibbleAndUpper = false>
 void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
                       const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
                       float* HWY_RESTRICT out, size_t out_stride) {
@@ -281,14 +315,20 @@ void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const 
     hn::Vec<decltype(d)> sums0[kTile], sums1[kTile], sums2[kTile], sums3[kTile];
     for (size_t t = 0; t < kTile; ++t) sums0[t] = sums1[t] = sums2[t] = sums3[t] = hn::Zero(d);
     size_t j = 0;
+    const auto step = [&](size_t at, auto& first_sums, auto& second_sums) {
+      if constexpr (kNibbleAndUpper) {
+        WideStepNibbleAndUpper<kTile, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, at, first_sums,
+                                               second_sums);
+      } else {
+        WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, at, first_sums,
+                                          second_sums);
+      }
+    };
     for (; j + 2 * lanes <= half; j += 2 * lanes) {
-      WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, j, sums0, sums1);
-      WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, j + lanes, sums2,
-                                        sums3);
+      step(j, sums0, sums1);
+      step(j + lanes, sums2, sums3);
     }
-    if (j < half) {  // half is a multiple of lanes
-      WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, j, sums0, sums1);
-    }
+    if (j < half) step(j, sums0, sums1);  // half is a multiple of lanes
     const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
     for (size_t t = 0; t < kTile; ++t) {
       totals[t] = hn::MulAdd(hn::Add(hn::Add(sums0[t], sums1[t]), hn::Add(sums2[t], sums3[t])), scale, totals[t]);
@@ -297,21 +337,42 @@ void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const 
   for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
 }
 
+template <size_t kTile, int kPlanes, bool kNibbleAndUpper>
+void FusedRowWideLookup(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
+                        const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
+                        float* HWY_RESTRICT out, size_t out_stride) {
+  switch (LookupFor(centroids, hn::Lanes(hn::ScalableTag<float>()))) {
+    case Lookup::kOneVector:
+      return FusedRowTileWide<kTile, kPlanes, Lookup::kOneVector, kNibbleAndUpper>(codec, centroids, codes_row,
+                                                                                  norms_row, x, x_stride, out,
+                                                                                  out_stride);
+    case Lookup::kTwoVectors:
+      return FusedRowTileWide<kTile, kPlanes, Lookup::kTwoVectors, kNibbleAndUpper>(codec, centroids, codes_row,
+                                                                                   norms_row, x, x_stride, out,
+                                                                                   out_stride);
+    default:
+      return FusedRowTileWide<kTile, kPlanes, Lookup::kGather, kNibbleAndUpper>(codec, centroids, codes_row,
+                                                                               norms_row, x, x_stride, out,
+                                                                               out_stride);
+  }
+}
+
+// Two planes with the second right above the nibble (5, 6 bits) take the byte-assembly step.
+HWY_INLINE bool SecondPlaneAboveNibble(const HlwqParams& params) {
+  const CodePlanes planes = code_planes(params.bits);
+  return planes.count == 2 && planes.planes[1].shift == 4;
+}
+
 template <size_t kTile, int kPlanes>
 void FusedRowWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
                   const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
                   float* HWY_RESTRICT out, size_t out_stride) {
-  switch (LookupFor(centroids, hn::Lanes(hn::ScalableTag<float>()))) {
-    case Lookup::kOneVector:
-      return FusedRowTileWide<kTile, kPlanes, Lookup::kOneVector>(codec, centroids, codes_row, norms_row, x,
-                                                                  x_stride, out, out_stride);
-    case Lookup::kTwoVectors:
-      return FusedRowTileWide<kTile, kPlanes, Lookup::kTwoVectors>(codec, centroids, codes_row, norms_row, x,
-                                                                   x_stride, out, out_stride);
-    default:
-      return FusedRowTileWide<kTile, kPlanes, Lookup::kGather>(codec, centroids, codes_row, norms_row, x,
-                                                               x_stride, out, out_stride);
+  if constexpr (kPlanes == 2) {
+    if (SecondPlaneAboveNibble(codec.params())) {
+      return FusedRowWideLookup<kTile, 2, true>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
+    }
   }
+  FusedRowWideLookup<kTile, kPlanes, false>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
 }
 
 template <size_t kTile>
