@@ -176,7 +176,8 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<D>> BlockCodeVector(D /*tag*/, const Plane
   return hn::BitCast(hn::RebindToSigned<D>(), code);
 }
 
-// Decode-time product for one tile of kTile activation rows: per block, sum_i c[q_i] x'_i in
+// Decode-time product for one tile of kTile activation rows (2 and 3 bits; 4..8 bits take
+// FusedRowsWide): per block, sum_i c[q_i] x'_i in
 // vectors (two chains per row so the multiply-add latency overlaps), then times the block's
 // norm / sqrt(d). No weight is ever stored.
 template <size_t kTile>
@@ -285,9 +286,9 @@ HWY_INLINE void WideStepNibbleAndUpper(D d, const Centroids& centroids, const Wi
 // one load and one variable shift per pair of code vectors, the rest are constant shifts. Four
 // independent sums per activation row keep the multiply-add latency off the critical path.
 template <size_t kTile, int kPlanes, Lookup kLookup, bool kNibbleAndUpper = false>
-void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
-                      const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
-                      float* HWY_RESTRICT out, size_t out_stride) {
+void FusedRowsWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
+                   const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const float* HWY_RESTRICT x,
+                   size_t x_stride, float* HWY_RESTRICT y, size_t y_stride) {
   const hn::ScalableTag<float> d;
   const size_t lanes = hn::Lanes(d);
   const HlwqParams& params = codec.params();
@@ -305,55 +306,59 @@ void FusedRowTileWide(const HlwqCodec& codec, const Centroids& centroids, const 
   }
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
   const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
-  hn::Vec<decltype(d)> totals[kTile];
-  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
-  for (int64_t b = 0; b < codec.layout().blocks; ++b) {
-    const uint8_t* packed = codes_row + b * packed_bytes;
-    const float* block_x = x + b * block;
-    PrefetchAhead(packed, kPrefetchBytes);
-    PrefetchAhead(packed, kPrefetchBytes + 64);
-    hn::Vec<decltype(d)> sums0[kTile], sums1[kTile], sums2[kTile], sums3[kTile];
-    for (size_t t = 0; t < kTile; ++t) sums0[t] = sums1[t] = sums2[t] = sums3[t] = hn::Zero(d);
-    size_t j = 0;
-    const auto step = [&](size_t at, auto& first_sums, auto& second_sums) {
-      if constexpr (kNibbleAndUpper) {
-        WideStepNibbleAndUpper<kTile, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, at, first_sums,
-                                               second_sums);
-      } else {
-        WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, at, first_sums,
-                                          second_sums);
+  const size_t code_bytes = codec.layout().code_bytes;
+  const int64_t blocks = codec.layout().blocks;
+  // The set-up above is per call, not per row: the demo's lm_head has 49,152 rows of 5 blocks.
+  for (size_t row = begin; row < end; ++row) {
+    const uint8_t* HWY_RESTRICT codes_row = codes + row * code_bytes;
+    const uint16_t* HWY_RESTRICT norms_row = norms + row * static_cast<size_t>(blocks);
+    float* HWY_RESTRICT out = y + row;
+    hn::Vec<decltype(d)> totals[kTile];
+    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const uint8_t* packed = codes_row + b * packed_bytes;
+      const float* block_x = x + b * block;
+      PrefetchAhead(packed, kPrefetchBytes);
+      PrefetchAhead(packed, kPrefetchBytes + 64);
+      hn::Vec<decltype(d)> sums0[kTile], sums1[kTile], sums2[kTile], sums3[kTile];
+      for (size_t t = 0; t < kTile; ++t) sums0[t] = sums1[t] = sums2[t] = sums3[t] = hn::Zero(d);
+      size_t j = 0;
+      const auto step = [&](size_t at, auto& first_sums, auto& second_sums) {
+        if constexpr (kNibbleAndUpper) {
+          WideStepNibbleAndUpper<kTile, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, at, first_sums,
+                                                 second_sums);
+        } else {
+          WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, at, first_sums,
+                                            second_sums);
+        }
+      };
+      for (; j + 2 * lanes <= half; j += 2 * lanes) {
+        step(j, sums0, sums1);
+        step(j + lanes, sums2, sums3);
       }
-    };
-    for (; j + 2 * lanes <= half; j += 2 * lanes) {
-      step(j, sums0, sums1);
-      step(j + lanes, sums2, sums3);
+      if (j < half) step(j, sums0, sums1);  // half is a multiple of lanes
+      const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
+      for (size_t t = 0; t < kTile; ++t) {
+        totals[t] = hn::MulAdd(hn::Add(hn::Add(sums0[t], sums1[t]), hn::Add(sums2[t], sums3[t])), scale, totals[t]);
+      }
     }
-    if (j < half) step(j, sums0, sums1);  // half is a multiple of lanes
-    const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
-    for (size_t t = 0; t < kTile; ++t) {
-      totals[t] = hn::MulAdd(hn::Add(hn::Add(sums0[t], sums1[t]), hn::Add(sums2[t], sums3[t])), scale, totals[t]);
-    }
+    for (size_t t = 0; t < kTile; ++t) out[t * y_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
   }
-  for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
 }
 
 template <size_t kTile, int kPlanes, bool kNibbleAndUpper>
-void FusedRowWideLookup(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
-                        const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
-                        float* HWY_RESTRICT out, size_t out_stride) {
+void FusedRowsWideLookup(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
+                         const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const RowProductShape& shape) {
   switch (LookupFor(centroids, hn::Lanes(hn::ScalableTag<float>()))) {
     case Lookup::kOneVector:
-      return FusedRowTileWide<kTile, kPlanes, Lookup::kOneVector, kNibbleAndUpper>(codec, centroids, codes_row,
-                                                                                  norms_row, x, x_stride, out,
-                                                                                  out_stride);
+      return FusedRowsWide<kTile, kPlanes, Lookup::kOneVector, kNibbleAndUpper>(
+          codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
     case Lookup::kTwoVectors:
-      return FusedRowTileWide<kTile, kPlanes, Lookup::kTwoVectors, kNibbleAndUpper>(codec, centroids, codes_row,
-                                                                                   norms_row, x, x_stride, out,
-                                                                                   out_stride);
+      return FusedRowsWide<kTile, kPlanes, Lookup::kTwoVectors, kNibbleAndUpper>(
+          codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
     default:
-      return FusedRowTileWide<kTile, kPlanes, Lookup::kGather, kNibbleAndUpper>(codec, centroids, codes_row,
-                                                                               norms_row, x, x_stride, out,
-                                                                               out_stride);
+      return FusedRowsWide<kTile, kPlanes, Lookup::kGather, kNibbleAndUpper>(
+          codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
   }
 }
 
@@ -363,27 +368,19 @@ HWY_INLINE bool SecondPlaneAboveNibble(const HlwqParams& params) {
   return planes.count == 2 && planes.planes[1].shift == 4;
 }
 
-template <size_t kTile, int kPlanes>
-void FusedRowWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes_row,
-                  const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
-                  float* HWY_RESTRICT out, size_t out_stride) {
-  if constexpr (kPlanes == 2) {
-    if (SecondPlaneAboveNibble(codec.params())) {
-      return FusedRowWideLookup<kTile, 2, true>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
-    }
-  }
-  FusedRowWideLookup<kTile, kPlanes, false>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
-}
-
+// Rows [begin, end) of a 4..8-bit code for a batch of kTile rows.
 template <size_t kTile>
-void FusedRow(const HlwqCodec& codec, const Centroids& centroids, const PlaneWalk& walk,
-              const uint8_t* HWY_RESTRICT codes_row, const uint16_t* HWY_RESTRICT norms_row,
-              const float* HWY_RESTRICT x, size_t x_stride, float* HWY_RESTRICT out, size_t out_stride) {
-  switch (codec.params().bits < 4 ? 0 : code_planes(codec.params().bits).count) {
-    case 1: return FusedRowWide<kTile, 1>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
-    case 2: return FusedRowWide<kTile, 2>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
-    case 3: return FusedRowWide<kTile, 3>(codec, centroids, codes_row, norms_row, x, x_stride, out, out_stride);
-    default: return FusedRowTile<kTile>(codec, centroids, walk, codes_row, norms_row, x, x_stride, out, out_stride);
+void FusedRowsWideAnyPlanes(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
+                            const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end,
+                            const RowProductShape& shape) {
+  switch (code_planes(codec.params().bits).count) {
+    case 1: return FusedRowsWideLookup<kTile, 1, false>(codec, centroids, codes, norms, begin, end, shape);
+    case 2:
+      if (SecondPlaneAboveNibble(codec.params())) {
+        return FusedRowsWideLookup<kTile, 2, true>(codec, centroids, codes, norms, begin, end, shape);
+      }
+      return FusedRowsWideLookup<kTile, 2, false>(codec, centroids, codes, norms, begin, end, shape);
+    default: return FusedRowsWideLookup<kTile, 3, false>(codec, centroids, codes, norms, begin, end, shape);
   }
 }
 
@@ -397,16 +394,25 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
   if (shape.batch <= 4 && block >= 2 * lanes && block / lanes <= PlaneWalk::kMaxVectors &&
       PlanesHoldWholeVectors(codec.params(), lanes)) {
     // Decode (small batch): codes straight into multiply-adds, one pass over the weight.
+    if (codec.params().bits >= 4) {
+      switch (shape.batch) {
+        case 4: FusedRowsWideAnyPlanes<4>(codec, centroids, codes, norms, begin, end, shape); break;
+        case 3: FusedRowsWideAnyPlanes<3>(codec, centroids, codes, norms, begin, end, shape); break;
+        case 2: FusedRowsWideAnyPlanes<2>(codec, centroids, codes, norms, begin, end, shape); break;
+        default: FusedRowsWideAnyPlanes<1>(codec, centroids, codes, norms, begin, end, shape); break;
+      }
+      return;
+    }
     const auto walk = std::make_unique<PlaneWalk>(codec.params(), lanes);
     for (size_t row = begin; row < end; ++row) {
       const uint8_t* codes_row = codes + row * code_bytes;
       const uint16_t* norms_row = norms + row * blocks;
       float* out = shape.y + row;
       switch (shape.batch) {
-        case 4: FusedRow<4>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
-        case 3: FusedRow<3>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
-        case 2: FusedRow<2>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
-        default: FusedRow<1>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        case 4: FusedRowTile<4>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        case 3: FusedRowTile<3>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        case 2: FusedRowTile<2>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
+        default: FusedRowTile<1>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
       }
     }
     return;
