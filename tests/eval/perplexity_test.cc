@@ -117,8 +117,9 @@ TEST(Perplexity, ResultsDoNotDependOnTheThreadCount) {
       std::vector<double> visited_losses;
       const ScoredWindowVisitor visitor = [&](const ScoredWindow& window) {
         // Sliding windows score every token once; llama.cpp windows skip each one's first half.
-        if (next_position >= 0 && options.stride > 0) EXPECT_EQ(window.first_position, next_position);
-        if (next_position >= 0 && options.stride == 0) EXPECT_EQ(window.first_position, next_position + 65);
+        if (next_position >= 0) {
+          EXPECT_EQ(window.first_position, next_position + (options.stride > 0 ? 0 : 65));
+        }
         next_position = window.first_position + static_cast<int64_t>(window.targets.size());
         ASSERT_GE(window.logits.size(), window.targets.size() * vocab);
         for (size_t k = 0; k < window.targets.size(); ++k) {

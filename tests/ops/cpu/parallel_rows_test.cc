@@ -38,7 +38,9 @@ TEST(ParallelRows, SplitCoversEveryOutputOnceInWholePanels) {
         }
         ASSERT_TRUE(std::all_of(covered.begin(), covered.end(), [](int count) { return count == 1; }))
             << rows << " rows, batch " << batch << ", " << threads << " threads";
-        if (threads == 1) EXPECT_EQ(split.token_blocks, 1u);  // nothing to balance: panels made ready once
+        if (threads == 1) {
+          EXPECT_EQ(split.token_blocks, 1u);  // nothing to balance: panels made ready once
+        }
       }
     }
   }
@@ -79,7 +81,9 @@ TEST(ParallelRows, KernelSeesNarrowedShapes) {
           EXPECT_EQ(part.rows, rows);
           EXPECT_EQ(part.x_stride, stride);
           EXPECT_EQ(part.chunk_rows, shape.chunk_rows);
-          if (batch > 4) EXPECT_GT(part.batch, 4u);
+          if (batch > 4) {
+            EXPECT_GT(part.batch, 4u);
+          }
           for (size_t t = 0; t < part.batch; ++t) {
             for (size_t r = begin; r < end; ++r) part.y[t * part.rows + r] += part.x[t * part.x_stride] + 1.0f;
           }
