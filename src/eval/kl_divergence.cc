@@ -8,29 +8,49 @@
 
 namespace hlwq {
 
-void KlDivergenceAccumulator::add(std::span<const float> reference_log_probs, std::span<const float> logits,
-                                  int32_t target) {
+TokenDivergence token_divergence(std::span<const float> reference_log_probs, std::span<const float> logits,
+                                 int32_t target) {
   check(reference_log_probs.size() == logits.size(), "vocabulary sizes differ: reference ",
         reference_log_probs.size(), ", model ", logits.size());
-  log_probs_.resize(logits.size());
-  log_softmax(logits, log_probs_);
-  // Renormalize the reference (16-bit storage leaves its mass within ~1e-4 of 1).
+  check(target >= 0 && static_cast<size_t>(target) < logits.size(), "token id ", target,
+        " outside the vocabulary (", logits.size(), ")");
+  // The model's log-softmax, formed value by value as log_softmax() would store it (no scratch row).
+  const double log_sum = log_sum_exp(logits);
+  const auto log_prob = [&](size_t i) { return static_cast<float>(logits[i] - log_sum); };
   double reference_sum = 0;
   for (float value : reference_log_probs) reference_sum += std::exp(static_cast<double>(value));
   const double reference_log_sum = std::log(reference_sum);
   double divergence = 0;
-  size_t reference_best = 0, model_best = 0;
+  size_t reference_best = 0;
+  float model_best_value = log_prob(0);
+  size_t model_best = 0;
   for (size_t i = 0; i < logits.size(); ++i) {
     const double reference = reference_log_probs[i] - reference_log_sum;
-    divergence += std::exp(reference) * (reference - log_probs_[i]);
+    const float model = log_prob(i);
+    divergence += std::exp(reference) * (reference - model);
     if (reference_log_probs[i] > reference_log_probs[reference_best]) reference_best = i;
-    if (log_probs_[i] > log_probs_[model_best]) model_best = i;
+    if (model > model_best_value) {
+      model_best = i;
+      model_best_value = model;
+    }
   }
-  divergences_.push_back(std::max(0.0, divergence));
-  if (reference_best == model_best) ++top1_agreements_;
-  const double change = std::exp(static_cast<double>(log_probs_[target])) -
-                        std::exp(reference_log_probs[target] - reference_log_sum);
-  sum_squared_probability_change_ += change * change;
+  TokenDivergence token;
+  token.divergence = std::max(0.0, divergence);
+  token.top1_agrees = reference_best == model_best;
+  token.probability_change = std::exp(static_cast<double>(log_prob(target))) -
+                             std::exp(reference_log_probs[target] - reference_log_sum);
+  return token;
+}
+
+void KlDivergenceAccumulator::add(const TokenDivergence& token) {
+  divergences_.push_back(token.divergence);
+  if (token.top1_agrees) ++top1_agreements_;
+  sum_squared_probability_change_ += token.probability_change * token.probability_change;
+}
+
+void KlDivergenceAccumulator::add(std::span<const float> reference_log_probs, std::span<const float> logits,
+                                  int32_t target) {
+  add(token_divergence(reference_log_probs, logits, target));
 }
 
 double KlDivergenceAccumulator::mean() const {

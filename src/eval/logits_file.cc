@@ -17,18 +17,39 @@ constexpr uint64_t kHeaderBytes = 8 + 4 + 8;
 constexpr float kFloor = -30.0f;
 }  // namespace
 
-void log_softmax(std::span<const float> logits, std::span<float> log_probs) {
+double log_sum_exp(std::span<const float> logits) {
   double maximum = -INFINITY;
   for (float value : logits) maximum = std::max(maximum, static_cast<double>(value));
   double sum = 0;
   for (float value : logits) sum += std::exp(static_cast<double>(value) - maximum);
-  const double log_sum = std::log(sum) + maximum;
+  return std::log(sum) + maximum;
+}
+
+void log_softmax(std::span<const float> logits, std::span<float> log_probs) {
+  const double log_sum = log_sum_exp(logits);
   for (size_t i = 0; i < logits.size(); ++i) log_probs[i] = static_cast<float>(logits[i] - log_sum);
 }
 
+void quantize_log_probs(std::span<const float> logits, int32_t target, QuantizedLogProbs& record) {
+  // The log-probabilities are formed twice (for the maximum, then for the values) rather than
+  // stored: a vocabulary-sized scratch row per thread costs more than the subtractions.
+  const double log_sum = log_sum_exp(logits);
+  const auto log_prob = [&](size_t i) { return static_cast<float>(logits[i] - log_sum); };
+  float maximum = -INFINITY;  // <= 0
+  for (size_t i = 0; i < logits.size(); ++i) maximum = std::max(maximum, log_prob(i));
+  record.target = target;
+  record.offset = std::min(kFloor, maximum);
+  record.scale = (maximum - record.offset) / 65535.0f;
+  record.values.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const float clamped = std::max(log_prob(i), record.offset);
+    record.values[i] =
+        record.scale > 0 ? static_cast<uint16_t>(std::lround((clamped - record.offset) / record.scale)) : 0;
+  }
+}
+
 LogitsFileWriter::LogitsFileWriter(const std::filesystem::path& path, uint32_t vocab_size)
-    : path_(path), partial_path_(path.string() + ".partial"), vocab_size_(vocab_size),
-      log_probs_(vocab_size), values_(vocab_size) {
+    : path_(path), partial_path_(path.string() + ".partial"), vocab_size_(vocab_size) {
   check(!std::filesystem::exists(path), "output file exists (remove it or choose another), ", path.string());
   writer_ = std::make_unique<FileWriter>(partial_path_);
   writer_->write(std::as_bytes(std::span<const char>(kMagic, 8)));
@@ -38,18 +59,17 @@ LogitsFileWriter::LogitsFileWriter(const std::filesystem::path& path, uint32_t v
 
 void LogitsFileWriter::add(std::span<const float> logits, int32_t target) {
   check(logits.size() == vocab_size_, "logits row has ", logits.size(), " values, expected ", vocab_size_);
-  log_softmax(logits, log_probs_);
-  const float maximum = *std::max_element(log_probs_.begin(), log_probs_.end());  // <= 0
-  const float offset = std::min(kFloor, maximum);
-  const float scale = (maximum - offset) / 65535.0f;
-  for (uint32_t i = 0; i < vocab_size_; ++i) {
-    const float clamped = std::max(log_probs_[i], offset);
-    values_[i] = scale > 0 ? static_cast<uint16_t>(std::lround((clamped - offset) / scale)) : 0;
-  }
-  writer_->write(std::as_bytes(std::span<const int32_t>(&target, 1)));
-  writer_->write(std::as_bytes(std::span<const float>(&offset, 1)));
-  writer_->write(std::as_bytes(std::span<const float>(&scale, 1)));
-  writer_->write(std::as_bytes(std::span<const uint16_t>(values_)));
+  quantize_log_probs(logits, target, record_);
+  append(record_);
+}
+
+void LogitsFileWriter::append(const QuantizedLogProbs& record) {
+  check(record.values.size() == vocab_size_, "logits row has ", record.values.size(), " values, expected ",
+        vocab_size_);
+  writer_->write(std::as_bytes(std::span<const int32_t>(&record.target, 1)));
+  writer_->write(std::as_bytes(std::span<const float>(&record.offset, 1)));
+  writer_->write(std::as_bytes(std::span<const float>(&record.scale, 1)));
+  writer_->write(std::as_bytes(std::span<const uint16_t>(record.values)));
   ++count_;
 }
 

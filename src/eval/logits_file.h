@@ -20,6 +20,21 @@ namespace hlwq {
 // log-softmax of one logits row, in double for accuracy, returned as float.
 void log_softmax(std::span<const float> logits, std::span<float> log_probs);
 
+// log(sum_i exp(logits[i])) in double, computed stably: log_probs[i] = float(logits[i] - it).
+double log_sum_exp(std::span<const float> logits);
+
+// One token's record of the file: the target and its log-probabilities as 16-bit steps.
+struct QuantizedLogProbs {
+  int32_t target = 0;
+  float offset = 0;  // the smallest log-probability kept
+  float scale = 0;   // log_prob[i] = offset + scale * values[i]
+  std::vector<uint16_t> values;
+};
+
+// A logits row as the file stores it (values resized to logits.size(), reusing its storage). A pure
+// function of its inputs: rows can be quantized on any thread and appended in order later.
+void quantize_log_probs(std::span<const float> logits, int32_t target, QuantizedLogProbs& record);
+
 class LogitsFileWriter {
  public:
   // Writes to PATH.partial and renames at close(), so an interrupted run leaves no file behind.
@@ -27,7 +42,10 @@ class LogitsFileWriter {
   ~LogitsFileWriter();
   LogitsFileWriter(const LogitsFileWriter&) = delete;
   LogitsFileWriter& operator=(const LogitsFileWriter&) = delete;
+  // Appends one token: add() quantizes and appends; append() takes a row quantize_log_probs made.
   void add(std::span<const float> logits, int32_t target);
+  void append(const QuantizedLogProbs& record);
+  uint32_t vocab_size() const { return vocab_size_; }
   void close();  // patches the count into the header
 
  private:
@@ -37,8 +55,7 @@ class LogitsFileWriter {
   uint32_t vocab_size_;
   uint64_t count_ = 0;
   std::unique_ptr<FileWriter> writer_;
-  std::vector<float> log_probs_;
-  std::vector<uint16_t> values_;
+  QuantizedLogProbs record_;  // add()'s row, kept to reuse its storage
 };
 
 class LogitsFile {

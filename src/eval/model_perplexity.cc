@@ -102,19 +102,39 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
           base->vocab_size(), ") differs from the model's (", vocab, ")");
     divergence.emplace();
   }
-  std::vector<float> reference(vocab);
-  uint64_t scored_index = 0;
-  const ScoredTokenVisitor visitor = [&](int64_t, std::span<const float> logits, int32_t target) {
-    if (saver) saver->add(logits, target);
+  // Per-token work of a window (quantizing rows to save, comparing with the reference) runs on the
+  // pool into one slot per token; the slots are then written and accumulated in token order, so
+  // the file and the statistics do not depend on the thread count.
+  std::vector<QuantizedLogProbs> saved_rows;
+  std::vector<TokenDivergence> divergences;
+  uint64_t scored_index = 0;  // tokens scored in earlier windows
+  const ScoredWindowVisitor visitor = [&](const ScoredWindow& window) {
+    const size_t count = window.targets.size();
     if (base) {
-      check(scored_index < base->count(), "--kld-base has fewer tokens (", base->count(),
-            ") than this run scores; use the same text, --ctx and --stride");
-      check(base->target(scored_index) == target, "--kld-base token ", scored_index,
-            " differs from this run's; use the same text, tokenizer, --ctx and --stride");
-      base->log_probs(scored_index, reference);
-      divergence->add(reference, logits, target);
+      for (size_t k = 0; k < count; ++k) {
+        check(scored_index + k < base->count(), "--kld-base has fewer tokens (", base->count(),
+              ") than this run scores; use the same text, --ctx and --stride");
+        check(base->target(scored_index + k) == window.targets[k], "--kld-base token ", scored_index + k,
+              " differs from this run's; use the same text, tokenizer, --ctx and --stride");
+      }
     }
-    ++scored_index;
+    saved_rows.resize(saver ? count : 0);  // keeps the rows' storage from window to window
+    divergences.resize(base ? count : 0);
+    pool.parallel_for(count, [&](size_t begin, size_t end) {
+      std::vector<float> reference(base ? vocab : 0);
+      for (size_t k = begin; k < end; ++k) {
+        if (saver) quantize_log_probs(window.row(k), window.targets[k], saved_rows[k]);
+        if (base) {
+          base->log_probs(scored_index + k, reference);
+          divergences[k] = token_divergence(reference, window.row(k), window.targets[k]);
+        }
+      }
+    });
+    for (size_t k = 0; k < count; ++k) {
+      if (saver) saver->append(saved_rows[k]);
+      if (divergence) divergence->add(divergences[k]);
+    }
+    scored_index += count;
   };
   int64_t tokens_through = 0;
   const WindowLogits window_logits = [&](std::span<const int32_t> window, int64_t first_row,
@@ -129,7 +149,8 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
   report.protocol = options.stride == 0 ? concat("llama.cpp, ctx ", options.context, protocol.bos_token ? ", BOS" : "")
                                         : concat("sliding, ctx ", options.context, ", stride ", options.stride);
   report.tokens_in_text = static_cast<int64_t>(tokens.size());
-  report.perplexity = compute_perplexity(usable, vocab, protocol, window_logits, visitor);
+  report.perplexity = compute_perplexity(usable, vocab, protocol, window_logits, pool,
+                                         saver || base ? visitor : ScoredWindowVisitor());
   if (options.progress) std::fprintf(stderr, "\n");
   if (saver) saver->close();
   if (divergence) {

@@ -49,13 +49,14 @@ std::vector<PerplexityWindow> perplexity_windows(int64_t token_count, const Perp
 
 PerplexityResult compute_perplexity(std::span<const int32_t> tokens, int64_t vocab_size,
                                     const PerplexityOptions& options, const WindowLogits& window_logits,
-                                    const ScoredTokenVisitor& visitor) {
+                                    ThreadPool& pool, const ScoredWindowVisitor& visitor) {
   const std::vector<PerplexityWindow> windows = perplexity_windows(static_cast<int64_t>(tokens.size()), options);
   check(!windows.empty(), "text too short: ", tokens.size(), " tokens for a context of ", options.context);
   double sum = 0, sum_squares = 0;
   int64_t count = 0;
   std::vector<int32_t> window_tokens;
   std::vector<float> logits;
+  std::vector<double> losses;  // per scored token of the window, filled in parallel
   for (const PerplexityWindow& window : windows) {
     throw_if_interrupted();
     window_tokens.assign(tokens.begin() + window.begin, tokens.begin() + window.end);
@@ -64,17 +65,29 @@ PerplexityResult compute_perplexity(std::span<const int32_t> tokens, int64_t voc
     const int64_t length = window.end - window.begin;
     check(static_cast<int64_t>(logits.size()) == (length - window.first_scored) * vocab_size,
           "internal: logits size mismatch");
-    for (int64_t position = window.first_scored; position + 1 < length; ++position) {
-      const int32_t target = tokens[window.begin + position + 1];
-      check(target >= 0 && target < vocab_size, "token id ", target, " outside the vocabulary (", vocab_size, ")");
-      const std::span<const float> row(logits.data() + (position - window.first_scored) * vocab_size, vocab_size);
-      const double nll = negative_log_likelihood(row, target);
-      check(std::isfinite(nll), "non-finite logits at token ", window.begin + position);
-      sum += nll;
-      sum_squares += nll * nll;
+    // Window position first_scored + k predicts the token after it.
+    const ScoredWindow scored{window.begin + window.first_scored, vocab_size, logits,
+                              tokens.subspan(window.begin + window.first_scored + 1,
+                                             static_cast<size_t>(length - 1 - window.first_scored))};
+    const auto in_vocabulary = [&](int32_t target) { return target >= 0 && target < vocab_size; };
+    losses.resize(scored.targets.size());
+    pool.parallel_for(losses.size(), [&](size_t begin, size_t end) {
+      for (size_t k = begin; k < end; ++k) {
+        const int32_t target = scored.targets[k];
+        losses[k] = in_vocabulary(target) ? negative_log_likelihood(scored.row(k), target) : NAN;
+      }
+    });
+    // Checked and summed in sequence order: the first bad token is the one reported, and the sums
+    // round the same way whatever the thread count.
+    for (size_t k = 0; k < losses.size(); ++k) {
+      const int32_t target = scored.targets[k];
+      check(in_vocabulary(target), "token id ", target, " outside the vocabulary (", vocab_size, ")");
+      check(std::isfinite(losses[k]), "non-finite logits at token ", scored.first_position + static_cast<int64_t>(k));
+      sum += losses[k];
+      sum_squares += losses[k] * losses[k];
       ++count;
-      if (visitor) visitor(window.begin + position, row, target);
     }
+    if (visitor && !losses.empty()) visitor(scored);
   }
   PerplexityResult result;
   result.tokens_scored = count;

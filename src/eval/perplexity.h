@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/thread_pool.h"
+
 namespace hlwq {
 
 struct PerplexityOptions {
@@ -28,9 +30,20 @@ struct PerplexityOptions {
 using WindowLogits =
     std::function<void(std::span<const int32_t> window, int64_t first_row, std::vector<float>& logits)>;
 
-// Called for every scored token with its position in the sequence, its logits row and the target.
-using ScoredTokenVisitor =
-    std::function<void(int64_t position, std::span<const float> logits, int32_t target)>;
+// One window's scored tokens: token k (k < targets.size()) sits at sequence position
+// first_position + k, predicts targets[k] and has logits row(k).
+struct ScoredWindow {
+  int64_t first_position = 0;
+  int64_t vocab_size = 0;
+  std::span<const float> logits;  // at least targets.size() rows of vocab_size floats
+  std::span<const int32_t> targets;
+
+  std::span<const float> row(size_t k) const { return logits.subspan(k * vocab_size, vocab_size); }
+};
+
+// Called once per window, windows in sequence order, after the window's log-likelihoods are
+// summed. Per-token work inside may run on the pool (it is idle during the call).
+using ScoredWindowVisitor = std::function<void(const ScoredWindow& window)>;
 
 struct PerplexityResult {
   double perplexity = 0;
@@ -54,8 +67,11 @@ struct PerplexityWindow {
 };
 std::vector<PerplexityWindow> perplexity_windows(int64_t token_count, const PerplexityOptions& options);
 
+// Each window's negative log-likelihoods are computed on `pool` (one per scored token, over the
+// whole vocabulary: the bulk of the work besides the model) and summed in sequence order on one
+// thread, so the result does not depend on the thread count.
 PerplexityResult compute_perplexity(std::span<const int32_t> tokens, int64_t vocab_size,
                                     const PerplexityOptions& options, const WindowLogits& window_logits,
-                                    const ScoredTokenVisitor& visitor = nullptr);
+                                    ThreadPool& pool, const ScoredWindowVisitor& visitor = nullptr);
 
 }  // namespace hlwq

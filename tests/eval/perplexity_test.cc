@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace hlwq {
 namespace {
@@ -43,6 +44,7 @@ TEST(Perplexity, KnownDistributionGivesKnownPerplexity) {
   // A "model" whose logits put probability p on the true next token and spread the rest evenly:
   // perplexity is exactly 1/p.
   const int64_t vocab = 50;
+  ThreadPool pool(2);
   std::mt19937 generator(5);
   std::vector<int32_t> tokens(700);
   for (int32_t& token : tokens) token = static_cast<int32_t>(generator() % vocab);
@@ -62,7 +64,7 @@ TEST(Perplexity, KnownDistributionGivesKnownPerplexity) {
       logits[(position - first_row) * vocab + tokens[offset + position + 1]] = static_cast<float>(std::log(p));
     offset += static_cast<int64_t>(window.size());
   };
-  const PerplexityResult result = compute_perplexity(tokens, vocab, {100, 0, std::nullopt}, model_with_targets);
+  const PerplexityResult result = compute_perplexity(tokens, vocab, {100, 0, std::nullopt}, model_with_targets, pool);
   EXPECT_EQ(result.windows, 7);
   EXPECT_EQ(result.tokens_scored, 7 * (100 - 1 - 50));
   EXPECT_NEAR(result.perplexity, 1 / p, 1e-4);
@@ -80,11 +82,60 @@ TEST(Perplexity, BadOptionsAndShortText) {
     logits.assign((window.size() - first_row) * 4, 0.0f);
   };
   std::vector<int32_t> tokens(10, 1);
-  EXPECT_THROW(compute_perplexity(tokens, 4, {64, 0, std::nullopt}, model), Error);
-  EXPECT_THROW(compute_perplexity(tokens, 4, {1, 0, std::nullopt}, model), Error);
-  EXPECT_THROW(compute_perplexity(tokens, 4, {8, 9, std::nullopt}, model), Error);
+  ThreadPool pool(2);
+  EXPECT_THROW(compute_perplexity(tokens, 4, {64, 0, std::nullopt}, model, pool), Error);
+  EXPECT_THROW(compute_perplexity(tokens, 4, {1, 0, std::nullopt}, model, pool), Error);
+  EXPECT_THROW(compute_perplexity(tokens, 4, {8, 9, std::nullopt}, model, pool), Error);
   tokens[8] = 7;  // outside the vocabulary, and a scored target
-  EXPECT_THROW(compute_perplexity(tokens, 4, {10, 0, std::nullopt}, model), Error);
+  EXPECT_THROW(compute_perplexity(tokens, 4, {10, 0, std::nullopt}, model, pool), Error);
+}
+
+// Random logits per window (a function of the window's tokens, so every run sees the same ones).
+WindowLogits random_model(int64_t vocab) {
+  return [vocab](std::span<const int32_t> window, int64_t first_row, std::vector<float>& logits) {
+    uint32_t seed = 1;
+    for (int32_t token : window) seed = seed * 31 + static_cast<uint32_t>(token);
+    std::mt19937 generator(seed);
+    std::normal_distribution<float> normal(0.0f, 3.0f);
+    logits.resize((window.size() - first_row) * vocab);
+    for (float& value : logits) value = normal(generator);
+  };
+}
+
+// The log-likelihoods run on the pool, the sums in token order: the same bits for any thread
+// count; and the visitor sees each window's scored tokens once, in order.
+TEST(Perplexity, ResultsDoNotDependOnTheThreadCount) {
+  const int64_t vocab = 300;
+  std::mt19937 generator(9);
+  std::vector<int32_t> tokens(1000);
+  for (int32_t& token : tokens) token = static_cast<int32_t>(generator() % vocab);
+  for (const PerplexityOptions& options : {PerplexityOptions{128, 0, 7}, PerplexityOptions{128, 48, std::nullopt}}) {
+    std::vector<PerplexityResult> results;
+    for (int threads : {1, 4}) {
+      ThreadPool pool(threads);
+      int64_t next_position = -1;
+      std::vector<double> visited_losses;
+      const ScoredWindowVisitor visitor = [&](const ScoredWindow& window) {
+        // Sliding windows score every token once; llama.cpp windows skip each one's first half.
+        if (next_position >= 0) {
+          EXPECT_EQ(window.first_position, next_position + (options.stride > 0 ? 0 : 65));
+        }
+        next_position = window.first_position + static_cast<int64_t>(window.targets.size());
+        ASSERT_GE(window.logits.size(), window.targets.size() * vocab);
+        for (size_t k = 0; k < window.targets.size(); ++k) {
+          ASSERT_EQ(window.targets[k], tokens[window.first_position + k + 1]);
+          visited_losses.push_back(negative_log_likelihood(window.row(k), window.targets[k]));
+        }
+      };
+      results.push_back(compute_perplexity(tokens, vocab, options, random_model(vocab), pool, visitor));
+      ASSERT_EQ(static_cast<int64_t>(visited_losses.size()), results.back().tokens_scored);
+      double sum = 0;
+      for (double loss : visited_losses) sum += loss;
+      EXPECT_EQ(sum / visited_losses.size(), results.back().mean_nll);  // the same sum, in the same order
+    }
+    EXPECT_EQ(results[0].to_json(), results[1].to_json());
+    EXPECT_GT(results[0].mean_nll, 1.0);
+  }
 }
 
 }  // namespace

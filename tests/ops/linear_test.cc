@@ -267,17 +267,22 @@ TEST(LinearForward, EverySimdTargetMatchesReference) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
-// Each output is one row's dot product in a fixed order, so the thread count never changes a bit.
+// Each output is one row's dot product in a fixed order, so the thread count never changes a bit:
+// batches 1 and 3 split over rows; 9 to 200 over whole 32-row panels times token blocks (100 rows:
+// three panels and a partial one; 200 tokens: several token blocks once there are threads for them).
 TEST(LinearForward, ResultsDoNotDependOnTheThreadCount) {
-  const std::vector<LinearWeight> weights = one_weight_per_format(37);
-  for (const LinearWeight& weight : weights) {
-    for (int64_t batch : {int64_t{1}, int64_t{9}}) {
-      const std::vector<float> x = random_normal(batch * weight.columns, 700);
-      std::vector<float> one(batch * weight.rows), three(batch * weight.rows);
-      ThreadPool pool_one(1), pool_three(3);
+  const std::vector<LinearWeight> weights = one_weight_per_format(100);
+  ThreadPool pool_one(1), pool_three(3), pool_eight(8);
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const LinearWeight& weight = weights[i];
+    for (int64_t batch : {int64_t{1}, int64_t{3}, int64_t{9}, int64_t{12}, int64_t{64}, int64_t{200}}) {
+      const std::vector<float> x = random_normal(batch * weight.columns, 700 + static_cast<uint32_t>(batch));
+      std::vector<float> one(batch * weight.rows), three(batch * weight.rows, 1.0f), eight(batch * weight.rows, 2.0f);
       linear_forward(weight, x, batch, one, pool_one);
       linear_forward(weight, x, batch, three, pool_three);
-      EXPECT_EQ(one, three);
+      linear_forward(weight, x, batch, eight, pool_eight);
+      EXPECT_EQ(one, three) << "weight " << i << ", batch " << batch;
+      EXPECT_EQ(one, eight) << "weight " << i << ", batch " << batch;
     }
   }
 }

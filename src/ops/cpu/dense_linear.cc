@@ -1,6 +1,7 @@
 // Dense F32 / F16 / BF16 linear product: each weight row is widened in registers and multiplied
 // with up to four activation rows per load (SIMD, dynamic dispatch).
 #include "ops/cpu/linear_kernels.h"
+#include "ops/cpu/parallel_rows.h"
 
 #include <cstddef>
 
@@ -51,20 +52,17 @@ bool dense_linear_applies(const LinearWeight& weight) {
 void dense_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
                           std::span<float> y, ThreadPool& pool) {
   check(dense_linear_applies(weight), "internal: dense_linear_forward on a non-dense weight");
-  const size_t rows = static_cast<size_t>(weight.rows), columns = static_cast<size_t>(weight.columns);
-  const size_t batch_rows = static_cast<size_t>(batch);
-  check(x.size() == batch_rows * columns && y.size() == batch_rows * rows &&
-            weight.data.size() == rows * columns * dtype_size(weight.dtype),
-        "internal: dense_linear_forward sizes do not match the ", rows, "x", columns, " weight");
   // Dense rows are read in place; a large batch walks them in chunks so each activation tile is
   // read once per chunk rather than once per row.
-  const RowProductShape shape{x.data(), batch_rows, columns, columns, y.data(), rows,
-                              chunk_rows_for(batch_rows, columns)};
+  const RowProductShape shape = linear_product_shape(weight, x, batch, y, "dense_linear_forward");
+  check(weight.data.size() == shape.rows * shape.length * dtype_size(weight.dtype),
+        "internal: dense_linear_forward sizes do not match the ", weight.rows, "x", weight.columns, " weight");
   const void* data = weight.data.data();
   auto* kernel = weight.dtype == DType::F32    ? HWY_DYNAMIC_DISPATCH(DenseRowsF32)
                  : weight.dtype == DType::BF16 ? HWY_DYNAMIC_DISPATCH(DenseRowsBF16)
                                                : HWY_DYNAMIC_DISPATCH(DenseRowsF16);
-  pool.parallel_for(rows, [&](size_t begin, size_t end) { kernel(data, shape, begin, end); });
+  parallel_rows(pool, shape,
+                [&](const RowProductShape& part, size_t begin, size_t end) { kernel(data, part, begin, end); });
 }
 
 }  // namespace hlwq

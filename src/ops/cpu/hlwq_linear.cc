@@ -13,6 +13,7 @@
 #include "hwy/aligned_allocator.h"
 #include "hwy/cache_control.h"
 #include "ops/cpu/linear_kernels.h"
+#include "ops/cpu/parallel_rows.h"
 #include "quant/code_packing.h"
 #include "quant/hadamard.h"
 
@@ -480,20 +481,21 @@ void hlwq_linear_forward(const LinearWeight& weight, std::span<const float> x, i
   check(hlwq_linear_applies(weight), "internal: hlwq_linear_forward on a weight it does not apply to");
   const HlwqCodec& codec = *weight.codec;
   const HlwqRowLayout& layout = codec.layout();
-  const size_t rows = static_cast<size_t>(weight.rows), columns = static_cast<size_t>(weight.columns);
-  const size_t batch_rows = static_cast<size_t>(batch);
-  check(layout.columns == weight.columns && x.size() == batch_rows * columns && y.size() == batch_rows * rows &&
-            weight.codes.size() == rows * layout.code_bytes &&
+  RowProductShape shape = linear_product_shape(weight, x, batch, y, "hlwq_linear_forward");
+  const size_t rows = shape.rows;
+  check(layout.columns == weight.columns && weight.codes.size() == rows * layout.code_bytes &&
             weight.norms.size() == rows * static_cast<size_t>(layout.blocks) * sizeof(uint16_t),
-        "internal: hlwq_linear_forward sizes do not match the ", rows, "x", columns, " weight");
+        "internal: hlwq_linear_forward sizes do not match the ", rows, "x", weight.columns, " weight");
+  // The product runs on the rotated activations: rows of whole blocks (zero-padded).
   const size_t padded = static_cast<size_t>(layout.blocks * codec.params().block);
-  const std::vector<float> rotated = rotate_activations(codec, x, batch_rows, pool);
-  const RowProductShape shape{rotated.data(), batch_rows, padded, padded, y.data(), rows,
-                              chunk_rows_for(batch_rows, padded)};
+  const std::vector<float> rotated = rotate_activations(codec, x, shape.batch, pool);
+  shape.x = rotated.data();
+  shape.x_stride = shape.length = padded;
+  shape.chunk_rows = chunk_rows_for(shape.batch, padded);
   const uint8_t* codes = weight.codes.as<uint8_t>().data();
   const uint16_t* norms = weight.norms.as<uint16_t>().data();
-  pool.parallel_for(rows, [&](size_t begin, size_t end) {
-    HWY_DYNAMIC_DISPATCH(HlwqRows)(codec, codes, norms, shape, begin, end);
+  parallel_rows(pool, shape, [&](const RowProductShape& part, size_t begin, size_t end) {
+    HWY_DYNAMIC_DISPATCH(HlwqRows)(codec, codes, norms, part, begin, end);
   });
 }
 

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "hwy/aligned_allocator.h"
 #include "ops/cpu/linear_kernels.h"
+#include "ops/cpu/parallel_rows.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "ops/cpu/int4_linear.cc"
@@ -49,17 +50,11 @@ bool int4_linear_applies(const LinearWeight& weight) {
 void int4_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
                          std::span<float> y, ThreadPool& pool) {
   check(int4_linear_applies(weight), "internal: int4_linear_forward on a weight it does not apply to");
-  const size_t rows = static_cast<size_t>(weight.rows), columns = static_cast<size_t>(weight.columns);
-  const size_t batch_rows = static_cast<size_t>(batch);
-  const size_t groups = columns / static_cast<size_t>(weight.int4.group_size);
-  check(x.size() == batch_rows * columns && y.size() == batch_rows * rows &&
-            weight.packed.size() == rows * columns / 2 && weight.scales.size() == rows * groups,
-        "internal: int4_linear_forward sizes do not match the ", rows, "x", columns, " weight");
-  const RowProductShape shape{x.data(), batch_rows, columns, columns, y.data(), rows,
-                              chunk_rows_for(batch_rows, columns)};
-  pool.parallel_for(rows, [&](size_t begin, size_t end) {
+  const RowProductShape shape = linear_product_shape(weight, x, batch, y, "int4_linear_forward");
+  check_grouped_weight(weight, shape.length / 2, weight.int4.group_size, false, "int4_linear_forward");
+  parallel_rows(pool, shape, [&](const RowProductShape& part, size_t begin, size_t end) {
     HWY_DYNAMIC_DISPATCH(Int4Rows)(weight.packed.as<uint8_t>().data(), weight.scales.data(),
-                                   static_cast<size_t>(weight.int4.group_size), shape, begin, end);
+                                   static_cast<size_t>(weight.int4.group_size), part, begin, end);
   });
 }
 

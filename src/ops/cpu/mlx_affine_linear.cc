@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "hwy/aligned_allocator.h"
 #include "ops/cpu/linear_kernels.h"
+#include "ops/cpu/parallel_rows.h"
 #include "quant/lsb_first_packing.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -62,19 +63,13 @@ bool mlx_affine_linear_applies(const LinearWeight& weight) {
 void mlx_affine_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
                                std::span<float> y, ThreadPool& pool) {
   check(mlx_affine_linear_applies(weight), "internal: mlx_affine_linear_forward on a weight it does not apply to");
-  const size_t rows = static_cast<size_t>(weight.rows), columns = static_cast<size_t>(weight.columns);
-  const size_t batch_rows = static_cast<size_t>(batch);
-  const size_t groups = columns / static_cast<size_t>(weight.affine.group_size);
-  check(x.size() == batch_rows * columns && y.size() == batch_rows * rows &&
-            weight.packed.size() == rows * affine_packed_words_per_row(weight.columns, weight.affine.bits) * 4 &&
-            weight.scales.size() == rows * groups && weight.biases.size() == rows * groups,
-        "internal: mlx_affine_linear_forward sizes do not match the ", rows, "x", columns, " weight");
-  const RowProductShape shape{x.data(), batch_rows, columns, columns, y.data(), rows,
-                              chunk_rows_for(batch_rows, columns)};
-  pool.parallel_for(rows, [&](size_t begin, size_t end) {
+  const RowProductShape shape = linear_product_shape(weight, x, batch, y, "mlx_affine_linear_forward");
+  check_grouped_weight(weight, affine_packed_words_per_row(weight.columns, weight.affine.bits) * 4,
+                       weight.affine.group_size, true, "mlx_affine_linear_forward");
+  parallel_rows(pool, shape, [&](const RowProductShape& part, size_t begin, size_t end) {
     HWY_DYNAMIC_DISPATCH(MlxAffineRows)(weight.packed.as<uint32_t>().data(), weight.scales.data(),
                                         weight.biases.data(), weight.affine.bits,
-                                        static_cast<size_t>(weight.affine.group_size), shape, begin, end);
+                                        static_cast<size_t>(weight.affine.group_size), part, begin, end);
   });
 }
 
