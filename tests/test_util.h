@@ -6,11 +6,24 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace hlwq {
+
+// The message of the hlwq::Error that action throws, or "(no error)".
+inline std::string error_message(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
 
 class TemporaryFolder {
  public:

@@ -10,21 +10,13 @@
 #include "convert/tiny_model.h"
 #include "core/error.h"
 #include "core/file_writer.h"
+#include "test_util.h"
 
 namespace hlwq {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string error_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 TEST(HlwqParamsJson, EveryVariantRoundTrips) {
   for (Rotation rotation : {Rotation::hadamard, Rotation::none}) {

@@ -84,15 +84,6 @@ double sqnr_db(const std::vector<float>& original, const std::vector<float>& dec
   return 10 * std::log10(energy(original) / squared_error(original, decoded));
 }
 
-std::string error_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
-
 TEST(HlwqCodec, ValidatesParams) {
   EXPECT_NO_THROW(validate(HlwqParams{}));
   auto with = [](auto change) {
