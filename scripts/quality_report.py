@@ -101,7 +101,10 @@ def header_lines(data: dict) -> list:
         f"- **Machine**: {machine['cpu']}, {machine['cores']} cores, {number(machine['memory_gb'], 0)} GB, "
         f"{machine['system']}; hlwq {machine['hlwq_commit']}; {machine['date']}. Perplexity ran "
         f"{machine['jobs']} job(s) x {machine['threads']} threads (the reference alone with "
-        f"{machine['jobs'] * machine['threads']}).",
+        f"{machine['jobs'] * machine['threads']})"
+        + (". hlwq's rows ran with `hlwq ppl --backend cuda`: the same models with every weight dequantized "
+           "to F32 on the GPU (tests/engine/gpu_forward_test.cc bounds its logits against the CPU runtime's)."
+           if machine.get("ppl_backend") == "cuda" else "."),
     ]
     if data.get("bench_command"):
         loads = [e["bench"]["load_average_before"] for e in data["rows"] if "bench" in e]

@@ -1,4 +1,4 @@
-// `hlwq ppl -m DIR -f FILE [--ctx 512] [--stride N] [--save-logits F] [--kld-base F] [--json]`
+// `hlwq ppl -m DIR -f FILE [--ctx 512] [--stride N] [--save-logits F] [--kld-base F] [--backend cuda] [--json]`
 #include <cstdio>
 #include <memory>
 
@@ -11,7 +11,7 @@ namespace hlwq::cli {
 
 void add_ppl_command(CLI::App& app) {
   struct Flags {
-    std::string model, file, save_logits, kld_base;
+    std::string model, file, save_logits, kld_base, backend = "cpu";
     int64_t context = 512, stride = 0, max_windows = 0;
     int threads = 0;
     bool json = false, progress = false;
@@ -28,6 +28,11 @@ void add_ppl_command(CLI::App& app) {
   command->add_option("--save-logits", flags->save_logits, "save this model's distributions (the KLD reference)");
   command->add_option("--kld-base", flags->kld_base, "compare with distributions saved by --save-logits");
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
+  command->add_option("--backend", flags->backend,
+                      "cpu: run the stored formats; cuda: the same model dequantized to F32 on the GPU (fast "
+                      "quality measurement)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   command->add_flag("--progress", flags->progress, "show progress even when stderr is not a terminal");
   command->add_flag("--json", flags->json, "print JSON");
   command->callback([flags] {
@@ -36,6 +41,7 @@ void add_ppl_command(CLI::App& app) {
     options.stride = flags->stride;
     options.max_windows = flags->max_windows;
     options.threads = flags->threads;
+    options.backend = flags->backend == "cuda" ? PerplexityBackend::cuda : PerplexityBackend::cpu;
     options.progress = flags->progress || Progress::stderr_is_terminal();
     if (!flags->save_logits.empty()) options.save_logits = flags->save_logits;
     if (!flags->kld_base.empty()) options.kld_base = flags->kld_base;

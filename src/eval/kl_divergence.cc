@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "eval/logits_file.h"
+#include "ops/vocabulary_row.h"
 
 namespace hlwq {
 
@@ -14,31 +15,13 @@ TokenDivergence token_divergence(std::span<const float> reference_log_probs, std
         reference_log_probs.size(), ", model ", logits.size());
   check(target >= 0 && static_cast<size_t>(target) < logits.size(), "token id ", target,
         " outside the vocabulary (", logits.size(), ")");
-  // The model's log-softmax, formed value by value as log_softmax() would store it (no scratch row).
   const double log_sum = log_sum_exp(logits);
-  const auto log_prob = [&](size_t i) { return static_cast<float>(logits[i] - log_sum); };
-  double reference_sum = 0;
-  for (float value : reference_log_probs) reference_sum += std::exp(static_cast<double>(value));
-  const double reference_log_sum = std::log(reference_sum);
-  double divergence = 0;
-  size_t reference_best = 0;
-  float model_best_value = log_prob(0);
-  size_t model_best = 0;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    const double reference = reference_log_probs[i] - reference_log_sum;
-    const float model = log_prob(i);
-    divergence += std::exp(reference) * (reference - model);
-    if (reference_log_probs[i] > reference_log_probs[reference_best]) reference_best = i;
-    if (model > model_best_value) {
-      model_best = i;
-      model_best_value = model;
-    }
-  }
+  const RowDivergence row = row_divergence(reference_log_probs, logits, log_sum);
   TokenDivergence token;
-  token.divergence = std::max(0.0, divergence);
-  token.top1_agrees = reference_best == model_best;
-  token.probability_change = std::exp(static_cast<double>(log_prob(target))) -
-                             std::exp(reference_log_probs[target] - reference_log_sum);
+  token.divergence = std::max(0.0, row.divergence);
+  token.top1_agrees = row.reference_argmax == row.model_argmax;
+  token.probability_change = std::exp(static_cast<double>(logits[target]) - log_sum) -
+                             std::exp(reference_log_probs[target] - row.reference_log_sum);
   return token;
 }
 

@@ -1,5 +1,7 @@
 #include "eval/logits_file.h"
 
+#include "ops/vocabulary_row.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -16,14 +18,6 @@ constexpr uint64_t kHeaderBytes = 8 + 4 + 8;
 // matters for KL-divergence (e^-30 ~ 1e-13) and the floor keeps the 16-bit step small.
 constexpr float kFloor = -30.0f;
 }  // namespace
-
-double log_sum_exp(std::span<const float> logits) {
-  double maximum = -INFINITY;
-  for (float value : logits) maximum = std::max(maximum, static_cast<double>(value));
-  double sum = 0;
-  for (float value : logits) sum += std::exp(static_cast<double>(value) - maximum);
-  return std::log(sum) + maximum;
-}
 
 void log_softmax(std::span<const float> logits, std::span<float> log_probs) {
   const double log_sum = log_sum_exp(logits);

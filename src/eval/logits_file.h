@@ -14,14 +14,12 @@
 
 #include "core/file_writer.h"
 #include "core/mapped_file.h"
+#include "ops/vocabulary_row.h"
 
 namespace hlwq {
 
-// log-softmax of one logits row, in double for accuracy, returned as float.
+// log-softmax of one logits row: float(logits[i] - log_sum_exp(logits)) (ops/vocabulary_row.h).
 void log_softmax(std::span<const float> logits, std::span<float> log_probs);
-
-// log(sum_i exp(logits[i])) in double, computed stably: log_probs[i] = float(logits[i] - it).
-double log_sum_exp(std::span<const float> logits);
 
 // One token's record of the file: the target and its log-probabilities as 16-bit steps.
 struct QuantizedLogProbs {

@@ -4,10 +4,12 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <memory>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "engine/forward.h"
+#include "engine/gpu_forward.h"
 #include "engine/model.h"
 #include "eval/kl_divergence.h"
 #include "eval/logits_file.h"
@@ -23,6 +25,7 @@ json ModelPerplexityReport::to_json() const {
   json value = perplexity.to_json();
   value["model"] = model;
   value["protocol"] = protocol;
+  value["backend"] = backend;
   value["tokens_in_text"] = tokens_in_text;
   value["seconds"] = seconds;
   value["tokens_per_second"] = tokens_per_second;
@@ -81,6 +84,10 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
   const Tokenizer tokenizer = Tokenizer::from_folder(model_folder);
   const std::vector<int32_t> tokens = tokenizer.encode(read_text_file(text_file), false);
   const int64_t vocab = model.config().vocab_size;
+  std::unique_ptr<GpuForward> gpu;
+  if (options.backend == PerplexityBackend::cuda) {
+    gpu = std::make_unique<GpuForward>(model, options.context, options.kv_cache_dtype, pool);
+  }
 
   PerplexityOptions protocol{options.context, options.stride, std::nullopt};
   if (options.stride == 0) protocol.bos_token = window_bos(model_folder, tokenizer);
@@ -139,8 +146,12 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
   int64_t tokens_through = 0;
   const WindowLogits window_logits = [&](std::span<const int32_t> window, int64_t first_row,
                                          std::vector<float>& logits) {
-    KvCache cache = make_kv_cache(model, static_cast<int64_t>(window.size()), options.kv_cache_dtype);
-    logits = forward(model, cache, window, 0, LogitsFrom{first_row}, pool);
+    if (gpu) {
+      logits = gpu->window_logits(window, LogitsFrom{first_row});
+    } else {
+      KvCache cache = make_kv_cache(model, static_cast<int64_t>(window.size()), options.kv_cache_dtype);
+      logits = forward(model, cache, window, 0, LogitsFrom{first_row}, pool);
+    }
     tokens_through += static_cast<int64_t>(window.size());
     if (options.progress) std::fprintf(stderr, "\rppl: %lld tokens", static_cast<long long>(tokens_through));
   };
@@ -148,6 +159,7 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
   report.model = model_folder.filename().string();
   report.protocol = options.stride == 0 ? concat("llama.cpp, ctx ", options.context, protocol.bos_token ? ", BOS" : "")
                                         : concat("sliding, ctx ", options.context, ", stride ", options.stride);
+  report.backend = gpu ? "cuda (weights dequantized to F32)" : "cpu";
   report.tokens_in_text = static_cast<int64_t>(tokens.size());
   report.perplexity = compute_perplexity(usable, vocab, protocol, window_logits, pool,
                                          saver || base ? visitor : ScoredWindowVisitor());

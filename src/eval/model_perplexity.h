@@ -14,6 +14,10 @@
 
 namespace hlwq {
 
+// Where the model runs: the CPU runtime on its stored formats, or the GPU evaluation forward
+// (engine/gpu_forward.h: the same model with every weight dequantized to F32).
+enum class PerplexityBackend { cpu, cuda };
+
 struct ModelPerplexityOptions {
   int64_t context = 512;
   int64_t stride = 0;  // 0: llama.cpp protocol
@@ -23,11 +27,13 @@ struct ModelPerplexityOptions {
   std::optional<std::filesystem::path> kld_base;
   DType kv_cache_dtype = DType::F16;
   bool progress = false;
+  PerplexityBackend backend = PerplexityBackend::cpu;
 };
 
 struct ModelPerplexityReport {
   std::string model;
   std::string protocol;  // "llama.cpp (ctx 512)" or "sliding (ctx 512, stride 256)"
+  std::string backend;   // "cpu" or "cuda (weights dequantized to F32)"
   int64_t tokens_in_text = 0;
   PerplexityResult perplexity;
   std::optional<nlohmann::json> kl_divergence;

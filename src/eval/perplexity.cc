@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "ops/vocabulary_row.h"
 
 namespace hlwq {
 
@@ -14,11 +15,7 @@ nlohmann::json PerplexityResult::to_json() const {
 }
 
 double negative_log_likelihood(std::span<const float> logits, int32_t target) {
-  double maximum = -INFINITY;
-  for (float value : logits) maximum = std::max(maximum, static_cast<double>(value));
-  double sum = 0;
-  for (float value : logits) sum += std::exp(static_cast<double>(value) - maximum);
-  return std::log(sum) + maximum - static_cast<double>(logits[target]);
+  return log_sum_exp(logits) - static_cast<double>(logits[target]);
 }
 
 std::vector<PerplexityWindow> perplexity_windows(int64_t token_count, const PerplexityOptions& options) {

@@ -55,7 +55,7 @@ struct PerplexityResult {
   nlohmann::json to_json() const;
 };
 
-// log(sum exp(logits)) - logits[target], in double.
+// log_sum_exp(logits) - logits[target] (the SIMD reduction of ops/vocabulary_row.h).
 double negative_log_likelihood(std::span<const float> logits, int32_t target);
 
 // The scored (window, position) plan, exposed for tests: each entry is a window [begin, end) of
