@@ -8,8 +8,9 @@
 #   check  carry .device/bin .device/wiki.test.raw .device/gguf.part02 .device/gguf.sha256:
 #          the GPU tests (kernels and forward against the CPU), decode benches on 2 quiet cores
 #   stage  carry .device/gguf.part00
-#   study  carry .device/gguf.part01: joins the GGUF, then scripts/quality --backend cuda, stopping
-#          before the call's 10 minutes end; repeat `study` (no carry) until it reports "done"
+#   study  carry .device/gguf.part01 (and out/gpu-study, results of an earlier machine): joins the
+#          GGUF, then scripts/quality --backend cuda $STUDY_ARGS, stopping before the call's 10
+#          minutes end; repeat `study` (no carry) until it reports "done"
 #
 # Each call leaves its results in $OUT (results.tar.gz: the study's JSON, tables and logs).
 set -euo pipefail
@@ -30,6 +31,7 @@ case "$phase" in
     mkdir -p build && ln -sf "$stage/bin/hlwq" build/hlwq
     "$stage/bin/hlwq_tests" --gtest_filter='CudaDevice.*:CudaKernels.*:*GpuForward*:VocabularyRow.*:KlDivergence*' \
       2>&1 | tee "$out/gpu-tests.log" | grep -E "^\[  (PASSED|FAILED|SKIPPED) |max \|gpu" || true
+    [[ ${BENCH:-1} == 0 ]] && exit 0
     for shape in smollm2-135m llama3-1b; do
       for format in bf16 hlwq-q4 hlwq-q5 mlx4 int4; do
         "$stage/bin/hlwq" bench --synthetic $shape --format $format -p 64 -n 48 --repetitions 3 --threads 2 --json \
@@ -57,10 +59,14 @@ PY
       (cd "$stage" && echo "$(cut -d' ' -f1 gguf.sha256)  demo.gguf.partial" | sha256sum -c -)
       mv "$stage/demo.gguf.partial" "$stage/demo.gguf"
     fi
+    # Results of an earlier machine (carry out/gpu-study): the study measures only what is missing.
+    if [[ -d out/gpu-study/results && ! -d $stage/quality/results ]]; then
+      mkdir -p "$stage/quality" && cp -r out/gpu-study/results "$stage/quality/"
+    fi
     status=0
     timeout "${STUDY_SECONDS:-500}" python3 scripts/quality --out "$stage/quality" --hlwq "$stage/bin/hlwq" \
       --gguf "$stage/demo.gguf" --text "$stage/wiki.test.raw" --backend cuda --skip-llama-cpp --jobs 1 \
-      --threads "$(nproc)" --bench-threads 2 2>&1 | tail -60 || status=$?
+      --threads "$(nproc)" --bench-threads 2 ${STUDY_ARGS:-} 2>&1 | tail -60 || status=$?
     [[ $status == 0 ]] && echo "done" || echo "stopped (status $status): call study again"
     tar -czf "$out/results.tar.gz" -C "$stage/quality" results logs $(cd "$stage/quality" && ls quality.* 2>/dev/null)
     df -h /tmp | tail -1

@@ -1,5 +1,6 @@
 #include "engine/gpu_forward.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -65,12 +66,13 @@ cuda::StorageRounding rounding_for(DType dtype) {
 }  // namespace
 
 struct GpuForward::State {
-  State(const Model& model, int64_t context_length, cuda::StorageRounding kv_rounding)
-      : model(model), context_length(context_length), kv_rounding(kv_rounding) {}
+  State(const Model& model, int64_t context_length, cuda::StorageRounding kv_rounding, ThreadPool& pool)
+      : model(model), context_length(context_length), kv_rounding(kv_rounding), pool(pool) {}
 
   const Model& model;
   int64_t context_length;
   cuda::StorageRounding kv_rounding;
+  ThreadPool& pool;
   cuda::Gemm gemm;
   std::vector<GpuLayer> layers;
   DeviceBuffer final_norm;
@@ -78,6 +80,7 @@ struct GpuForward::State {
   DeviceBuffer cosines, sines;
   // Activations for context_length tokens.
   DeviceBuffer hidden, normed, queries, keys, values, attention, projected, gate, up, logits;
+  cuda::PinnedHostBuffer staged_logits;
 
   void linear(const GpuLinear& layer, const DeviceBuffer& x, int64_t tokens, DeviceBuffer& y) {
     gemm.rows_times_weight(x.data(), tokens, layer.weight.data(), layer.rows, layer.columns, y.data());
@@ -91,7 +94,7 @@ GpuForward::GpuForward(const Model& model, int64_t context_length, DType kv_cach
   check(gpu_forward_available(), "--backend cuda: no CUDA GPU is visible to this process");
   const ModelConfig& config = model.config();
   check(context_length > 0, "GPU forward context length ", context_length);
-  state_ = std::make_unique<State>(model, context_length, rounding_for(kv_cache_dtype));
+  state_ = std::make_unique<State>(model, context_length, rounding_for(kv_cache_dtype), pool);
   State& s = *state_;
   for (const LayerWeights& layer : model.layers()) {
     GpuLayer gpu;
@@ -137,6 +140,7 @@ GpuForward::GpuForward(const Model& model, int64_t context_length, DType kv_cach
   s.gate = DeviceBuffer(tokens * config.intermediate_size);
   s.up = DeviceBuffer(tokens * config.intermediate_size);
   s.logits = DeviceBuffer(tokens * config.vocab_size);
+  s.staged_logits = cuda::PinnedHostBuffer(tokens * config.vocab_size);
 }
 
 GpuForward::~GpuForward() = default;
@@ -158,6 +162,12 @@ uint64_t GpuForward::device_bytes() const {
 }
 
 std::vector<float> GpuForward::window_logits(std::span<const int32_t> tokens, LogitsFrom which) {
+  std::vector<float> logits;
+  window_logits(tokens, which, logits);
+  return logits;
+}
+
+void GpuForward::window_logits(std::span<const int32_t> tokens, LogitsFrom which, std::vector<float>& logits) {
   State& s = *state_;
   const ModelConfig& config = s.model.config();
   const auto count = static_cast<int64_t>(tokens.size());
@@ -205,16 +215,31 @@ std::vector<float> GpuForward::window_logits(std::span<const int32_t> tokens, Lo
                       config.rms_norm_eps, s.normed.data());
   s.gemm.rows_times_weight(s.normed.data(), outputs, s.lm_head.weight.data(), s.lm_head.rows, s.lm_head.columns,
                            s.logits.data());
-  std::vector<float> logits(static_cast<size_t>(outputs * config.vocab_size));
-  s.logits.download(logits.data(), logits.size());  // waits for the pass; reports its errors
+  const size_t count_out = static_cast<size_t>(outputs * config.vocab_size);
+  s.staged_logits.download_from(s.logits, count_out);  // waits for the pass; reports its errors
   cuda::synchronize();
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (std::isnan(logits[i])) {
-      fail("NaN in the GPU forward's logits at token ", which.first_token + static_cast<int64_t>(i) / config.vocab_size,
-           ", vocabulary entry ", static_cast<int64_t>(i) % config.vocab_size);
+  // Out of the pinned buffer on the pool (one thread copies about 10 GB/s; a 512-token window's
+  // logits are 100 MB), looking for NaN on the way.
+  logits.resize(count_out);
+  const size_t chunks = std::min<size_t>(static_cast<size_t>(s.pool.size()) * 4, (count_out + 65535) / 65536);
+  std::vector<size_t> first_nan(chunks, count_out);
+  s.pool.parallel_for(chunks, [&](size_t begin, size_t end) {
+    for (size_t chunk = begin; chunk < end; ++chunk) {
+      const size_t first = count_out * chunk / chunks, last = count_out * (chunk + 1) / chunks;
+      std::copy(s.staged_logits.data() + first, s.staged_logits.data() + last, logits.data() + first);
+      for (size_t i = first; i < last; ++i) {
+        if (std::isnan(logits[i])) {
+          first_nan[chunk] = i;
+          break;
+        }
+      }
     }
+  });
+  const size_t nan_index = *std::min_element(first_nan.begin(), first_nan.end());
+  if (nan_index < count_out) {
+    fail("NaN in the GPU forward's logits at token ", which.first_token + static_cast<int64_t>(nan_index) / config.vocab_size,
+         ", vocabulary entry ", static_cast<int64_t>(nan_index) % config.vocab_size);
   }
-  return logits;
 }
 
 #else  // built without CUDA
@@ -230,6 +255,10 @@ GpuForward::GpuForward(const Model&, int64_t, DType, ThreadPool&) {
 GpuForward::~GpuForward() = default;
 
 uint64_t GpuForward::device_bytes() const { return 0; }
+
+void GpuForward::window_logits(std::span<const int32_t>, LogitsFrom, std::vector<float>&) {
+  fail("--backend cuda: this hlwq was built without CUDA");
+}
 
 std::vector<float> GpuForward::window_logits(std::span<const int32_t>, LogitsFrom) {
   fail("--backend cuda: this hlwq was built without CUDA");

@@ -27,15 +27,18 @@ bool gpu_forward_available();
 class GpuForward {
  public:
   // Uploads the model for passes of up to context_length tokens. Throws hlwq::Error when built
-  // without CUDA, when there is no GPU, or when the GPU lacks memory. `model` must outlive this.
+  // without CUDA, when there is no GPU, or when the GPU lacks memory. `model` and `pool` must
+  // outlive this (the pool copies logits out of the pinned staging buffer).
   GpuForward(const Model& model, int64_t context_length, DType kv_cache_dtype, ThreadPool& pool);
   ~GpuForward();
   GpuForward(const GpuForward&) = delete;
   GpuForward& operator=(const GpuForward&) = delete;
 
   // One pass over tokens at positions 0 .. tokens.size() - 1 of a fresh context; logits of tokens
-  // which.first_token .. (row-major, vocab_size each). Throws for an out-of-vocabulary token, more
-  // tokens than the context length, or NaN logits.
+  // which.first_token .. (row-major, vocab_size each) into `logits` (resized; pass the same vector
+  // again to reuse its memory: a 512-token window's logits are 100 MB for a 49k vocabulary). Throws
+  // for an out-of-vocabulary token, more tokens than the context length, or NaN logits.
+  void window_logits(std::span<const int32_t> tokens, LogitsFrom which, std::vector<float>& logits);
   std::vector<float> window_logits(std::span<const int32_t> tokens, LogitsFrom which);
 
   uint64_t device_bytes() const;  // GPU memory held for weights and activations

@@ -147,7 +147,7 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
   const WindowLogits window_logits = [&](std::span<const int32_t> window, int64_t first_row,
                                          std::vector<float>& logits) {
     if (gpu) {
-      logits = gpu->window_logits(window, LogitsFrom{first_row});
+      gpu->window_logits(window, LogitsFrom{first_row}, logits);
     } else {
       KvCache cache = make_kv_cache(model, static_cast<int64_t>(window.size()), options.kv_cache_dtype);
       logits = forward(model, cache, window, 0, LogitsFrom{first_row}, pool);

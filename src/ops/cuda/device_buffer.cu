@@ -35,4 +35,21 @@ void DeviceBuffer::download(float* host, size_t count, size_t offset) const {
   check_cuda(cudaMemcpy(host, data_ + offset, count * sizeof(float), cudaMemcpyDeviceToHost), "download");
 }
 
+PinnedHostBuffer::PinnedHostBuffer(size_t floats) : size_(floats) {
+  if (floats == 0) return;
+  void* pointer = nullptr;
+  check_cuda(cudaMallocHost(&pointer, floats * sizeof(float)), "cudaMallocHost");
+  data_ = static_cast<float*>(pointer);
+}
+
+PinnedHostBuffer::~PinnedHostBuffer() {
+  if (data_ != nullptr) cudaFreeHost(data_);
+}
+
+void PinnedHostBuffer::download_from(const DeviceBuffer& source, size_t count) {
+  check(count <= size_ && count <= source.size(), "download of ", count, " floats into a pinned buffer of ", size_);
+  if (count == 0) return;
+  check_cuda(cudaMemcpy(data_, source.data(), count * sizeof(float), cudaMemcpyDeviceToHost), "download");
+}
+
 }  // namespace hlwq::cuda

@@ -37,4 +37,31 @@ class DeviceBuffer {
   size_t size_ = 0;
 };
 
+// Page-locked host memory (cudaMallocHost): device-to-host copies into it run at the link's full
+// speed (about 25 GB/s on PCIe 5) instead of staging through the driver's bounce buffers.
+class PinnedHostBuffer {
+ public:
+  PinnedHostBuffer() = default;
+  explicit PinnedHostBuffer(size_t floats);
+  PinnedHostBuffer(const PinnedHostBuffer&) = delete;
+  PinnedHostBuffer& operator=(const PinnedHostBuffer&) = delete;
+  PinnedHostBuffer(PinnedHostBuffer&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  PinnedHostBuffer& operator=(PinnedHostBuffer&& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    return *this;
+  }
+  ~PinnedHostBuffer();
+
+  float* data() const { return data_; }
+  size_t size() const { return size_; }
+  // Copies `count` floats of `source` (from element 0) into this buffer; waits for the copy.
+  void download_from(const DeviceBuffer& source, size_t count);
+
+ private:
+  float* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 }  // namespace hlwq::cuda
