@@ -39,13 +39,13 @@ fs::path study_text(const fs::path& folder) {
 }
 
 // Runs the study into FOLDER/study; returns the exit status, the log in LOG.
-int run_study(const fs::path& folder, const fs::path& text, std::string& log) {
+int run_study(const fs::path& folder, const fs::path& text, std::string& log, const std::string& extra_arguments = "") {
   const fs::path log_path = folder / "quality.log";
   const std::string command = "python3 '" + std::string(HLWQ_SOURCE_DIR) + "/scripts/quality' --out '" +
                               (folder / "study").string() + "' --text '" + text.string() +
                               "' --max-windows 4 --protocols llama --rows reference,hlwq-q8,hlwq-q5,hlwq-q4,hlwq-q3"
                               " --skip-llama-cpp --skip-bench --hlwq '" + HLWQ_BINARY + "' --gguf '" +
-                              demo_gguf_path().string() + "' > '" + log_path.string() + "' 2>&1";
+                              demo_gguf_path().string() + "' " + extra_arguments + " > '" + log_path.string() + "' 2>&1";
   const int status = std::system(command.c_str());
   log = read_file(log_path);
   return status;
@@ -110,6 +110,15 @@ TEST(QualityStudy, FewerBitsMoveFurtherFromTheReferenceAndResultsAreReused) {
   EXPECT_EQ(fs::last_write_time(cached), written);
   EXPECT_EQ(log.find("PPL "), std::string::npos) << "the rerun measured again:\n" << log;
   EXPECT_EQ(nlohmann::json::parse(read_file(study / "quality.json"))["rows"].size(), 5u);
+
+  // --report-only measures nothing even where results are missing: results of the CPU runtime do
+  // not stand for --backend cuda, so every row is reported unmeasured, with the note given.
+  ASSERT_EQ(run_study(folder.path(), text, log, "--backend cuda --report-only --note 'measured elsewhere'"), 0) << log;
+  EXPECT_EQ(fs::last_write_time(cached), written);
+  EXPECT_EQ(log.find("PPL "), std::string::npos) << "--report-only measured:\n" << log;
+  const nlohmann::json report = nlohmann::json::parse(read_file(study / "quality.json"));
+  for (const nlohmann::json& row : report["rows"]) EXPECT_TRUE(row["protocols"].empty()) << row.dump(1);
+  EXPECT_NE(read_file(study / "quality.md").find("measured elsewhere"), std::string::npos);
 }
 
 }  // namespace
