@@ -28,6 +28,7 @@ json ModelPerplexityReport::to_json() const {
   value["backend"] = backend;
   value["tokens_in_text"] = tokens_in_text;
   value["seconds"] = seconds;
+  value["forward_seconds"] = forward_seconds;
   value["tokens_per_second"] = tokens_per_second;
   if (kl_divergence) value["kl_divergence"] = *kl_divergence;
   return value;
@@ -144,14 +145,17 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
     scored_index += count;
   };
   int64_t tokens_through = 0;
+  double forward_seconds = 0;
   const WindowLogits window_logits = [&](std::span<const int32_t> window, int64_t first_row,
                                          std::vector<float>& logits) {
+    const auto pass_start = std::chrono::steady_clock::now();
     if (gpu) {
       gpu->window_logits(window, LogitsFrom{first_row}, logits);
     } else {
       KvCache cache = make_kv_cache(model, static_cast<int64_t>(window.size()), options.kv_cache_dtype);
       logits = forward(model, cache, window, 0, LogitsFrom{first_row}, pool);
     }
+    forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - pass_start).count();
     tokens_through += static_cast<int64_t>(window.size());
     if (options.progress) std::fprintf(stderr, "\rppl: %lld tokens", static_cast<long long>(tokens_through));
   };
@@ -171,6 +175,7 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
     report.kl_divergence = divergence->to_json();
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.forward_seconds = forward_seconds;
   report.tokens_per_second = report.seconds > 0 ? tokens_through / report.seconds : 0;
   return report;
 }

@@ -38,6 +38,7 @@ struct ModelPerplexityReport {
   PerplexityResult perplexity;
   std::optional<nlohmann::json> kl_divergence;
   double seconds = 0;
+  double forward_seconds = 0;  // of `seconds`, in the model's passes (the rest: loading, tokenizing, statistics)
   double tokens_per_second = 0;  // tokens through the model (windows x context) per second
 
   nlohmann::json to_json() const;

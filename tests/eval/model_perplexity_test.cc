@@ -47,6 +47,7 @@ std::string file_bytes(const fs::path& path) {
 nlohmann::json results(const ModelPerplexityReport& report) {
   nlohmann::json value = report.to_json();
   value.erase("seconds");
+  value.erase("forward_seconds");
   value.erase("tokens_per_second");
   return value;
 }
