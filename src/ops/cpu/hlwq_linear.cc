@@ -212,11 +212,16 @@ void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const Plan
   for (size_t t = 0; t < kTile; ++t) out[t * out_stride] = hn::GetLane(hn::SumOfLanes(d, totals[t]));
 }
 
-// The planes of a block for the walk below.
+// The planes of a block for the walk below, with each step's byte offset and field shift per plane
+// precomputed: computing j mod P and j / P in the step itself cost an integer division per step
+// (P is only known at run time), which made Q5 twice as slow as Q4.
 struct WidePlanes {
+  static constexpr size_t kMaxSteps = kMaxBlock / 2;  // half a block, one lane per step (scalar target)
   size_t start[3] = {}, bytes[3] = {};
   uint32_t masks[3] = {};
   int widths[3] = {}, shifts[3] = {};
+  uint16_t offsets[kMaxSteps][3] = {};  // step v (codes v * lanes ..): plane p's byte, from the block start
+  uint8_t fields[kMaxSteps][3] = {};    // and the right shift of the first run's field
 };
 
 // Code vectors j.. and j + d/2.. of a block (see FusedRowTileWide), looked up and multiplied
@@ -231,10 +236,11 @@ HWY_INLINE void WideStep(D d, const Centroids& centroids, const WidePlanes& plan
   const auto low_plane = hn::PromoteTo(du, hn::LoadU(du8, packed + j));
   auto first = hn::And(low_plane, hn::Set(du, 0x0fu));
   auto second = hn::ShiftRight<4>(low_plane);
+  const size_t v = j / hn::Lanes(d);
   for (int p = 1; p < kPlanes; ++p) {
     const auto mask = hn::Set(du, planes.masks[p]);
-    const auto bits = hn::ShiftRightSame(hn::PromoteTo(du, hn::LoadU(du8, packed + planes.start[p] + j % planes.bytes[p])),
-                                         static_cast<int>(j / planes.bytes[p]) * planes.widths[p]);
+    const auto bits = hn::ShiftRightSame(hn::PromoteTo(du, hn::LoadU(du8, packed + planes.offsets[v][p])),
+                                         planes.fields[v][p]);
     first = hn::Or(first, hn::ShiftLeftSame(hn::And(bits, mask), planes.shifts[p]));
     second = hn::Or(second, hn::ShiftLeftSame(hn::And(hn::ShiftRight<4>(bits), mask), planes.shifts[p]));
   }
@@ -266,8 +272,9 @@ HWY_INLINE void WideStepNibbleAndUpper(D d, const Centroids& centroids, const Wi
   const auto low = hn::LoadU(d8, packed + j);
   auto first = hn::And(low, nibble_mask);
   auto second = hn::And(hn::BitCast(d8, hn::ShiftRight<4>(hn::BitCast(d16, low))), nibble_mask);
-  const auto upper = hn::BitCast(d16, hn::LoadU(d8, packed + planes.start[1] + j % planes.bytes[1]));
-  const int field = static_cast<int>(j / planes.bytes[1]) * planes.widths[1];  // first run's field; the second's is 4 higher
+  const size_t v = j / hn::Lanes(d);
+  const auto upper = hn::BitCast(d16, hn::LoadU(d8, packed + planes.offsets[v][1]));
+  const int field = planes.fields[v][1];  // the first run's field; the second's is 4 higher
   const auto upper_mask = hn::Set(d8, static_cast<uint8_t>(planes.masks[1] << 4));
   first = hn::Or(first, hn::And(hn::BitCast(d8, hn::ShiftLeftSame(upper, 4 - field)), upper_mask));
   second = hn::Or(second, hn::And(hn::BitCast(d8, hn::ShiftRightSame(upper, field)), upper_mask));
@@ -304,6 +311,11 @@ void FusedRowsWide(const HlwqCodec& codec, const Centroids& centroids, const uin
     planes.bytes[p] = block * static_cast<size_t>(planes.widths[p]) / 8;
     planes.start[p] = static_cast<size_t>(start);
     start += static_cast<int>(planes.bytes[p]);
+    for (size_t v = 0; v * lanes < half && v < WidePlanes::kMaxSteps; ++v) {
+      const size_t j = v * lanes;
+      planes.offsets[v][p] = static_cast<uint16_t>(planes.start[p] + j % planes.bytes[p]);
+      planes.fields[v][p] = static_cast<uint8_t>(j / planes.bytes[p] * static_cast<size_t>(planes.widths[p]));
+    }
   }
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
   const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
