@@ -12,44 +12,43 @@ void check_cuda(int status, const char* what) {
   fail("CUDA ", what, ": ", cudaGetErrorString(error));
 }
 
-DeviceBuffer::DeviceBuffer(size_t floats) : size_(floats) {
-  if (floats == 0) return;
+float* allocate_floats(MemoryKind kind, size_t floats) {
+  if (floats == 0) return nullptr;
   void* pointer = nullptr;
-  check_cuda(cudaMalloc(&pointer, floats * sizeof(float)), "cudaMalloc");
-  data_ = static_cast<float*>(pointer);
+  if (kind == MemoryKind::device) {
+    check_cuda(cudaMalloc(&pointer, floats * sizeof(float)), "cudaMalloc");
+  } else {
+    check_cuda(cudaMallocHost(&pointer, floats * sizeof(float)), "cudaMallocHost");
+  }
+  return static_cast<float*>(pointer);
 }
 
-DeviceBuffer::~DeviceBuffer() {
-  if (data_ != nullptr) cudaFree(data_);
+void free_floats(MemoryKind kind, float* data) {
+  if (data == nullptr) return;
+  if (kind == MemoryKind::device) {
+    cudaFree(data);
+  } else {
+    cudaFreeHost(data);
+  }
 }
 
 void DeviceBuffer::upload(const float* host, size_t count, size_t offset) {
-  check(offset + count <= size_, "upload of ", count, " floats at ", offset, " into a buffer of ", size_);
+  check(offset + count <= size(), "upload of ", count, " floats at ", offset, " into a buffer of ", size());
   if (count == 0) return;
-  check_cuda(cudaMemcpy(data_ + offset, host, count * sizeof(float), cudaMemcpyHostToDevice), "upload");
+  check_cuda(cudaMemcpy(data() + offset, host, count * sizeof(float), cudaMemcpyHostToDevice), "upload");
 }
 
 void DeviceBuffer::download(float* host, size_t count, size_t offset) const {
-  check(offset + count <= size_, "download of ", count, " floats at ", offset, " from a buffer of ", size_);
+  check(offset + count <= size(), "download of ", count, " floats at ", offset, " from a buffer of ", size());
   if (count == 0) return;
-  check_cuda(cudaMemcpy(host, data_ + offset, count * sizeof(float), cudaMemcpyDeviceToHost), "download");
-}
-
-PinnedHostBuffer::PinnedHostBuffer(size_t floats) : size_(floats) {
-  if (floats == 0) return;
-  void* pointer = nullptr;
-  check_cuda(cudaMallocHost(&pointer, floats * sizeof(float)), "cudaMallocHost");
-  data_ = static_cast<float*>(pointer);
-}
-
-PinnedHostBuffer::~PinnedHostBuffer() {
-  if (data_ != nullptr) cudaFreeHost(data_);
+  check_cuda(cudaMemcpy(host, data() + offset, count * sizeof(float), cudaMemcpyDeviceToHost), "download");
 }
 
 void PinnedHostBuffer::download_from(const DeviceBuffer& source, size_t count) {
-  check(count <= size_ && count <= source.size(), "download of ", count, " floats into a pinned buffer of ", size_);
+  check(count <= size() && count <= source.size(), "download of ", count, " floats into a pinned buffer of ",
+        size());
   if (count == 0) return;
-  check_cuda(cudaMemcpy(data_, source.data(), count * sizeof(float), cudaMemcpyDeviceToHost), "download");
+  check_cuda(cudaMemcpy(data(), source.data(), count * sizeof(float), cudaMemcpyDeviceToHost), "download");
 }
 
 }  // namespace hlwq::cuda
