@@ -1,10 +1,13 @@
 // Gemma 3 270M (the real GGUF, Q4_K_M) imported as F32 and run by the engine against llama.cpp on
 // the same weights: tests/fixtures/engine/gemma3_270m_llama_cpp_greedy.json holds llama.cpp's
-// prompt ids and first greedy tokens on the F32 reference GGUF (scripts/make_gemma3_greedy_fixture.py).
+// prompt ids and first greedy tokens on the F32 reference GGUF, and transformers' 16 largest logits
+// per prompt position on the imported folder (scripts/make_gemma3_greedy_fixture.py --hf-folder).
 // Skips when the model is absent (scripts/fetch_gemma3_model.sh).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 
@@ -42,6 +45,27 @@ TEST(Gemma3Model, ImportsAndMatchesLlamaCppGreedyTokens) {
   // The imported tokenizer gives llama.cpp's ids (BOS included).
   const Tokenizer tokenizer = Tokenizer::from_folder(temporary.path() / "gemma3");
   EXPECT_EQ(tokenizer.encode(fixture.at("prompt").get<std::string>(), true), prompt_ids);
+
+  // The prompt's logits at every position against transformers' on the same folder.
+  {
+    KvCache cache = make_kv_cache(model, 64, DType::F32);
+    const std::vector<float> all = forward(model, cache, prompt_ids, 0, LogitsFor::all_positions, pool);
+    const auto top_indices = fixture.at("transformers_top_indices").get<std::vector<std::vector<int64_t>>>();
+    const auto top_values = fixture.at("transformers_top_values").get<std::vector<std::vector<double>>>();
+    const int64_t vocab = model.config().vocab_size;
+    ASSERT_EQ(top_indices.size(), prompt_ids.size());
+    double largest = 0;
+    for (size_t position = 0; position < prompt_ids.size(); ++position) {
+      const float* row = all.data() + position * vocab;
+      EXPECT_EQ(std::max_element(row, row + vocab) - row, top_indices[position][0]) << "position " << position;
+      for (size_t k = 0; k < top_indices[position].size(); ++k) {
+        largest = std::max(largest, std::fabs(row[top_indices[position][k]] - top_values[position][k]));
+      }
+    }
+    std::printf("gemma3: max |engine - transformers| over the top-16 logits of %zu positions: %.3g\n",
+                prompt_ids.size(), largest);
+    EXPECT_LT(largest, 5e-4);  // measured 3.0e-5 (logits ~20, float32 on both sides)
+  }
 
   // Greedy decoding: prompt as one prefill, then one token at a time, the argmax fed back.
   KvCache cache = make_kv_cache(model, 64, DType::F32);
