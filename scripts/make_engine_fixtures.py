@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerates tests/fixtures/engine/: tiny random llama / qwen2 / qwen3 models (float32
+"""Regenerates tests/fixtures/engine/: tiny random llama / qwen2 / qwen3 / gemma3 models (float32
 safetensors, < 300 KB each) with transformers' logits for every position of a fixed prompt, and
 transformers' top logits for the demo model (SmolLM2 GGUF imported by hlwq as F32).
 
@@ -40,19 +40,30 @@ MODELS = {
     # head counts are halved to keep the fixture small).
     "qwen3": (transformers.Qwen3Config, transformers.Qwen3ForCausalLM,
               dict(rope_theta=1000000.0, tie_word_embeddings=False, head_dim=32)),
+    # Gemma 3 text: 4 layers alternating sliding-window (local rope 1e4) and full attention (rope
+    # 1e6 with linear scaling), query_pre_attn_scalar 24 (not head_dim 32), GeGLU, sandwich norms,
+    # tied embeddings scaled by sqrt(64). The window (64) is the context the engine tests run at.
+    "gemma3": (transformers.Gemma3TextConfig, transformers.Gemma3ForCausalLM,
+               dict(num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=1, head_dim=32,
+                    query_pre_attn_scalar=24, sliding_window=64, tie_word_embeddings=True,
+                    layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+                    rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+                                     "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+                    hidden_activation="gelu_pytorch_tanh")),
 }
 
 PROMPT_LENGTH = 12
 
 
-def randomize(model, seed):
+def randomize(model, seed, norm_offset=1.0):
     # Random weights with norms and biases away from their trivial init, so every term matters.
+    # Gemma's norms scale by (1 + weight): norm_offset 0 keeps their factors near 1 too.
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             noise = torch.randn(parameter.shape, generator=generator)
             if parameter.dim() == 1 and "norm" in name:
-                parameter.copy_(1.0 + 0.2 * noise)
+                parameter.copy_(norm_offset + 0.2 * noise)
             elif parameter.dim() == 1:
                 parameter.copy_(0.1 * noise)
             else:
@@ -73,7 +84,7 @@ def make_tiny(name, seed):
     config = config_class(**settings)
     torch.manual_seed(seed)
     model = model_class(config).eval()
-    randomize(model, seed)
+    randomize(model, seed, norm_offset=0.0 if name == "gemma3" else 1.0)
     folder = os.path.join(OUT, name)
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
@@ -85,6 +96,7 @@ def make_tiny(name, seed):
     ids = [int(i) for i in rng.integers(0, COMMON["vocab_size"], PROMPT_LENGTH)]
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0].float().numpy()
+    assert getattr(config, "final_logit_softcapping", None) is None
     write_logits(folder, ids, logits)
     print(name, "max |logit|", float(np.abs(logits).max()))
 
@@ -114,10 +126,12 @@ def main():
     parser.add_argument("--demo", default=os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     parser.add_argument("--top", type=int, default=48)
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--only", help="regenerate only this tiny model (e.g. gemma3)")
     args = parser.parse_args()
     for seed, name in enumerate(MODELS, start=11):
-        make_tiny(name, seed)
-    if not args.skip_demo:
+        if args.only is None or args.only == name:
+            make_tiny(name, seed)
+    if not args.skip_demo and args.only is None:
         make_demo(args.hlwq, args.demo, args.top)
 
 

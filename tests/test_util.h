@@ -84,4 +84,10 @@ inline std::filesystem::path demo_gguf_path() {
   return std::filesystem::exists(path) ? path : std::filesystem::path();
 }
 
+// Gemma 3 270M (GGUF Q4_K_M, scripts/fetch_gemma3_model.sh), or empty when absent.
+inline std::filesystem::path gemma3_gguf_path() {
+  std::filesystem::path path = std::filesystem::path(HLWQ_SOURCE_DIR) / "models" / "gemma-3-270m-q4_k_m.gguf";
+  return std::filesystem::exists(path) ? path : std::filesystem::path();
+}
+
 }  // namespace hlwq

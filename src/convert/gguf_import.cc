@@ -34,10 +34,11 @@ struct ArchitectureEntry {
   bool rope_permuted;  // llama.cpp permutes Q/K rows only for llama-family checkpoints
 };
 
-constexpr std::array<ArchitectureEntry, 3> kArchitectures = {{
+constexpr std::array<ArchitectureEntry, 4> kArchitectures = {{
     {"llama", "LlamaForCausalLM", "llama", true},
     {"qwen2", "Qwen2ForCausalLM", "qwen2", false},
     {"qwen3", "Qwen3ForCausalLM", "qwen3", false},
+    {"gemma3", "Gemma3ForCausalLM", "gemma3_text", false},
 }};
 
 const ArchitectureEntry& architecture_entry(const json& metadata, const std::string& file) {
@@ -93,6 +94,34 @@ bool llama3_reproduces(std::span<const float> divisors, std::span<const double> 
   return true;
 }
 
+// What llama.cpp fixes for every gemma3 GGUF rather than storing (its gemma3 hyperparameter
+// loading): every 6th layer global, the others sliding-window with rope base 1e4 unscaled, and the
+// attention scale 1 / sqrt(key_length), except 1 / sqrt(hidden / heads) for the 62-layer 27B.
+void add_gemma3_config(const json& metadata, json& config) {
+  for (const char* key : {"gemma3.final_logit_softcapping", "gemma3.attn_logit_softcapping"}) {
+    const auto value = optional_number(metadata, key);
+    check(!value || *value == 0, "GGUF metadata ", key, " is set: logit softcapping is not supported");
+  }
+  config.erase("hidden_act");
+  config["hidden_activation"] = "gelu_pytorch_tanh";
+  const int64_t layers = config["num_hidden_layers"];
+  const int64_t hidden = config["hidden_size"];
+  const int64_t heads = config["num_attention_heads"];
+  config["query_pre_attn_scalar"] = layers == 62 ? hidden / heads : config["head_dim"].get<int64_t>();
+  const auto window = optional_number(metadata, "gemma3.attention.sliding_window");
+  check(window && *window > 0, "missing GGUF metadata gemma3.attention.sliding_window");
+  config["sliding_window"] = static_cast<int64_t>(*window);
+  json layer_types = json::array();
+  for (int64_t layer = 0; layer < layers; ++layer) {
+    layer_types.push_back((layer + 1) % 6 != 0 ? "sliding_attention" : "full_attention");
+  }
+  config["layer_types"] = layer_types;
+  config["rope_local_base_freq"] = optional_number(metadata, "gemma3.rope.freq_base_swa").value_or(10000.0);
+  config["attention_bias"] = false;
+  config["attn_logit_softcapping"] = nullptr;
+  config["final_logit_softcapping"] = nullptr;
+}
+
 }  // namespace
 
 std::optional<json> llama3_rope_scaling(std::span<const float> divisors, double rope_theta) {
@@ -133,7 +162,7 @@ std::optional<json> llama3_rope_scaling(std::span<const float> divisors, double 
               {"original_max_position_embeddings", static_cast<int64_t>(kLlama3OriginalContext)}};
 }
 
-std::string_view supported_gguf_architectures() { return "llama, qwen2, qwen3"; }
+std::string_view supported_gguf_architectures() { return "llama, qwen2, qwen3, gemma3"; }
 
 void set_bias_flags(json& config, std::span<const std::string> gguf_tensor_names, std::string_view source_name) {
   static const std::regex kBiasPattern(
@@ -211,10 +240,11 @@ json hf_config_from_gguf(const json& metadata, int64_t vocab_size, bool tied_emb
     config["mlp_bias"] = false;
   }
   if (entry.model_type == "qwen3") config["attention_bias"] = false;
-  if (entry.model_type != "llama") {
+  if (entry.model_type == "qwen2" || entry.model_type == "qwen3") {
     config["use_sliding_window"] = false;
     config["max_window_layers"] = config["num_hidden_layers"];
   }
+  if (entry.model_type == "gemma3_text") add_gemma3_config(metadata, config);
   for (const char* key : {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"}) {
     if (auto value = optional_number(metadata, key)) {
       config[std::string(key).find("bos") != std::string::npos ? "bos_token_id" : "eos_token_id"] =
@@ -238,7 +268,7 @@ json hf_config_from_gguf(const json& metadata, int64_t vocab_size, bool tied_emb
   return config;
 }
 
-std::optional<std::string> hf_tensor_name(std::string_view gguf_name) {
+std::optional<std::string> hf_tensor_name(std::string_view gguf_name, std::string_view gguf_architecture) {
   static const std::map<std::string, std::string, std::less<>> kGlobal = {
       {"token_embd.weight", "model.embed_tokens.weight"},
       {"output_norm.weight", "model.norm.weight"},
@@ -254,9 +284,18 @@ std::optional<std::string> hf_tensor_name(std::string_view gguf_name) {
       {"ffn_gate", "mlp.gate_proj"},          {"ffn_up", "mlp.up_proj"},
       {"ffn_down", "mlp.down_proj"},
   };
+  static const std::map<std::string, std::string, std::less<>> kGemma3Norms = {
+      {"ffn_norm", "pre_feedforward_layernorm"},
+      {"post_attention_norm", "post_attention_layernorm"},
+      {"post_ffw_norm", "post_feedforward_layernorm"},
+  };
   static const std::regex kLayerPattern(R"(blk\.(\d+)\.([a-z_]+)\.(weight|bias))");
   std::match_results<std::string_view::const_iterator> match;
   if (std::regex_match(gguf_name.begin(), gguf_name.end(), match, kLayerPattern)) {
+    if (gguf_architecture == "gemma3") {
+      if (auto found = kGemma3Norms.find(match[2].str()); found != kGemma3Norms.end())
+        return concat("model.layers.", match[1].str(), ".", found->second, ".", match[3].str());
+    }
     if (auto found = kLayer.find(match[2].str()); found != kLayer.end())
       return concat("model.layers.", match[1].str(), ".", found->second, ".", match[3].str());
   }
@@ -315,12 +354,13 @@ ImportSummary import_gguf(const fs::path& gguf_path, const fs::path& output_fold
     const GgufTensorInfo* source;
     std::string name;
     int64_t rope_heads;  // > 0: undo the Q/K permutation with this many heads
+    bool norm_minus_one;  // gemma3 norm: llama.cpp stored HF's weight + 1
   };
   std::vector<Planned> planned;
   std::vector<TensorDeclaration> declarations;
   uint64_t total_input = 0;
   for (const GgufTensorInfo& tensor : gguf.tensors()) {
-    std::optional<std::string> name = hf_tensor_name(tensor.name);
+    std::optional<std::string> name = hf_tensor_name(tensor.name, arch);
     if (!name) continue;
     check(gguf_type_is_supported(static_cast<GgufTensorType>(tensor.type)), "unsupported tensor type ",
           gguf_type_name(tensor.type), " in tensor ", tensor.name, ", ", file);
@@ -329,7 +369,8 @@ ImportSummary import_gguf(const fs::path& gguf_path, const fs::path& output_fold
       if (name->find("self_attn.q_proj.") != std::string::npos) rope_heads = heads;
       if (name->find("self_attn.k_proj.") != std::string::npos) rope_heads = kv_heads;
     }
-    planned.push_back({&tensor, *name, rope_heads});
+    const bool norm_minus_one = arch == "gemma3" && name->ends_with("norm.weight");
+    planned.push_back({&tensor, *name, rope_heads, norm_minus_one});
     declarations.push_back({*name, options.dtype, tensor.torch_shape()});
     total_input += tensor.byte_size;
   }
@@ -344,6 +385,9 @@ ImportSummary import_gguf(const fs::path& gguf_path, const fs::path& output_fold
     std::vector<float> values = gguf.dequantize(*item.source);
     for (float value : values) {
       if (!std::isfinite(value)) fail("non-finite weight in tensor ", item.source->name, ", ", file);
+    }
+    if (item.norm_minus_one) {
+      for (float& value : values) value -= 1.0f;
     }
     if (item.rope_heads > 0) {
       const std::vector<int64_t> shape = item.source->torch_shape();

@@ -1,7 +1,8 @@
 // GGUF -> Hugging Face folder: config.json with the architecture mapped (bias flags from the tensors
 // present, llama3 rope scaling from rope_freqs.weight), weights renamed to HF names (llama's rotary
-// Q/K row permutation undone) and written as BF16/F16/F32 safetensors, and the tokenizer converted
-// to tokenizer.json.
+// Q/K row permutation undone; Gemma 3's norm weights, which llama.cpp stores plus one, put back to
+// HF's convention) and written as BF16/F16/F32 safetensors, and the tokenizer converted to
+// tokenizer.json.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@ struct ImportSummary {
 ImportSummary import_gguf(const std::filesystem::path& gguf_path, const std::filesystem::path& output_folder,
                           const ImportOptions& options);
 
-// The supported GGUF architectures ("llama", "qwen2", "qwen3") and their HF classes.
+// The supported GGUF architectures ("llama", "qwen2", "qwen3", "gemma3") and their HF classes.
 std::string_view supported_gguf_architectures();
 
 // config.json for the model described by GGUF metadata. `vocab_size` is the embedding's row count.
@@ -48,8 +49,10 @@ void set_bias_flags(nlohmann::json& config, std::span<const std::string> gguf_te
                     std::string_view source_name);
 
 // HF name of a GGUF tensor ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight");
-// nullopt for tensors HF does not store (rope_freqs.weight: recomputed from config).
-std::optional<std::string> hf_tensor_name(std::string_view gguf_name);
+// nullopt for tensors HF does not store (rope_freqs.weight: recomputed from config). The GGUF
+// architecture decides the norms: ffn_norm is llama's post_attention_layernorm but gemma3's
+// pre_feedforward_layernorm (gemma3's post_attention_norm and post_ffw_norm have no llama match).
+std::optional<std::string> hf_tensor_name(std::string_view gguf_name, std::string_view gguf_architecture = "llama");
 
 // llama.cpp's converter interleaves the two rotary halves of each head's rows of Q and K
 // (row h*d + 2a + b holds HF row h*d + b*d/2 + a). This puts the rows back in HF order.

@@ -24,7 +24,8 @@ void causal_attention(std::span<const float> queries, int64_t tokens, int64_t st
   const int64_t head_dim = shape.head_dim;
   const int64_t width = shape.heads * head_dim;
   const int64_t group = shape.heads / shape.kv_heads;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const float scale =
+      static_cast<float>(shape.scale != 0 ? shape.scale : 1.0 / std::sqrt(static_cast<double>(head_dim)));
   const size_t element = dtype_size(cache.dtype());
   const std::byte* keys = cache.layer_keys(layer).data();
   const std::byte* values = cache.layer_values(layer).data();

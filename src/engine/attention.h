@@ -1,5 +1,5 @@
 // Causal grouped-query attention over the KV cache: each query head h reads kv head
-// h / (heads / kv_heads); scores q.k / sqrt(head_dim), softmax over positions 0..p, weighted sum of
+// h / (heads / kv_heads); scores q.k / sqrt(head_dim) (or another scale), softmax over positions 0..p, weighted sum of
 // values. Plain loops, (token, head) pairs split across the thread pool.
 #pragma once
 
@@ -18,6 +18,7 @@ struct AttentionShape {
   int64_t heads = 0;
   int64_t kv_heads = 0;
   int64_t head_dim = 0;
+  double scale = 0;  // scores are q.k * scale; 0: 1 / sqrt(head_dim)
 };
 
 // queries: tokens x heads*head_dim (RoPE applied); token t sits at start_position + t and the cache

@@ -70,22 +70,31 @@ void attention_block(const Model& model, const LayerWeights& weights, int64_t la
     cache.store(layer, position, key, std::span<const float>(a.values.data() + token * kv_width, kv_width));
   }
   causal_attention(a.queries, tokens, start_position, layer, cache,
-                   AttentionShape{config.heads, config.kv_heads, head_dim}, a.attention, pool);
+                   AttentionShape{config.heads, config.kv_heads, head_dim, config.attention_scale}, a.attention,
+                   pool);
   linear_forward(weights.o, a.attention, tokens, a.projected, pool);
   add_bias(a.projected, weights.o_bias);
+  if (config.sandwich_norms) rms_norm(a.projected, weights.post_attention_norm, config.rms_norm_eps, a.projected);
   for (size_t i = 0; i < a.hidden.size(); ++i) a.hidden[i] += a.projected[i];
 }
 
 void mlp_block(const Model& model, const LayerWeights& weights, int64_t tokens, Activations& a, ThreadPool& pool) {
   const ModelConfig& config = model.config();
-  rms_norm(a.hidden, weights.post_attention_norm, config.rms_norm_eps, a.normed);
+  const std::vector<float>& input_norm = config.sandwich_norms ? weights.pre_feedforward_norm : weights.post_attention_norm;
+  rms_norm(a.hidden, input_norm, config.rms_norm_eps, a.normed);
   linear_forward(weights.gate, a.normed, tokens, a.gate, pool);
   linear_forward(weights.up, a.normed, tokens, a.up, pool);
   add_bias(a.gate, weights.gate_bias);
   add_bias(a.up, weights.up_bias);
-  silu_mul(a.gate, a.up, a.gate);
+  switch (config.activation) {
+    case Activation::silu: silu_mul(a.gate, a.up, a.gate); break;
+    case Activation::gelu_tanh: gelu_tanh_mul(a.gate, a.up, a.gate); break;
+  }
   linear_forward(weights.down, a.gate, tokens, a.projected, pool);
   add_bias(a.projected, weights.down_bias);
+  if (config.sandwich_norms) {
+    rms_norm(a.projected, weights.post_feedforward_norm, config.rms_norm_eps, a.projected);
+  }
   for (size_t i = 0; i < a.hidden.size(); ++i) a.hidden[i] += a.projected[i];
 }
 
@@ -98,11 +107,15 @@ std::vector<float> run_pass(const Model& model, KvCache& cache, std::span<const 
   for (int64_t token = 0; token < count; ++token) {
     model.embed(tokens[token], std::span<float>(a.hidden).subspan(token * hidden, hidden));
   }
-  const std::vector<double> inverse_frequencies =
+  const std::vector<double> global_frequencies =
       rope_inverse_frequencies(config.head_dim, config.rope_theta, config.rope_scaling);
+  const std::vector<double> local_frequencies =
+      rope_inverse_frequencies(config.head_dim, config.local_rope_theta, RopeScaling{});
   for (int64_t layer = 0; layer < config.layers; ++layer) {
     const LayerWeights& weights = model.layers()[layer];
-    attention_block(model, weights, layer, cache, count, start_position, inverse_frequencies, a, pool);
+    const bool local = !config.sliding_layers.empty() && config.sliding_layers[layer];
+    attention_block(model, weights, layer, cache, count, start_position, local ? local_frequencies : global_frequencies,
+                    a, pool);
     mlp_block(model, weights, count, a, pool);
     if (check_each_layer) {
       if (const auto index = find_nan(a.hidden)) {

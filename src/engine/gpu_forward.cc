@@ -94,6 +94,7 @@ GpuForward::GpuForward(const Model& model, int64_t context_length, DType kv_cach
   check(gpu_forward_available(), "--backend cuda: no CUDA GPU is visible to this process");
   const ModelConfig& config = model.config();
   check(context_length > 0, "GPU forward context length ", context_length);
+  check(config.architecture != Architecture::gemma3, "--backend cuda does not run Gemma 3 yet (use the CPU forward)");
   state_ = std::make_unique<State>(model, context_length, rounding_for(kv_cache_dtype), pool);
   State& s = *state_;
   for (const LayerWeights& layer : model.layers()) {

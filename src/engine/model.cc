@@ -44,6 +44,16 @@ class Loader {
     return values;
   }
 
+  // A norm's weights as the factor applied: Gemma stores them less one ((1 + weight) in float, as
+  // transformers computes it).
+  std::vector<float> norm(const std::string& name, int64_t size, const ModelConfig& config) {
+    std::vector<float> values = vector(name, size);
+    if (config.norm_adds_one) {
+      for (float& value : values) value = 1.0f + value;
+    }
+    return values;
+  }
+
  private:
   const ModelWeights& weights_;
   ThreadPool& pool_;
@@ -56,8 +66,12 @@ LayerWeights load_layer(Loader& loader, const ModelConfig& config, int64_t layer
   const int64_t kv_width = config.kv_heads * config.head_dim;
   const int64_t intermediate = config.intermediate_size;
   LayerWeights weights;
-  weights.input_norm = loader.vector(prefix + "input_layernorm.weight", hidden);
-  weights.post_attention_norm = loader.vector(prefix + "post_attention_layernorm.weight", hidden);
+  weights.input_norm = loader.norm(prefix + "input_layernorm.weight", hidden, config);
+  weights.post_attention_norm = loader.norm(prefix + "post_attention_layernorm.weight", hidden, config);
+  if (config.sandwich_norms) {
+    weights.pre_feedforward_norm = loader.norm(prefix + "pre_feedforward_layernorm.weight", hidden, config);
+    weights.post_feedforward_norm = loader.norm(prefix + "post_feedforward_layernorm.weight", hidden, config);
+  }
   weights.q = loader.matrix(prefix + "self_attn.q_proj.weight", q_width, hidden);
   weights.k = loader.matrix(prefix + "self_attn.k_proj.weight", kv_width, hidden);
   weights.v = loader.matrix(prefix + "self_attn.v_proj.weight", kv_width, hidden);
@@ -69,8 +83,8 @@ LayerWeights load_layer(Loader& loader, const ModelConfig& config, int64_t layer
   }
   if (config.output_bias) weights.o_bias = loader.vector(prefix + "self_attn.o_proj.bias", hidden);
   if (config.qk_norm) {
-    weights.q_norm = loader.vector(prefix + "self_attn.q_norm.weight", config.head_dim);
-    weights.k_norm = loader.vector(prefix + "self_attn.k_norm.weight", config.head_dim);
+    weights.q_norm = loader.norm(prefix + "self_attn.q_norm.weight", config.head_dim, config);
+    weights.k_norm = loader.norm(prefix + "self_attn.k_norm.weight", config.head_dim, config);
   }
   weights.gate = loader.matrix(prefix + "mlp.gate_proj.weight", intermediate, hidden);
   weights.up = loader.matrix(prefix + "mlp.up_proj.weight", intermediate, hidden);
@@ -95,7 +109,7 @@ Model Model::load(const std::filesystem::path& folder, ThreadPool& pool) {
   Loader loader(weights, pool);
   model.embedding_ = loader.matrix("model.embed_tokens.weight", config.vocab_size, config.hidden_size);
   for (int64_t layer = 0; layer < config.layers; ++layer) model.layers_.push_back(load_layer(loader, config, layer));
-  model.final_norm_ = loader.vector("model.norm.weight", config.hidden_size);
+  model.final_norm_ = loader.norm("model.norm.weight", config.hidden_size, config);
   // A tied model may still store lm_head.weight (some exporters write both); use it when present.
   model.tied_ = config.tie_word_embeddings && weights.find("lm_head.weight") == nullptr;
   if (!model.tied_) model.lm_head_ = loader.matrix("lm_head.weight", config.vocab_size, config.hidden_size);
@@ -107,6 +121,9 @@ void Model::embed(int64_t token, std::span<float> out) const {
         config_.vocab_size);
   // MLX looks embeddings up with mx.dequantize (rounded to the scale dtype), unlike its matmul.
   dequantize_linear_row(embedding_, token, out, AffineArithmetic::dequantize);
+  if (config_.embedding_scale != 1.0f) {
+    for (float& value : out) value *= config_.embedding_scale;
+  }
 }
 
 uint64_t Model::weight_bytes() const {
@@ -115,7 +132,8 @@ uint64_t Model::weight_bytes() const {
     for (const LinearWeight* weight : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down}) {
       bytes += weight->stored_bytes();
     }
-    for (const std::vector<float>* values : {&layer.input_norm, &layer.post_attention_norm, &layer.q_norm,
+    for (const std::vector<float>* values : {&layer.input_norm, &layer.post_attention_norm, &layer.pre_feedforward_norm,
+                                             &layer.post_feedforward_norm, &layer.q_norm,
                                              &layer.k_norm, &layer.q_bias, &layer.k_bias, &layer.v_bias,
                                              &layer.o_bias, &layer.gate_bias, &layer.up_bias, &layer.down_bias}) {
       bytes += vector_bytes(*values);

@@ -14,8 +14,13 @@
 
 namespace hlwq {
 
+// Norm weights are held as the factor the normalized value is multiplied by: Gemma 3's stored
+// weights plus one.
 struct LayerWeights {
+  // llama / qwen: post_attention_norm normalizes the MLP input. gemma3: it normalizes the attention
+  // output, pre_feedforward_norm the MLP input and post_feedforward_norm the MLP output.
   std::vector<float> input_norm, post_attention_norm;
+  std::vector<float> pre_feedforward_norm, post_feedforward_norm;  // gemma3 only
   std::vector<float> q_norm, k_norm;  // qwen3 only (head_dim each)
   LinearWeight q, k, v, o, gate, up, down;
   std::vector<float> q_bias, k_bias, v_bias, o_bias;  // empty when the model has none
@@ -33,7 +38,7 @@ class Model {
   std::span<const float> final_norm() const { return final_norm_; }
   const LinearWeight& lm_head() const { return tied_ ? embedding_ : lm_head_; }
   const LinearWeight& embedding() const { return embedding_; }
-  // Row `token` of the embedding as floats; throws for a token outside the vocabulary.
+  // Row `token` of the embedding as floats (times the config's embedding_scale); throws for a token outside the vocabulary.
   void embed(int64_t token, std::span<float> out) const;
   // Bytes the weights take in memory.
   uint64_t weight_bytes() const;

@@ -1,10 +1,13 @@
 #include "engine/model_config.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/error.h"
 
 namespace hlwq {
 
-std::string supported_architectures() { return "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM"; }
+std::string supported_architectures() { return "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM"; }
 
 namespace {
 
@@ -35,6 +38,32 @@ bool flag_or(const nlohmann::json& object, const char* key, bool fallback, const
   return found->get<bool>();
 }
 
+// One rope scaling object ({"rope_type" or legacy "type": ..., "factor": ...}) into `rope`.
+void parse_rope_scaling(const nlohmann::json& scaling, RopeScaling& rope, const std::string& where) {
+  check(scaling.is_object(), "rope scaling must be an object, ", where);
+  std::string type = "default";
+  if (auto found = scaling.find("rope_type"); found != scaling.end() && found->is_string()) {
+    type = found->get<std::string>();
+  } else if (auto legacy = scaling.find("type"); legacy != scaling.end() && legacy->is_string()) {
+    type = legacy->get<std::string>();
+  }
+  if (type == "default") return;
+  rope.factor = number_or(scaling, "factor", 0.0, where);
+  check(rope.factor > 0, "rope scaling \"", type, "\" needs a positive \"factor\", ", where);
+  if (type == "linear") {
+    rope.type = RopeScalingType::linear;
+  } else if (type == "llama3") {
+    rope.type = RopeScalingType::llama3;
+    rope.low_freq_factor = number_or(scaling, "low_freq_factor", 0.0, where);
+    rope.high_freq_factor = number_or(scaling, "high_freq_factor", 0.0, where);
+    rope.original_max_position_embeddings = positive_integer(scaling, "original_max_position_embeddings", where);
+    check(rope.low_freq_factor > 0 && rope.high_freq_factor > rope.low_freq_factor,
+          "llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor, ", where);
+  } else {
+    fail("unsupported rope scaling type \"", type, "\" (supported: linear, llama3), ", where);
+  }
+}
+
 // transformers < 5 writes rope_theta and rope_scaling; transformers 5 writes rope_parameters
 // holding both. Either is accepted.
 void parse_rope(const nlohmann::json& config, ModelConfig& model, const std::string& where) {
@@ -47,30 +76,79 @@ void parse_rope(const nlohmann::json& config, ModelConfig& model, const std::str
   }
   model.rope_theta = number_or(config, "rope_theta", model.rope_theta, where);
   check(model.rope_theta > 0, "rope_theta must be positive, ", where);
-  if (scaling == nullptr) return;
-  check(scaling->is_object(), "rope scaling must be an object, ", where);
-  std::string type = "default";
-  if (auto found = scaling->find("rope_type"); found != scaling->end() && found->is_string()) {
-    type = found->get<std::string>();
-  } else if (auto legacy = scaling->find("type"); legacy != scaling->end() && legacy->is_string()) {
-    type = legacy->get<std::string>();
-  }
-  if (type == "default") return;
-  RopeScaling& rope = model.rope_scaling;
-  rope.factor = number_or(*scaling, "factor", 0.0, where);
-  check(rope.factor > 0, "rope scaling \"", type, "\" needs a positive \"factor\", ", where);
-  if (type == "linear") {
-    rope.type = RopeScalingType::linear;
-  } else if (type == "llama3") {
-    rope.type = RopeScalingType::llama3;
-    rope.low_freq_factor = number_or(*scaling, "low_freq_factor", 0.0, where);
-    rope.high_freq_factor = number_or(*scaling, "high_freq_factor", 0.0, where);
-    rope.original_max_position_embeddings = positive_integer(*scaling, "original_max_position_embeddings", where);
-    check(rope.low_freq_factor > 0 && rope.high_freq_factor > rope.low_freq_factor,
-          "llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor, ", where);
+  if (scaling != nullptr) parse_rope_scaling(*scaling, model.rope_scaling, where);
+}
+
+// Gemma 3's two ropes. transformers 5 nests them in rope_parameters under "full_attention" and
+// "sliding_attention"; earlier configs give rope_theta (+ rope_scaling) and rope_local_base_freq.
+// transformers' defaults: 1e6 global, 1e4 local.
+void parse_gemma3_rope(const nlohmann::json& config, ModelConfig& model, const std::string& where) {
+  model.rope_theta = 1000000.0;
+  model.local_rope_theta = 10000.0;
+  const auto parameters = config.find("rope_parameters");
+  if (parameters != config.end() && parameters->is_object() && parameters->contains("full_attention")) {
+    const nlohmann::json& global = (*parameters)["full_attention"];
+    check(global.is_object(), "rope_parameters.full_attention must be an object, ", where);
+    model.rope_theta = number_or(global, "rope_theta", model.rope_theta, where);
+    parse_rope_scaling(global, model.rope_scaling, where);
+    if (auto local = parameters->find("sliding_attention"); local != parameters->end() && !local->is_null()) {
+      check(local->is_object(), "rope_parameters.sliding_attention must be an object, ", where);
+      model.local_rope_theta = number_or(*local, "rope_theta", model.local_rope_theta, where);
+      RopeScaling local_scaling;
+      parse_rope_scaling(*local, local_scaling, where);
+      check(local_scaling.type == RopeScalingType::none,
+            "rope scaling on the sliding-window layers is not supported, ", where);
+    }
   } else {
-    fail("unsupported rope scaling type \"", type, "\" (supported: linear, llama3), ", where);
+    parse_rope(config, model, where);
+    model.local_rope_theta = number_or(config, "rope_local_base_freq", model.local_rope_theta, where);
   }
+  check(model.rope_theta > 0 && model.local_rope_theta > 0, "rope theta must be positive, ", where);
+}
+
+// Which layers of a Gemma 3 use sliding-window attention: "layer_types", else every layer but each
+// sliding_window_pattern-th (transformers' default pattern: 6).
+std::vector<bool> gemma3_sliding_layers(const nlohmann::json& config, int64_t layers, const std::string& where) {
+  std::vector<bool> sliding(static_cast<size_t>(layers));
+  if (auto types = config.find("layer_types"); types != config.end() && !types->is_null()) {
+    check(types->is_array() && static_cast<int64_t>(types->size()) == layers, "key \"layer_types\" must list ",
+          layers, " layer types, ", where);
+    for (size_t layer = 0; layer < sliding.size(); ++layer) {
+      const nlohmann::json& type = (*types)[layer];
+      check(type == "sliding_attention" || type == "full_attention", "layer type ", type.dump(),
+            " is neither sliding_attention nor full_attention, ", where);
+      sliding[layer] = type == "sliding_attention";
+    }
+    return sliding;
+  }
+  int64_t pattern = 6;
+  if (config.contains("sliding_window_pattern") && !config["sliding_window_pattern"].is_null()) {
+    pattern = positive_integer(config, "sliding_window_pattern", where);
+  }
+  for (size_t layer = 0; layer < sliding.size(); ++layer) sliding[layer] = (layer + 1) % pattern != 0;
+  return sliding;
+}
+
+void parse_gemma3(const nlohmann::json& config, ModelConfig& model, const std::string& where) {
+  for (const char* key : {"attn_logit_softcapping", "final_logit_softcapping"}) {
+    check(!config.contains(key) || config[key].is_null(), "key \"", key,
+          "\" is set: logit softcapping (Gemma 2) is not supported, ", where);
+  }
+  check(!flag_or(config, "use_bidirectional_attention", false, where),
+        "use_bidirectional_attention is not supported, ", where);
+  parse_gemma3_rope(config, model, where);
+  model.sliding_layers = gemma3_sliding_layers(config, model.layers, where);
+  if (std::find(model.sliding_layers.begin(), model.sliding_layers.end(), true) != model.sliding_layers.end()) {
+    model.sliding_window = positive_integer(config, "sliding_window", where);
+  }
+  model.qk_norm = true;
+  model.norm_adds_one = true;
+  model.sandwich_norms = true;
+  model.qkv_bias = model.output_bias = flag_or(config, "attention_bias", false, where);
+  model.embedding_scale = static_cast<float>(std::sqrt(static_cast<double>(model.hidden_size)));
+  const double query_scalar = number_or(config, "query_pre_attn_scalar", 0.0, where);
+  check(query_scalar > 0, "key \"query_pre_attn_scalar\" must be a positive number, ", where);
+  model.attention_scale = 1.0 / std::sqrt(query_scalar);
 }
 
 }  // namespace
@@ -91,6 +169,8 @@ ModelConfig parse_model_config(const nlohmann::json& config, const std::string& 
     model.architecture = Architecture::qwen2;
   } else if (name == "Qwen3ForCausalLM") {
     model.architecture = Architecture::qwen3;
+  } else if (name == "Gemma3ForCausalLM") {
+    model.architecture = Architecture::gemma3;
   } else {
     fail("unsupported architecture ", name, " (supported: ", supported_architectures(), "), ", where);
   }
@@ -115,7 +195,7 @@ ModelConfig parse_model_config(const nlohmann::json& config, const std::string& 
   model.max_position_embeddings = positive_integer(config, "max_position_embeddings", where);
   model.rms_norm_eps = number_or(config, "rms_norm_eps", model.rms_norm_eps, where);
   check(model.rms_norm_eps >= 0, "rms_norm_eps is negative, ", where);
-  parse_rope(config, model, where);
+  if (model.architecture != Architecture::gemma3) parse_rope(config, model, where);
   model.tie_word_embeddings = flag_or(config, "tie_word_embeddings", false, where);
   const bool attention_bias = flag_or(config, "attention_bias", false, where);
   switch (model.architecture) {
@@ -134,9 +214,28 @@ ModelConfig parse_model_config(const nlohmann::json& config, const std::string& 
       model.qkv_bias = model.output_bias = attention_bias;
       model.qk_norm = true;
       break;
+    case Architecture::gemma3:
+      parse_gemma3(config, model, where);
+      break;
   }
-  const std::string activation = config.value("hidden_act", std::string("silu"));
-  check(activation == "silu", "unsupported hidden_act \"", activation, "\" (supported: silu), ", where);
+  // Gemma names the activation hidden_activation (its hidden_act is a legacy alias).
+  const char* activation_key =
+      model.architecture == Architecture::gemma3 && config.contains("hidden_activation") ? "hidden_activation"
+                                                                                          : "hidden_act";
+  const std::string default_activation = model.architecture == Architecture::gemma3 ? "gelu_pytorch_tanh" : "silu";
+  const auto found = config.find(activation_key);
+  const bool given = found != config.end() && !found->is_null();
+  check(!given || found->is_string(), "key \"", activation_key, "\" must be a string, ", where);
+  const std::string activation = given ? found->get<std::string>() : default_activation;
+  if (activation == "silu") {
+    model.activation = Activation::silu;
+  } else if (activation == "gelu_pytorch_tanh" && model.architecture == Architecture::gemma3) {
+    model.activation = Activation::gelu_tanh;
+  } else {
+    fail("unsupported ", activation_key, " \"", activation, "\" (supported: silu; gelu_pytorch_tanh for Gemma 3), ",
+         where);
+  }
+  if (model.attention_scale == 0) model.attention_scale = 1.0 / std::sqrt(static_cast<double>(model.head_dim));
   return model;
 }
 

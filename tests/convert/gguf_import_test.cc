@@ -26,6 +26,44 @@ TEST(GgufImport, TensorNames) {
   EXPECT_EQ(hf_tensor_name("blk.3.attn_k_norm.weight"), "model.layers.3.self_attn.k_norm.weight");
   EXPECT_EQ(hf_tensor_name("rope_freqs.weight"), std::nullopt);
   EXPECT_THROW(hf_tensor_name("blk.0.ffn_gate_exps.weight"), Error);
+  EXPECT_THROW(hf_tensor_name("blk.0.post_ffw_norm.weight"), Error);  // no llama counterpart
+}
+
+// Gemma 3's four norms per layer (llama.cpp's names -> transformers' Gemma3DecoderLayer).
+TEST(GgufImport, Gemma3TensorNames) {
+  EXPECT_EQ(hf_tensor_name("blk.2.attn_norm.weight", "gemma3"), "model.layers.2.input_layernorm.weight");
+  EXPECT_EQ(hf_tensor_name("blk.2.post_attention_norm.weight", "gemma3"),
+            "model.layers.2.post_attention_layernorm.weight");
+  EXPECT_EQ(hf_tensor_name("blk.2.ffn_norm.weight", "gemma3"), "model.layers.2.pre_feedforward_layernorm.weight");
+  EXPECT_EQ(hf_tensor_name("blk.2.post_ffw_norm.weight", "gemma3"),
+            "model.layers.2.post_feedforward_layernorm.weight");
+  EXPECT_EQ(hf_tensor_name("blk.2.attn_q_norm.weight", "gemma3"), "model.layers.2.self_attn.q_norm.weight");
+  EXPECT_EQ(hf_tensor_name("blk.2.ffn_gate.weight", "gemma3"), "model.layers.2.mlp.gate_proj.weight");
+  EXPECT_EQ(hf_tensor_name("blk.2.ffn_norm.weight"), "model.layers.2.post_attention_layernorm.weight");
+}
+
+// The Gemma 3 270M metadata: what llama.cpp fixes rather than stores comes back in config.json.
+TEST(GgufImport, Gemma3ConfigFromMetadata) {
+  nlohmann::json metadata = {
+      {"general.architecture", "gemma3"}, {"gemma3.embedding_length", 640}, {"gemma3.block_count", 18},
+      {"gemma3.feed_forward_length", 2048}, {"gemma3.attention.head_count", 4},
+      {"gemma3.attention.head_count_kv", 1}, {"gemma3.attention.key_length", 256},
+      {"gemma3.rope.freq_base", 1000000.0}, {"gemma3.attention.sliding_window", 512},
+      {"gemma3.context_length", 32768}};
+  const nlohmann::json config = hf_config_from_gguf(metadata, 262144, true, DType::F32);
+  EXPECT_EQ(config["architectures"][0], "Gemma3ForCausalLM");
+  EXPECT_EQ(config["model_type"], "gemma3_text");
+  EXPECT_EQ(config["hidden_activation"], "gelu_pytorch_tanh");
+  EXPECT_FALSE(config.contains("hidden_act"));
+  EXPECT_EQ(config["query_pre_attn_scalar"], 256);
+  EXPECT_EQ(config["sliding_window"], 512);
+  EXPECT_EQ(config["rope_local_base_freq"], 10000.0);
+  ASSERT_EQ(config["layer_types"].size(), 18u);
+  EXPECT_EQ(config["layer_types"][4], "sliding_attention");
+  EXPECT_EQ(config["layer_types"][5], "full_attention");
+  EXPECT_EQ(config["layer_types"][17], "full_attention");
+  metadata["gemma3.final_logit_softcapping"] = 30.0;
+  EXPECT_THROW(hf_config_from_gguf(metadata, 262144, true, DType::F32), Error);
 }
 
 // llama.cpp's converter applies, per head, reshape(2, d/2) -> swap -> reshape to the rows

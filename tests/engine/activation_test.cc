@@ -1,4 +1,4 @@
-// SwiGLU gate against the written-out formula.
+// SwiGLU and GeGLU gates against the written-out formula / torch's values.
 #include "engine/activation.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +16,24 @@ TEST(SiluMul, MatchesTheFormula) {
   std::vector<float> out(16);
   silu_mul(gate, up, out);
   for (int i = 0; i < 16; ++i) EXPECT_NEAR(out[i], gate[i] / (1 + std::exp(-gate[i])) * up[i], 1e-5);
+}
+
+// torch.nn.functional.gelu(x, approximate="tanh") in float64 at 1, -1, 3, -0.5.
+TEST(GeluTanhMul, MatchesTorchAndIsCloseToTheErfGelu) {
+  const std::vector<float> points = {1.0f, -1.0f, 3.0f, -0.5f}, ones(4, 1.0f);
+  const std::vector<double> torch_values = {0.8411919906082768, -0.15880800939172324, 2.996362607918227,
+                                            -0.15428599017485606};
+  std::vector<float> out(4);
+  gelu_tanh_mul(points, ones, out);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(out[i], torch_values[i], 1e-6);
+  // The tanh form stays within 1e-3 of the exact x * Phi(x); the up factor multiplies.
+  const std::vector<float> gate = random_normal(64, 6, 3.0f), up = random_normal(64, 7);
+  std::vector<float> gated(64);
+  gelu_tanh_mul(gate, up, gated);
+  for (int i = 0; i < 64; ++i) {
+    const double exact = 0.5 * gate[i] * (1 + std::erf(gate[i] / std::sqrt(2.0)));
+    EXPECT_NEAR(gated[i], exact * up[i], 1e-3 * (1 + std::fabs(up[i])));
+  }
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// The engine against transformers: tiny llama / qwen2 / qwen3 logits, prefill vs decode, KV cache
+// The engine against transformers: tiny llama / qwen2 / qwen3 / gemma3 logits, prefill vs decode, KV cache
 // dtypes, NaN reporting and input errors.
 #include "engine/forward.h"
 
@@ -81,7 +81,23 @@ TEST_P(TransformersLogits, HalfPrecisionCacheStaysClose) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, TransformersLogits,
-                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3"));
+                         ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "gemma3"));
+
+// The gemma3 fixture tells its two ropes apart: with the local layers rotated like the global ones
+// (theta 1e6, linear factor 2) the logits move far from transformers'.
+TEST(Forward, Gemma3LocalRopeChangesTheLogits) {
+  ThreadPool pool(2);
+  TemporaryFolder temporary;
+  const std::filesystem::path source = engine_fixture("gemma3");
+  std::filesystem::copy(source, temporary.path() / "gemma3");
+  const std::filesystem::path config_path = temporary.path() / "gemma3" / "config.json";
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(config_path));
+  config["rope_parameters"]["sliding_attention"]["rope_theta"] = 1000000.0;
+  std::ofstream(config_path) << config.dump();
+  const ReferenceLogits reference = read_reference_logits(source);
+  const Model changed = Model::load(temporary.path() / "gemma3", pool);
+  EXPECT_GT(max_abs_difference(prefill_logits(changed, reference.ids, pool), reference.logits), 1e-3);
+}
 
 // The fixture is sensitive to the rope scaling: the same llama weights without llama3 scaling give
 // logits far from transformers' (so the 1e-5 match above tests the scaled frequencies).

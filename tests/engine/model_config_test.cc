@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <string>
 
@@ -52,6 +53,64 @@ TEST(ModelConfig, ReadsTransformers5Configs) {
   EXPECT_EQ(qwen3.heads, 2);
 }
 
+TEST(ModelConfig, ReadsGemma3) {
+  const ModelConfig gemma = parse_model_config(fixture_config("gemma3"), "gemma3");
+  EXPECT_EQ(gemma.architecture, Architecture::gemma3);
+  EXPECT_EQ(gemma.activation, Activation::gelu_tanh);
+  EXPECT_TRUE(gemma.qk_norm && gemma.norm_adds_one && gemma.sandwich_norms && gemma.tie_word_embeddings);
+  EXPECT_FLOAT_EQ(gemma.embedding_scale, 8.0f);
+  EXPECT_DOUBLE_EQ(gemma.attention_scale, 1.0 / std::sqrt(24.0));
+  EXPECT_EQ(gemma.sliding_layers, (std::vector<bool>{true, false, true, false}));
+  EXPECT_EQ(gemma.sliding_window, 64);
+  EXPECT_DOUBLE_EQ(gemma.rope_theta, 1000000.0);
+  EXPECT_EQ(gemma.rope_scaling.type, RopeScalingType::linear);
+  EXPECT_DOUBLE_EQ(gemma.local_rope_theta, 10000.0);
+  // The other architectures keep head_dim^-0.5 and silu.
+  const ModelConfig qwen3 = parse_model_config(fixture_config("qwen3"), "qwen3");
+  EXPECT_DOUBLE_EQ(qwen3.attention_scale, 1.0 / std::sqrt(32.0));
+  EXPECT_EQ(qwen3.activation, Activation::silu);
+  EXPECT_FLOAT_EQ(qwen3.embedding_scale, 1.0f);
+}
+
+// transformers 4 configs (google/gemma-3-270m's): rope_theta, rope_local_base_freq, no layer_types
+// but sliding_window_pattern.
+TEST(ModelConfig, ReadsLegacyGemma3Keys) {
+  nlohmann::json config = fixture_config("gemma3");
+  config.erase("rope_parameters");
+  config.erase("layer_types");
+  config["rope_theta"] = 500000.0;
+  config["rope_local_base_freq"] = 20000.0;
+  config["sliding_window_pattern"] = 2;
+  const ModelConfig gemma = parse_model_config(config, "gemma3");
+  EXPECT_DOUBLE_EQ(gemma.rope_theta, 500000.0);
+  EXPECT_DOUBLE_EQ(gemma.local_rope_theta, 20000.0);
+  EXPECT_EQ(gemma.rope_scaling.type, RopeScalingType::none);
+  EXPECT_EQ(gemma.sliding_layers, (std::vector<bool>{true, false, true, false}));
+  config.erase("sliding_window_pattern");
+  EXPECT_EQ(parse_model_config(config, "gemma3").sliding_layers, (std::vector<bool>{true, true, true, true}));
+}
+
+TEST(ModelConfig, Gemma3Errors) {
+  nlohmann::json softcapped = fixture_config("gemma3");
+  softcapped["final_logit_softcapping"] = 30.0;
+  EXPECT_NE(error_of(softcapped).find("softcapping"), std::string::npos);
+  nlohmann::json attention_capped = fixture_config("gemma3");
+  attention_capped["attn_logit_softcapping"] = 50.0;
+  EXPECT_NE(error_of(attention_capped).find("softcapping"), std::string::npos);
+  nlohmann::json types = fixture_config("gemma3");
+  types["layer_types"] = {"sliding_attention"};
+  EXPECT_NE(error_of(types).find("layer_types"), std::string::npos);
+  nlohmann::json activation = fixture_config("gemma3");
+  activation["hidden_activation"] = "relu";
+  EXPECT_NE(error_of(activation).find("unsupported hidden_activation"), std::string::npos);
+  nlohmann::json scalar = fixture_config("gemma3");
+  scalar.erase("query_pre_attn_scalar");
+  EXPECT_NE(error_of(scalar).find("query_pre_attn_scalar"), std::string::npos);
+  nlohmann::json gelu_llama = fixture_config("llama");
+  gelu_llama["hidden_act"] = "gelu_pytorch_tanh";
+  EXPECT_NE(error_of(gelu_llama).find("unsupported hidden_act"), std::string::npos);
+}
+
 TEST(ModelConfig, ReadsLegacyRopeKeys) {
   nlohmann::json config = fixture_config("llama");
   config.erase("rope_parameters");
@@ -85,6 +144,7 @@ TEST(ModelConfig, ErrorsAreOneLineAndNameTheFile) {
   std::string message = error_of(config);
   EXPECT_NE(message.find("GPT2LMHeadModel"), std::string::npos);
   EXPECT_NE(message.find("Qwen3ForCausalLM"), std::string::npos);
+  EXPECT_NE(message.find("Gemma3ForCausalLM"), std::string::npos);
   EXPECT_NE(message.find("dir/config.json"), std::string::npos);
   for (const char* key : {"hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                           "vocab_size", "max_position_embeddings", "architectures"}) {

@@ -117,12 +117,13 @@ TEST_P(QuantizedFormats, RunLikeTheirDequantizedExport) {
 
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
-  for (const std::string architecture : {"llama", "llama_tied", "qwen2", "qwen3"}) {
+  for (const std::string architecture : {"llama", "llama_tied", "qwen2", "qwen3", "gemma3"}) {
     for (Format format : {Format::hlwq_q8, Format::mlx_q8, Format::ct_int4}) cases.push_back({architecture, format});
   }
   cases.push_back({"llama_tied", Format::hlwq_q8_embeddings});
   cases.push_back({"llama", Format::hlwq_q8_absmax});
   cases.push_back({"qwen3", Format::hlwq_q8_absmax});
+  cases.push_back({"gemma3", Format::hlwq_q8_embeddings});
   return cases;
 }
 
