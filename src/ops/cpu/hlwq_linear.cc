@@ -257,7 +257,7 @@ HWY_INLINE void WideStep(D d, const Centroids& centroids, const WidePlanes& plan
 // has three vector ports, and only then widened: per pair of code vectors two widenings instead of
 // two widenings plus eight full-width shifts and masks, which left 5 bits compute-bound. Byte fields
 // are shifted inside 16-bit lanes: bits crossing into the neighbour byte land outside the mask.
-template <size_t kTile, Lookup kLookup, class D>
+template <size_t kTile, Lookup kLookup, int kFixedBits = 0, size_t kFixedBlock = 0, class D>
 HWY_INLINE void WideStepNibbleAndUpper(D d, const Centroids& centroids, const WidePlanes& planes,
                                        const uint8_t* HWY_RESTRICT packed, const float* HWY_RESTRICT block_x,
                                        size_t x_stride, size_t half, size_t j, hn::Vec<D> (&first_sums)[kTile],
@@ -272,9 +272,21 @@ HWY_INLINE void WideStepNibbleAndUpper(D d, const Centroids& centroids, const Wi
   const auto low = hn::LoadU(d8, packed + j);
   auto first = hn::And(low, nibble_mask);
   auto second = hn::And(hn::BitCast(d8, hn::ShiftRight<4>(hn::BitCast(d16, low))), nibble_mask);
-  const size_t v = j / hn::Lanes(d);
-  const auto upper = hn::BitCast(d16, hn::LoadU(d8, packed + planes.offsets[v][1]));
-  const int field = planes.fields[v][1];  // the first run's field; the second's is 4 higher
+  size_t upper_offset;
+  int field;  // the first run's field; the second's is 4 higher
+  if constexpr (kFixedBits != 0) {
+    // Bits and block known at compile time: with the step loop unrolled, offset and field are
+    // constants and the shifts take immediates.
+    constexpr size_t kWidth = static_cast<size_t>(kFixedBits) - 4;
+    constexpr size_t kPlaneBytes = kFixedBlock * kWidth / 8;
+    upper_offset = kFixedBlock / 2 + j % kPlaneBytes;
+    field = static_cast<int>(j / kPlaneBytes * kWidth);
+  } else {
+    const size_t v = j / hn::Lanes(d);
+    upper_offset = planes.offsets[v][1];
+    field = planes.fields[v][1];
+  }
+  const auto upper = hn::BitCast(d16, hn::LoadU(d8, packed + upper_offset));
   const auto upper_mask = hn::Set(d8, static_cast<uint8_t>(planes.masks[1] << 4));
   first = hn::Or(first, hn::And(hn::BitCast(d8, hn::ShiftLeftSame(upper, 4 - field)), upper_mask));
   second = hn::Or(second, hn::And(hn::BitCast(d8, hn::ShiftRightSame(upper, field)), upper_mask));
@@ -293,7 +305,8 @@ HWY_INLINE void WideStepNibbleAndUpper(D d, const Centroids& centroids, const Wi
 // first at field j / P_w, the second 4 / w fields further, i.e. 4 bits higher. So each plane costs
 // one load and one variable shift per pair of code vectors, the rest are constant shifts. Four
 // independent sums per activation row keep the multiply-add latency off the critical path.
-template <size_t kTile, int kPlanes, Lookup kLookup, bool kNibbleAndUpper = false>
+template <size_t kTile, int kPlanes, Lookup kLookup, bool kNibbleAndUpper = false, int kFixedBits = 0,
+          size_t kFixedBlock = 0>
 void FusedRowsWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
                    const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const float* HWY_RESTRICT x,
                    size_t x_stride, float* HWY_RESTRICT y, size_t y_stride) {
@@ -301,7 +314,7 @@ void FusedRowsWide(const HlwqCodec& codec, const Centroids& centroids, const uin
   const size_t lanes = hn::Lanes(d);
   const HlwqParams& params = codec.params();
   const CodePlanes code_plane_list = code_planes(params.bits);
-  const size_t block = static_cast<size_t>(params.block);
+  const size_t block = kFixedBlock != 0 ? kFixedBlock : static_cast<size_t>(params.block);
   const size_t half = block / 2;
   WidePlanes planes;
   for (int p = 0, start = 0; p < kPlanes; ++p) {
@@ -338,8 +351,8 @@ void FusedRowsWide(const HlwqCodec& codec, const Centroids& centroids, const uin
       size_t j = 0;
       const auto step = [&](size_t at, auto& first_sums, auto& second_sums) {
         if constexpr (kNibbleAndUpper) {
-          WideStepNibbleAndUpper<kTile, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, at, first_sums,
-                                                 second_sums);
+          WideStepNibbleAndUpper<kTile, kLookup, kFixedBits, kFixedBlock>(d, centroids, planes, packed, block_x,
+                                                                           x_stride, half, at, first_sums, second_sums);
         } else {
           WideStep<kTile, kPlanes, kLookup>(d, centroids, planes, packed, block_x, x_stride, half, at, first_sums,
                                             second_sums);
@@ -359,18 +372,18 @@ void FusedRowsWide(const HlwqCodec& codec, const Centroids& centroids, const uin
   }
 }
 
-template <size_t kTile, int kPlanes, bool kNibbleAndUpper>
+template <size_t kTile, int kPlanes, bool kNibbleAndUpper, int kFixedBits = 0, size_t kFixedBlock = 0>
 void FusedRowsWideLookup(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
                          const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const RowProductShape& shape) {
   switch (LookupFor(centroids, hn::Lanes(hn::ScalableTag<float>()))) {
     case Lookup::kOneVector:
-      return FusedRowsWide<kTile, kPlanes, Lookup::kOneVector, kNibbleAndUpper>(
+      return FusedRowsWide<kTile, kPlanes, Lookup::kOneVector, kNibbleAndUpper, kFixedBits, kFixedBlock>(
           codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
     case Lookup::kTwoVectors:
-      return FusedRowsWide<kTile, kPlanes, Lookup::kTwoVectors, kNibbleAndUpper>(
+      return FusedRowsWide<kTile, kPlanes, Lookup::kTwoVectors, kNibbleAndUpper, kFixedBits, kFixedBlock>(
           codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
     default:
-      return FusedRowsWide<kTile, kPlanes, Lookup::kGather, kNibbleAndUpper>(
+      return FusedRowsWide<kTile, kPlanes, Lookup::kGather, kNibbleAndUpper, kFixedBits, kFixedBlock>(
           codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
   }
 }
@@ -390,6 +403,13 @@ void FusedRowsWideAnyPlanes(const HlwqCodec& codec, const Centroids& centroids, 
     case 1: return FusedRowsWideLookup<kTile, 1, false>(codec, centroids, codes, norms, begin, end, shape);
     case 2:
       if (SecondPlaneAboveNibble(codec.params())) {
+        // The usual layouts get compile-time plane geometry (Q5 and Q6 at block 128).
+        if (codec.params().block == 128 && codec.params().bits == 5) {
+          return FusedRowsWideLookup<kTile, 2, true, 5, 128>(codec, centroids, codes, norms, begin, end, shape);
+        }
+        if (codec.params().block == 128 && codec.params().bits == 6) {
+          return FusedRowsWideLookup<kTile, 2, true, 6, 128>(codec, centroids, codes, norms, begin, end, shape);
+        }
         return FusedRowsWideLookup<kTile, 2, true>(codec, centroids, codes, norms, begin, end, shape);
       }
       return FusedRowsWideLookup<kTile, 2, false>(codec, centroids, codes, norms, begin, end, shape);
