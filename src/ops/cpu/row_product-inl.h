@@ -375,13 +375,32 @@ HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t
         sums[t][1] = hn::MulAdd(high, hn::LoadU(d, x + t * columns + i + lanes), sums[t][1]);
       }
     }
-    const float scale = scales[g];
-    const double bias = static_cast<double>(biases != nullptr ? biases[g] : 0.0f) +
-                        static_cast<double>(nibbles.code_offset) * scale;
-    const auto scale_vector = hn::Set(d, scale);
+    const auto scale_vector = hn::Set(d, scales[g]);
+    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale_vector, totals[t]);
+  }
+  // The groups' offsets, sum_g (bias_g + code_offset * scale_g) * sum(x over g), in double vectors
+  // after the loop: inside it they were a scalar convert, load and multiply-add per group, a large
+  // share of a short row's work (a 576-wide row has 9 groups of two vector steps each).
+  if (biases != nullptr || nibbles.code_offset != 0.0f) {
+    const hn::ScalableTag<double> dd;
+    const hn::Rebind<float, decltype(dd)> df;
+    const size_t double_lanes = hn::Lanes(dd);
+    const auto code_offset = hn::Set(dd, static_cast<double>(nibbles.code_offset));
     for (size_t t = 0; t < kTile; ++t) {
-      totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale_vector, totals[t]);
-      offsets[t] += bias * group_sums[t * groups + g];
+      const double* HWY_RESTRICT sums_of_x = group_sums + t * groups;
+      auto accumulated = hn::Zero(dd);
+      size_t g = 0;
+      for (; g + double_lanes <= groups; g += double_lanes) {
+        auto bias = hn::Mul(hn::PromoteTo(dd, hn::LoadU(df, scales + g)), code_offset);
+        if (biases != nullptr) bias = hn::Add(bias, hn::PromoteTo(dd, hn::LoadU(df, biases + g)));
+        accumulated = hn::MulAdd(bias, hn::LoadU(dd, sums_of_x + g), accumulated);
+      }
+      offsets[t] = hn::GetLane(hn::SumOfLanes(dd, accumulated));
+      for (; g < groups; ++g) {
+        const double bias = static_cast<double>(biases != nullptr ? biases[g] : 0.0f) +
+                            static_cast<double>(nibbles.code_offset) * scales[g];
+        offsets[t] += bias * sums_of_x[g];
+      }
     }
   }
   for (size_t t = 0; t < kTile; ++t) {
