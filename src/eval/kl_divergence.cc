@@ -11,11 +11,15 @@ namespace hlwq {
 
 TokenDivergence token_divergence(std::span<const float> reference_log_probs, std::span<const float> logits,
                                  int32_t target) {
+  return token_divergence(reference_log_probs, logits, target, log_sum_exp(logits));
+}
+
+TokenDivergence token_divergence(std::span<const float> reference_log_probs, std::span<const float> logits,
+                                 int32_t target, double log_sum) {
   check(reference_log_probs.size() == logits.size(), "vocabulary sizes differ: reference ",
         reference_log_probs.size(), ", model ", logits.size());
   check(target >= 0 && static_cast<size_t>(target) < logits.size(), "token id ", target,
         " outside the vocabulary (", logits.size(), ")");
-  const double log_sum = log_sum_exp(logits);
   const RowDivergence row = row_divergence(reference_log_probs, logits, log_sum);
   TokenDivergence token;
   token.divergence = std::max(0.0, row.divergence);

@@ -23,6 +23,9 @@ struct TokenDivergence {
 // model's. A pure function of its inputs, so tokens can be compared on any thread.
 TokenDivergence token_divergence(std::span<const float> reference_log_probs, std::span<const float> logits,
                                  int32_t target);
+// The same with log_sum_exp(logits) already computed (perplexity has it for every scored token).
+TokenDivergence token_divergence(std::span<const float> reference_log_probs, std::span<const float> logits,
+                                 int32_t target, double logits_log_sum);
 
 // Gathers TokenDivergence values in token order (the sums, and so the statistics, depend on it).
 class KlDivergenceAccumulator {

@@ -25,9 +25,12 @@ void log_softmax(std::span<const float> logits, std::span<float> log_probs) {
 }
 
 void quantize_log_probs(std::span<const float> logits, int32_t target, QuantizedLogProbs& record) {
+  quantize_log_probs(logits, target, record, log_sum_exp(logits));
+}
+
+void quantize_log_probs(std::span<const float> logits, int32_t target, QuantizedLogProbs& record, double log_sum) {
   // The log-probabilities are formed twice (for the maximum, then for the values) rather than
   // stored: a vocabulary-sized scratch row per thread costs more than the subtractions.
-  const double log_sum = log_sum_exp(logits);
   const auto log_prob = [&](size_t i) { return static_cast<float>(logits[i] - log_sum); };
   float maximum = -INFINITY;  // <= 0
   for (size_t i = 0; i < logits.size(); ++i) maximum = std::max(maximum, log_prob(i));

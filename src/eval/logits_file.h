@@ -32,6 +32,8 @@ struct QuantizedLogProbs {
 // A logits row as the file stores it (values resized to logits.size(), reusing its storage). A pure
 // function of its inputs: rows can be quantized on any thread and appended in order later.
 void quantize_log_probs(std::span<const float> logits, int32_t target, QuantizedLogProbs& record);
+// The same with log_sum_exp(logits) already computed.
+void quantize_log_probs(std::span<const float> logits, int32_t target, QuantizedLogProbs& record, double log_sum);
 
 class LogitsFileWriter {
  public:

@@ -131,10 +131,10 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
     pool.parallel_for(count, [&](size_t begin, size_t end) {
       std::vector<float> reference(base ? vocab : 0);
       for (size_t k = begin; k < end; ++k) {
-        if (saver) quantize_log_probs(window.row(k), window.targets[k], saved_rows[k]);
+        if (saver) quantize_log_probs(window.row(k), window.targets[k], saved_rows[k], window.log_sums[k]);
         if (base) {
           base->log_probs(scored_index + k, reference);
-          divergences[k] = token_divergence(reference, window.row(k), window.targets[k]);
+          divergences[k] = token_divergence(reference, window.row(k), window.targets[k], window.log_sums[k]);
         }
       }
     });

@@ -53,7 +53,7 @@ PerplexityResult compute_perplexity(std::span<const int32_t> tokens, int64_t voc
   int64_t count = 0;
   std::vector<int32_t> window_tokens;
   std::vector<float> logits;
-  std::vector<double> losses;  // per scored token of the window, filled in parallel
+  std::vector<double> losses, log_sums;  // per scored token of the window, filled in parallel
   for (const PerplexityWindow& window : windows) {
     throw_if_interrupted();
     window_tokens.assign(tokens.begin() + window.begin, tokens.begin() + window.end);
@@ -63,15 +63,18 @@ PerplexityResult compute_perplexity(std::span<const int32_t> tokens, int64_t voc
     check(static_cast<int64_t>(logits.size()) == (length - window.first_scored) * vocab_size,
           "internal: logits size mismatch");
     // Window position first_scored + k predicts the token after it.
+    const size_t scored_count = static_cast<size_t>(length - 1 - window.first_scored);
+    losses.resize(scored_count);
+    log_sums.resize(scored_count);
     const ScoredWindow scored{window.begin + window.first_scored, vocab_size, logits,
-                              tokens.subspan(window.begin + window.first_scored + 1,
-                                             static_cast<size_t>(length - 1 - window.first_scored))};
+                              tokens.subspan(window.begin + window.first_scored + 1, scored_count), log_sums};
     const auto in_vocabulary = [&](int32_t target) { return target >= 0 && target < vocab_size; };
-    losses.resize(scored.targets.size());
-    pool.parallel_for(losses.size(), [&](size_t begin, size_t end) {
+    // Each row's log-sum-exp is kept: the visitor's KL-divergence and saved rows need it too.
+    pool.parallel_for(scored_count, [&](size_t begin, size_t end) {
       for (size_t k = begin; k < end; ++k) {
         const int32_t target = scored.targets[k];
-        losses[k] = in_vocabulary(target) ? negative_log_likelihood(scored.row(k), target) : NAN;
+        log_sums[k] = log_sum_exp(scored.row(k));
+        losses[k] = in_vocabulary(target) ? log_sums[k] - static_cast<double>(scored.row(k)[target]) : NAN;
       }
     });
     // Checked and summed in sequence order: the first bad token is the one reported, and the sums

@@ -37,6 +37,7 @@ struct ScoredWindow {
   int64_t vocab_size = 0;
   std::span<const float> logits;  // at least targets.size() rows of vocab_size floats
   std::span<const int32_t> targets;
+  std::span<const double> log_sums;  // log_sum_exp(row(k)), computed once for the likelihood
 
   std::span<const float> row(size_t k) const { return logits.subspan(k * vocab_size, vocab_size); }
 };
