@@ -24,11 +24,7 @@ TEST(DemoModel, MatchesTransformersTopLogits) {
   if (gguf.empty()) GTEST_SKIP() << "demo model absent (scripts/fetch_demo_model.sh)";
   ThreadPool pool(2);
   TemporaryFolder temporary;
-  ImportOptions import_options;
-  import_options.dtype = DType::F32;
-  import_options.threads = 2;
-  import_gguf(gguf, temporary.path() / "demo", import_options);
-  const Model model = Model::load(temporary.path() / "demo", pool);
+  const Model model = import_f32_and_load(gguf, temporary.path() / "demo", pool);
 
   std::ifstream file(engine_fixture("smollm2_demo_top_logits.json"));
   const nlohmann::json fixture = nlohmann::json::parse(file);

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "convert/gguf_import.h"
 #include "core/error.h"
 #include "engine/forward.h"
 
@@ -47,6 +48,16 @@ inline double max_abs_difference(std::span<const float> a, std::span<const float
     largest = std::max(largest, std::fabs(static_cast<double>(a[i]) - b[i]));
   }
   return largest;
+}
+
+// A real GGUF imported as F32 into `folder` (hlwq import --dtype f32) and loaded.
+inline Model import_f32_and_load(const std::filesystem::path& gguf, const std::filesystem::path& folder,
+                                 ThreadPool& pool) {
+  ImportOptions options;
+  options.dtype = DType::F32;
+  options.threads = 2;
+  import_gguf(gguf, folder, options);
+  return Model::load(folder, pool);
 }
 
 // Prefill of the whole prompt, logits for every position, F32 KV cache.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <functional>
 #include <fstream>
 #include <string>
 
@@ -83,36 +84,40 @@ TEST_P(TransformersLogits, HalfPrecisionCacheStaysClose) {
 INSTANTIATE_TEST_SUITE_P(Architectures, TransformersLogits,
                          ::testing::Values("llama", "llama_tied", "qwen2", "qwen3", "gemma3"));
 
+// Max |logit - transformers'| of fixture `name` after `edit` changed its config.json.
+double difference_after_config_edit(const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
+  ThreadPool pool(2);
+  TemporaryFolder temporary;
+  const std::filesystem::path source = engine_fixture(name);
+  std::filesystem::copy(source, temporary.path() / name);
+  const std::filesystem::path config_path = temporary.path() / name / "config.json";
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(config_path));
+  edit(config);
+  std::ofstream(config_path) << config.dump();
+  const ReferenceLogits reference = read_reference_logits(source);
+  const Model changed = Model::load(temporary.path() / name, pool);
+  return max_abs_difference(prefill_logits(changed, reference.ids, pool), reference.logits);
+}
+
 // The gemma3 fixture tells its two ropes apart: with the local layers rotated like the global ones
 // (theta 1e6, linear factor 2) the logits move far from transformers'.
 TEST(Forward, Gemma3LocalRopeChangesTheLogits) {
-  ThreadPool pool(2);
-  TemporaryFolder temporary;
-  const std::filesystem::path source = engine_fixture("gemma3");
-  std::filesystem::copy(source, temporary.path() / "gemma3");
-  const std::filesystem::path config_path = temporary.path() / "gemma3" / "config.json";
-  nlohmann::json config = nlohmann::json::parse(std::ifstream(config_path));
-  config["rope_parameters"]["sliding_attention"]["rope_theta"] = 1000000.0;
-  std::ofstream(config_path) << config.dump();
-  const ReferenceLogits reference = read_reference_logits(source);
-  const Model changed = Model::load(temporary.path() / "gemma3", pool);
-  EXPECT_GT(max_abs_difference(prefill_logits(changed, reference.ids, pool), reference.logits), 1e-3);
+  EXPECT_GT(difference_after_config_edit("gemma3",
+                                         [](nlohmann::json& config) {
+                                           config["rope_parameters"]["sliding_attention"]["rope_theta"] = 1000000.0;
+                                         }),
+            1e-3);
 }
 
 // The fixture is sensitive to the rope scaling: the same llama weights without llama3 scaling give
 // logits far from transformers' (so the 1e-5 match above tests the scaled frequencies).
 TEST(Forward, Llama3RopeScalingChangesTheLogits) {
-  ThreadPool pool(2);
-  TemporaryFolder temporary;
-  const std::filesystem::path source = engine_fixture("llama");
-  std::filesystem::copy(source, temporary.path() / "llama");
-  const std::filesystem::path config_path = temporary.path() / "llama" / "config.json";
-  nlohmann::json config = nlohmann::json::parse(std::ifstream(config_path));
-  config["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", 10000.0}};
-  std::ofstream(config_path) << config.dump();
-  const ReferenceLogits reference = read_reference_logits(source);
-  const Model unscaled = Model::load(temporary.path() / "llama", pool);
-  EXPECT_GT(max_abs_difference(prefill_logits(unscaled, reference.ids, pool), reference.logits), 1e-3);
+  EXPECT_GT(difference_after_config_edit("llama",
+                                         [](nlohmann::json& config) {
+                                           config["rope_parameters"] = {{"rope_type", "default"},
+                                                                        {"rope_theta", 10000.0}};
+                                         }),
+            1e-3);
 }
 
 // A NaN weight in layer 1's MLP: the error names layer 1, found by the checked second pass.

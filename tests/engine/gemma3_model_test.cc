@@ -25,12 +25,8 @@ TEST(Gemma3Model, ImportsAndMatchesLlamaCppGreedyTokens) {
   if (gguf.empty()) GTEST_SKIP() << "Gemma 3 270M absent (scripts/fetch_gemma3_model.sh)";
   ThreadPool pool(2);
   TemporaryFolder temporary;
-  ImportOptions import_options;
-  import_options.dtype = DType::F32;
-  import_options.threads = 2;
   const auto start = std::chrono::steady_clock::now();
-  import_gguf(gguf, temporary.path() / "gemma3", import_options);
-  const Model model = Model::load(temporary.path() / "gemma3", pool);
+  const Model model = import_f32_and_load(gguf, temporary.path() / "gemma3", pool);
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(model.config().architecture, Architecture::gemma3);
   EXPECT_EQ(model.config().layers, 18);
