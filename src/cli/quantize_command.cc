@@ -1,20 +1,40 @@
-// `hlwq quantize -m DIR -o OUT [--bits 5] [--block 128] [--signs SEED] [--gain norm|lsq]
+// `hlwq quantize -m DIR -o OUT [--bits 5] [--block 128|auto] [--signs SEED] [--gain norm|lsq]
 //  [--rotation hadamard|none] [--codebook lloyd-max|uniform | --compat polarquant]
 //  [--include RE] [--exclude RE] [--quantize-embeddings] [--threads N] [--json]`
 #include <cstdio>
+#include <exception>
 #include <memory>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "convert/quantize_model.h"
+#include "core/error.h"
 #include "core/progress.h"
 
 namespace hlwq::cli {
 
+namespace {
+
+int parse_block_size(const std::string& text) {
+  size_t used = 0;
+  int value = 0;
+  try {
+    value = std::stoi(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  check(used != 0 && used == text.size(), "--block must be a number or auto, got '", text, "'");
+  return value;
+}
+
+}  // namespace
+
 void add_quantize_command(CLI::App& app) {
   struct Flags {
-    std::string model, output, gain = "norm", rotation = "hadamard", codebook = "lloyd-max", compat, include, exclude;
-    int bits = 5, block = 128, threads = 0;
+    std::string model, output, block = "128", gain = "norm", rotation = "hadamard", codebook = "lloyd-max";
+    std::string compat, include, exclude;
+    int bits = 5, threads = 0;
     std::optional<uint64_t> signs;
     bool keep_embeddings = false, quantize_embeddings = false, progress = false, json = false;
   };
@@ -23,7 +43,10 @@ void add_quantize_command(CLI::App& app) {
   command->add_option("-m,--model", flags->model, "input model folder (dense safetensors)")->required();
   command->add_option("-o,--output", flags->output, "output folder (must not exist)")->required();
   command->add_option("--bits", flags->bits, "bits per code, 2..8")->capture_default_str();
-  command->add_option("--block", flags->block, "block size, a power of two from 32 to 1024")->capture_default_str();
+  command->add_option("--block", flags->block,
+                      "block size, a power of two from 32 to 1024, or auto: 128, except rows whose width 128 "
+                      "does not divide, which take the largest power of two (32 up) that does")
+      ->capture_default_str();
   command->add_option("--signs", flags->signs, "seed: random +-1 per input column before the Hadamard transform");
   command->add_option("--gain", flags->gain, "block gain: norm (paper) or lsq (least squares)")
       ->check(CLI::IsMember({"norm", "lsq"}))->capture_default_str();
@@ -45,7 +68,8 @@ void add_quantize_command(CLI::App& app) {
   command->callback([flags] {
     QuantizeOptions options;
     options.params.bits = flags->bits;
-    options.params.block = flags->block;
+    options.fit_block_to_rows = flags->block == "auto";
+    options.params.block = options.fit_block_to_rows ? 128 : parse_block_size(flags->block);
     options.params.sign_seed = flags->signs;
     options.params.gain = flags->gain == "lsq" ? BlockGain::least_squares : BlockGain::norm;
     options.params.rotation = flags->rotation == "none" ? Rotation::none : Rotation::hadamard;

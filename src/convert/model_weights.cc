@@ -181,7 +181,17 @@ ModelWeights ModelWeights::open(const fs::path& path) {
         fail("invalid entry for ", tensor.name, ": ", error.what(), ", ", where);
       }
       check(tensor.shape.size() == 2, "HLWQ tensor ", tensor.name, " must be 2-D, ", where);
-      const HlwqRowLayout layout = hlwq_row_layout(tensor.shape[1], *model.hlwq_params_);
+      // Per tensor since `--block auto`; folders written before carry only the model's block_size.
+      HlwqParams params = *model.hlwq_params_;
+      try {
+        params.block = described->value("block_size", params.block);
+        validate(params);
+      } catch (const json::exception& error) {
+        fail("invalid block_size for ", tensor.name, ": ", error.what(), ", ", where);
+      } catch (const Error& error) {
+        fail("invalid block_size for ", tensor.name, ": ", error.what(), ", ", where);
+      }
+      const HlwqRowLayout layout = hlwq_row_layout(tensor.shape[1], params);
       const TensorInfo& norms_info = folder.info(norms);
       check(info.dtype == DType::U8 && info.byte_size() == layout.code_bytes * tensor.shape[0],
             "HLWQ codes of ", tensor.name, " have the wrong size for shape [", tensor.shape[0], ", ",
@@ -191,7 +201,7 @@ ModelWeights ModelWeights::open(const fs::path& path) {
             "HLWQ norms of ", tensor.name, " have the wrong size, ", path.string());
       tensor.format = WeightFormat::hlwq;
       tensor.bits = model.hlwq_params_->bits;
-      tensor.group_size = model.hlwq_params_->block;
+      tensor.group_size = params.block;
       tensor.parts = {name, norms};
       tensor.stored_bytes = info.byte_size() + norms_info.byte_size();
     } else if (kind == Kind::mlx && ends_with(name, ".weight") && info.dtype == DType::U32 &&
@@ -266,6 +276,14 @@ const LogicalTensor* ModelWeights::find(std::string_view name) const {
   return nullptr;
 }
 
+HlwqParams ModelWeights::hlwq_params_of(const LogicalTensor& tensor) const {
+  check(hlwq_params_.has_value() && tensor.format == WeightFormat::hlwq, "tensor ", tensor.name,
+        " is not HLWQ-coded");
+  HlwqParams params = *hlwq_params_;
+  params.block = tensor.group_size;
+  return params;
+}
+
 std::vector<float> ModelWeights::read_float(const LogicalTensor& tensor, ThreadPool& pool) const {
   const uint64_t elements = tensor.element_count();
   switch (tensor.format) {
@@ -275,7 +293,7 @@ std::vector<float> ModelWeights::read_float(const LogicalTensor& tensor, ThreadP
       return to_floats(tensor.dtype, folder_.data(tensor.name));
     }
     case WeightFormat::hlwq: {
-      const HlwqCodec codec(*hlwq_params_, tensor.shape[1]);
+      const HlwqCodec codec(hlwq_params_of(tensor), tensor.shape[1]);
       const auto code_bytes = folder_.data(tensor.parts[0]);
       const std::span<const uint8_t> codes(reinterpret_cast<const uint8_t*>(code_bytes.data()), code_bytes.size());
       const auto norms = copy_as<uint16_t>(folder_.data(tensor.parts[1]));

@@ -43,6 +43,8 @@ class ModelWeights {
   const LogicalTensor* find(std::string_view name) const;
   // HLWQ parameters when the folder is an HLWQ model.
   const std::optional<HlwqParams>& hlwq_params() const { return hlwq_params_; }
+  // The parameters one HLWQ tensor was coded with: the model's, with the tensor's own block size.
+  HlwqParams hlwq_params_of(const LogicalTensor& tensor) const;
 
   // The tensor's values as floats in row-major logical order (dequantized when quantized).
   std::vector<float> read_float(const LogicalTensor& tensor, ThreadPool& pool) const;

@@ -47,6 +47,12 @@ std::string base_name(const std::string& weight_name) {
   return weight_name.substr(0, weight_name.size() - std::strlen(".weight"));
 }
 
+HlwqParams tensor_params(const QuantizeOptions& options, int64_t columns) {
+  HlwqParams params = options.params;
+  if (options.fit_block_to_rows) params.block = fitted_block(columns, options.params.block);
+  return params;
+}
+
 void copy_file_checked(const fs::path& from, const fs::path& to) {
   std::error_code error;
   fs::copy_file(from, to, error);
@@ -82,12 +88,14 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
     summary.elements += info.element_count();
     summary.largest_tensor_bytes = std::max(summary.largest_tensor_bytes, info.byte_size());
     if (quantize) {
-      const HlwqRowLayout layout = hlwq_row_layout(info.shape[1], options.params);
+      const HlwqParams params = tensor_params(options, info.shape[1]);
+      const HlwqRowLayout layout = hlwq_row_layout(info.shape[1], params);
       const std::string base = base_name(name);
       declarations.push_back({base + ".hlwq_codes", DType::U8,
                               {info.shape[0], static_cast<int64_t>(layout.code_bytes)}});
       declarations.push_back({base + ".hlwq_norms", DType::F16, {info.shape[0], layout.blocks}});
-      quantized_tensors[name] = {{"shape", info.shape}, {"dtype", std::string(dtype_name(info.dtype))}};
+      quantized_tensors[name] = {
+          {"shape", info.shape}, {"dtype", std::string(dtype_name(info.dtype))}, {"block_size", params.block}};
       ++summary.quantized_tensors;
       summary.quantized_elements += info.element_count();
       summary.quantized_bytes_in += info.byte_size();
@@ -108,7 +116,7 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
     const TensorInfo& info = folder.info(item.name);
     const std::span<const std::byte> data = folder.data(item.name);
     if (item.quantize) {
-      const HlwqCodec codec(options.params, info.shape[1]);
+      const HlwqCodec codec(tensor_params(options, info.shape[1]), info.shape[1]);
       const int64_t rows = info.shape[0];
       codes.assign(codec.layout().code_bytes * rows, 0);
       norms.assign(codec.layout().blocks * rows, 0);
@@ -134,6 +142,8 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
 
   json new_config = config;
   json quantization = hlwq_params_to_json(options.params);
+  // block_size is the preferred block; each quantized_tensors entry says its own.
+  if (options.fit_block_to_rows) quantization["block_rule"] = "fit-rows";
   quantization["codebook_centroids"] =
       lloyd_max_codebook(options.params.bits, options.params.codebook).centroids;
   quantization["quantized_tensors"] = quantized_tensors;

@@ -14,6 +14,8 @@ namespace hlwq {
 
 struct QuantizeOptions {
   HlwqParams params;
+  // Per tensor, params.block or the block fitted to the row width (fitted_block): no padded blocks.
+  bool fit_block_to_rows = false;
   TensorSelection selection;
   int threads = 0;
   bool progress = false;

@@ -42,7 +42,7 @@ LinearWeight load_linear_weight(const ModelWeights& model, const LogicalTensor& 
       break;
     case WeightFormat::hlwq:
       weight.format = LinearFormat::hlwq;
-      weight.codec = std::make_shared<const HlwqCodec>(*model.hlwq_params(), weight.columns);
+      weight.codec = std::make_shared<const HlwqCodec>(model.hlwq_params_of(tensor), weight.columns);
       weight.codes = AlignedBuffer(folder.data(tensor.parts[0]));
       weight.norms = AlignedBuffer(folder.data(tensor.parts[1]));
       break;

@@ -363,6 +363,14 @@ HlwqRowLayout hlwq_row_layout(int64_t columns, const HlwqParams& params) {
   return layout;
 }
 
+int fitted_block(int64_t columns, int preferred) {
+  check(columns > 0, "HLWQ row length must be positive, got ", columns);
+  for (int block = preferred; block >= 32; block /= 2) {
+    if (columns % block == 0) return block;
+  }
+  return preferred;
+}
+
 HlwqCodec::HlwqCodec(const HlwqParams& params, int64_t columns)
     : params_(params),
       layout_(hlwq_row_layout(columns, params)),

@@ -56,6 +56,12 @@ struct HlwqRowLayout {
 // Validates params; throws unless columns > 0.
 HlwqRowLayout hlwq_row_layout(int64_t columns, const HlwqParams& params);
 
+// The block for a row of `columns` that pads nothing: `preferred` when it divides the row, else the
+// largest power of two from 32 up that does (a 576-wide row gets 64, where 128 would code 640
+// values and spend half of its last block on zeros). Rows that no such block divides keep
+// `preferred`. `hlwq quantize --block auto` uses it per tensor.
+int fitted_block(int64_t columns, int preferred);
+
 // Quantizes matrices of a fixed row length. Holds the codebook, its search grid and the signs;
 // immutable after construction, so one codec serves any number of threads. Codes, norms and
 // dequantized weights are bit-identical on every SIMD target (the sums have one fixed order).

@@ -98,5 +98,24 @@ TEST(HlwqParamsJson, BogusRotationInAModelFolderIsAClearError) {
             "unknown rotation 'bogus', " + config_path.string());
 }
 
+TEST(ModelWeights, BadPerTensorBlockSizeIsAClearError) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "dense");
+  quantize_model(folder.path() / "dense", folder.path() / "q", QuantizeOptions{});
+  const fs::path config_path = folder.path() / "q" / "config.json";
+  json config = ModelFolder::open(folder.path() / "q").config();
+  config["quantization_config"]["quantized_tensors"]["model.layers.0.mlp.up_proj.weight"]["block_size"] = 100;
+  write_text_file(config_path, config.dump(2));
+  EXPECT_EQ(error_message([&] { ModelWeights::open(folder.path() / "q"); }),
+            "invalid block_size for model.layers.0.mlp.up_proj.weight: HLWQ block size must be a power of two in "
+            "32..1024, got 100, " + config_path.string());
+  // A block that changes the stored size no longer matches the codes.
+  config["quantization_config"]["quantized_tensors"]["model.layers.0.mlp.up_proj.weight"]["block_size"] = 64;
+  write_text_file(config_path, config.dump(2));
+  const std::string message = error_message([&] { ModelWeights::open(folder.path() / "q"); });
+  EXPECT_NE(message.find("HLWQ codes of model.layers.0.mlp.up_proj.weight have the wrong size"), std::string::npos)
+      << message;
+}
+
 }  // namespace
 }  // namespace hlwq

@@ -9,11 +9,13 @@
 #include "convert/model_weights.h"
 #include "convert/tiny_model.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace hlwq {
 namespace {
 
 namespace fs = std::filesystem;
+using json = nlohmann::json;
 
 std::string read_all(const fs::path& path) {
   std::ifstream stream(path, std::ios::binary);
@@ -48,6 +50,40 @@ TEST(QuantizeModel, WritesHlwqFolderWithExpectedTensors) {
   const auto copied = model.folder().data("model.embed_tokens.weight");
   ASSERT_EQ(original.size(), copied.size());
   EXPECT_TRUE(std::equal(original.begin(), original.end(), copied.begin()));
+}
+
+// --block auto: each tensor's block is fitted to its row width, recorded per tensor, and read back.
+TEST(QuantizeModel, FittedBlocksArePerTensorAndDecodeAsTheirCodec) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "dense");  // hidden 192 (fits 64), intermediate 256 (fits 128)
+  QuantizeOptions options;
+  options.threads = 2;
+  options.fit_block_to_rows = true;
+  quantize_model(folder.path() / "dense", folder.path() / "fitted", options);
+  const ModelWeights model = ModelWeights::open(folder.path() / "fitted");
+  const json config = ModelFolder::open(folder.path() / "fitted").config()["quantization_config"];
+  EXPECT_EQ(config["block_rule"], "fit-rows");
+  EXPECT_EQ(config["quantized_tensors"]["model.layers.0.self_attn.q_proj.weight"]["block_size"], 64);
+  const LogicalTensor* q_proj = model.find("model.layers.0.self_attn.q_proj.weight");
+  const LogicalTensor* down = model.find("model.layers.0.mlp.down_proj.weight");
+  EXPECT_EQ(q_proj->group_size, 64);
+  EXPECT_EQ(down->group_size, 128);
+  EXPECT_NEAR(q_proj->bits_per_weight(), 5 + 16.0 / 64, 1e-9);  // no padding: 3 blocks of 64
+  EXPECT_NEAR(down->bits_per_weight(), 5.125, 1e-9);
+  EXPECT_EQ(model.hlwq_params_of(*q_proj).block, 64);
+  // The stored codes are exactly what a block-64 codec writes for the dense weights.
+  const ModelWeights dense = ModelWeights::open(folder.path() / "dense");
+  ThreadPool pool(2);
+  const std::vector<float> weights = dense.read_float(*dense.find(q_proj->name), pool);
+  HlwqParams block64;
+  block64.block = 64;
+  const HlwqCodec codec(block64, 192);
+  std::vector<uint8_t> codes(codec.layout().code_bytes * 192);
+  std::vector<uint16_t> norms(codec.layout().blocks * 192);
+  codec.quantize_matrix(DType::F32, std::as_bytes(std::span<const float>(weights)), 192, codes, norms, pool);
+  std::vector<float> expected(weights.size());
+  codec.dequantize_matrix(codes, norms, 192, expected, pool);
+  EXPECT_EQ(model.read_float(*q_proj, pool), expected);
 }
 
 TEST(QuantizeModel, OutputIsIdenticalForAnyThreadCount) {

@@ -7,6 +7,7 @@
 #include "convert/export_model.h"
 #include "convert/quantize_model.h"
 #include "convert/tiny_model.h"
+#include "ops/linear.h"
 
 namespace hlwq {
 namespace {
@@ -48,6 +49,31 @@ TEST(LinearWeight, ReferenceMatchesDequantizedProductForEveryFormat) {
           magnitude += std::fabs(double(w[r * weight.columns + c]) * x[b * weight.columns + c]);
         }
         ASSERT_NEAR(y[b * weight.rows + r], expected, 1e-6 * magnitude + 1e-12) << name << " " << r;
+      }
+    }
+  }
+}
+
+// A folder quantized with --block auto mixes blocks of 64 (the 192-wide rows) and 128: the optimized
+// product of each tensor equals its reference product on fresh random activations.
+TEST(LinearWeight, FittedBlockTensorsMatchTheReference) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "dense");
+  QuantizeOptions options;
+  options.fit_block_to_rows = true;
+  quantize_model(folder.path() / "dense", folder.path() / "fitted", options);
+  const ModelWeights model = ModelWeights::open(folder.path() / "fitted");
+  ThreadPool pool(2);
+  uint32_t seed = 300;
+  for (const char* name : {"model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"}) {
+    const LinearWeight weight = load_linear_weight(model, *model.find(name));
+    for (int64_t batch : {1, 5}) {
+      const std::vector<float> x = random_normal(batch * weight.columns, seed++);
+      std::vector<float> expected(batch * weight.rows), actual(batch * weight.rows);
+      linear_forward_reference(weight, x, batch, expected);
+      linear_forward(weight, x, batch, actual, pool);
+      for (size_t i = 0; i < actual.size(); ++i) {
+        ASSERT_NEAR(actual[i], expected[i], 1e-4 * (1 + std::fabs(expected[i]))) << name << " batch " << batch;
       }
     }
   }

@@ -126,6 +126,21 @@ TEST(HlwqCodec, LayoutCountsBlocksAndBytes) {
   EXPECT_EQ(hlwq_row_layout(1, make_params(8, 1024)).code_bytes, 1024u);
 }
 
+TEST(HlwqCodec, FittedBlockPadsNothing) {
+  EXPECT_EQ(fitted_block(576, 128), 64);    // SmolLM2's hidden width: 9 blocks of 64, not 5 of 128
+  EXPECT_EQ(fitted_block(1536, 128), 128);  // a multiple of the preferred block keeps it
+  EXPECT_EQ(fitted_block(96, 128), 32);
+  EXPECT_EQ(fitted_block(320, 256), 64);
+  EXPECT_EQ(fitted_block(100, 128), 128);  // no power of two >= 32 divides 100: padded as before
+  EXPECT_EQ(fitted_block(64, 32), 32);     // never above the preferred block
+  for (int64_t columns : {64, 192, 576, 960, 1536, 2880}) {
+    const int block = fitted_block(columns, 128);
+    EXPECT_EQ(columns % block, 0) << columns;
+    EXPECT_EQ(hlwq_row_layout(columns, make_params(5, block)).blocks * block, columns) << columns;
+  }
+  EXPECT_THROW(fitted_block(0, 128), Error);
+}
+
 // Codes must equal the plain reference's except where the reference's z lies within float
 // rounding of a threshold (the two compute z in a different order); gains within one fp16 step.
 void expect_matches_reference(const HlwqParams& params, int64_t columns, uint32_t seed) {
