@@ -61,7 +61,7 @@ void add_run_command(CLI::App& app) {
     SamplerOptions sampler;
   };
   auto flags = std::make_shared<Flags>();
-  CLI::App* command = app.add_subcommand("run", "generate token ids with the CPU engine (llama, qwen2, qwen3)");
+  CLI::App* command = app.add_subcommand("run", "generate token ids with the CPU engine (llama, qwen2, qwen3, gemma3)");
   command->add_option("-m,--model", flags->model, "model folder (dense, HLWQ, MLX affine or CT INT4)")->required();
   auto* prompt_option = command->add_option("-p,--prompt", flags->prompt, "prompt text (tokenized with the model's tokenizer)");
   command->add_option("--ids", flags->ids, "prompt token ids, comma-separated (instead of -p)")
