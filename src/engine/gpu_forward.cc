@@ -50,7 +50,8 @@ GpuLinear upload_layer_linear(const LinearWeight& weight, std::span<const float>
 }
 
 struct GpuLayer {
-  DeviceBuffer input_norm, post_attention_norm, q_norm, k_norm;
+  DeviceBuffer input_norm, post_attention_norm, pre_feedforward_norm, post_feedforward_norm, q_norm, k_norm;
+  bool local_rope = false;  // gemma3 sliding-window layer
   GpuLinear q, k, v, o, gate, up, down;
 };
 
@@ -77,7 +78,8 @@ struct GpuForward::State {
   std::vector<GpuLayer> layers;
   DeviceBuffer final_norm;
   GpuLinear lm_head;
-  DeviceBuffer cosines, sines;
+  DeviceBuffer cosines, sines;              // global (or only) rope
+  DeviceBuffer local_cosines, local_sines;  // gemma3's sliding-window layers
   // Activations for context_length tokens.
   DeviceBuffer hidden, normed, queries, keys, values, attention, projected, gate, up, logits;
   cuda::PinnedHostBuffer staged_logits;
@@ -94,13 +96,16 @@ GpuForward::GpuForward(const Model& model, int64_t context_length, DType kv_cach
   check(gpu_forward_available(), "--backend cuda: no CUDA GPU is visible to this process");
   const ModelConfig& config = model.config();
   check(context_length > 0, "GPU forward context length ", context_length);
-  check(config.architecture != Architecture::gemma3, "--backend cuda does not run Gemma 3 yet (use the CPU forward)");
   state_ = std::make_unique<State>(model, context_length, rounding_for(kv_cache_dtype), pool);
   State& s = *state_;
-  for (const LayerWeights& layer : model.layers()) {
+  for (size_t index = 0; index < model.layers().size(); ++index) {
+    const LayerWeights& layer = model.layers()[index];
     GpuLayer gpu;
     gpu.input_norm = upload_floats(layer.input_norm);
     gpu.post_attention_norm = upload_floats(layer.post_attention_norm);
+    gpu.pre_feedforward_norm = upload_floats(layer.pre_feedforward_norm);
+    gpu.post_feedforward_norm = upload_floats(layer.post_feedforward_norm);
+    gpu.local_rope = !config.sliding_layers.empty() && config.sliding_layers[index];
     gpu.q_norm = upload_floats(layer.q_norm);
     gpu.k_norm = upload_floats(layer.k_norm);
     gpu.q = upload_layer_linear(layer.q, layer.q_bias, pool);
@@ -116,19 +121,25 @@ GpuForward::GpuForward(const Model& model, int64_t context_length, DType kv_cach
   s.lm_head = upload_layer_linear(model.lm_head(), {}, pool);
 
   // cos/sin of every position, in double as apply_rope computes them, rounded to float.
-  const std::vector<double> frequencies =
-      rope_inverse_frequencies(config.head_dim, config.rope_theta, config.rope_scaling);
-  const size_t half = frequencies.size();
-  std::vector<float> cosines(context_length * half), sines(context_length * half);
-  for (int64_t position = 0; position < context_length; ++position) {
-    for (size_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(position) * frequencies[i];
-      cosines[position * half + i] = static_cast<float>(std::cos(angle));
-      sines[position * half + i] = static_cast<float>(std::sin(angle));
+  const auto upload_rope = [&](double theta, const RopeScaling& scaling, DeviceBuffer& cosine_table,
+                               DeviceBuffer& sine_table) {
+    const std::vector<double> frequencies = rope_inverse_frequencies(config.head_dim, theta, scaling);
+    const size_t half = frequencies.size();
+    std::vector<float> cosines(context_length * half), sines(context_length * half);
+    for (int64_t position = 0; position < context_length; ++position) {
+      for (size_t i = 0; i < half; ++i) {
+        const double angle = static_cast<double>(position) * frequencies[i];
+        cosines[position * half + i] = static_cast<float>(std::cos(angle));
+        sines[position * half + i] = static_cast<float>(std::sin(angle));
+      }
     }
+    cosine_table = upload_floats(cosines);
+    sine_table = upload_floats(sines);
+  };
+  upload_rope(config.rope_theta, config.rope_scaling, s.cosines, s.sines);
+  if (!config.sliding_layers.empty()) {
+    upload_rope(config.local_rope_theta, RopeScaling{}, s.local_cosines, s.local_sines);
   }
-  s.cosines = upload_floats(cosines);
-  s.sines = upload_floats(sines);
 
   const auto tokens = static_cast<size_t>(context_length);
   s.hidden = DeviceBuffer(tokens * config.hidden_size);
@@ -148,13 +159,15 @@ GpuForward::~GpuForward() = default;
 
 uint64_t GpuForward::device_bytes() const {
   const State& s = *state_;
-  uint64_t floats = s.final_norm.size() + s.lm_head.weight.size() + s.cosines.size() + s.sines.size();
+  uint64_t floats = s.final_norm.size() + s.lm_head.weight.size() + s.cosines.size() + s.sines.size() +
+                    s.local_cosines.size() + s.local_sines.size();
   for (const DeviceBuffer* buffer : {&s.hidden, &s.normed, &s.queries, &s.keys, &s.values, &s.attention,
                                      &s.projected, &s.gate, &s.up, &s.logits}) {
     floats += buffer->size();
   }
   for (const GpuLayer& layer : s.layers) {
-    floats += layer.input_norm.size() + layer.post_attention_norm.size() + layer.q_norm.size() + layer.k_norm.size();
+    floats += layer.input_norm.size() + layer.post_attention_norm.size() + layer.pre_feedforward_norm.size() +
+              layer.post_feedforward_norm.size() + layer.q_norm.size() + layer.k_norm.size();
     for (const GpuLinear* linear : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down}) {
       floats += linear->weight.size() + linear->bias.size();
     }
@@ -194,21 +207,36 @@ void GpuForward::window_logits(std::span<const int32_t> tokens, LogitsFrom which
       cuda::rms_norm_rows(s.keys.data(), layer.k_norm.data(), count * config.kv_heads, head_dim, config.rms_norm_eps,
                           s.keys.data());
     }
-    cuda::apply_rope_rows(s.queries.data(), count, config.heads, head_dim, 0, s.cosines.data(), s.sines.data());
-    cuda::apply_rope_rows(s.keys.data(), count, config.kv_heads, head_dim, 0, s.cosines.data(), s.sines.data());
+    const float* cosines = layer.local_rope ? s.local_cosines.data() : s.cosines.data();
+    const float* sines = layer.local_rope ? s.local_sines.data() : s.sines.data();
+    cuda::apply_rope_rows(s.queries.data(), count, config.heads, head_dim, 0, cosines, sines);
+    cuda::apply_rope_rows(s.keys.data(), count, config.kv_heads, head_dim, 0, cosines, sines);
     cuda::round_to_storage(s.keys.data(), count * config.kv_heads * head_dim, s.kv_rounding);
     cuda::round_to_storage(s.values.data(), count * config.kv_heads * head_dim, s.kv_rounding);
     cuda::causal_attention(s.queries.data(), s.keys.data(), s.values.data(), count, 0, config.heads, config.kv_heads,
-                           head_dim, s.attention.data());
+                           head_dim, config.attention_scale, s.attention.data());
     s.linear(layer.o, s.attention, count, s.projected);
+    if (config.sandwich_norms) {
+      cuda::rms_norm_rows(s.projected.data(), layer.post_attention_norm.data(), count, hidden, config.rms_norm_eps,
+                          s.projected.data());
+    }
     cuda::add_in_place(s.hidden.data(), s.projected.data(), count * hidden);
 
-    cuda::rms_norm_rows(s.hidden.data(), layer.post_attention_norm.data(), count, hidden, config.rms_norm_eps,
-                        s.normed.data());
+    const DeviceBuffer& mlp_norm = config.sandwich_norms ? layer.pre_feedforward_norm : layer.post_attention_norm;
+    cuda::rms_norm_rows(s.hidden.data(), mlp_norm.data(), count, hidden, config.rms_norm_eps, s.normed.data());
     s.linear(layer.gate, s.normed, count, s.gate);
     s.linear(layer.up, s.normed, count, s.up);
-    cuda::silu_mul(s.gate.data(), s.up.data(), count * config.intermediate_size);
+    switch (config.activation) {
+      case Activation::silu: cuda::silu_mul(s.gate.data(), s.up.data(), count * config.intermediate_size); break;
+      case Activation::gelu_tanh:
+        cuda::gelu_tanh_mul(s.gate.data(), s.up.data(), count * config.intermediate_size);
+        break;
+    }
     s.linear(layer.down, s.gate, count, s.projected);
+    if (config.sandwich_norms) {
+      cuda::rms_norm_rows(s.projected.data(), layer.post_feedforward_norm.data(), count, hidden, config.rms_norm_eps,
+                          s.projected.data());
+    }
     cuda::add_in_place(s.hidden.data(), s.projected.data(), count * hidden);
   }
   const int64_t outputs = count - which.first_token;

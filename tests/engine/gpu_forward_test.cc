@@ -90,7 +90,7 @@ TEST_P(GpuForwardMatchesCpu, OnEveryPositionOfAPass) {
 
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
-  for (const std::string architecture : {"llama", "llama_tied", "qwen2", "qwen3"}) {
+  for (const std::string architecture : {"llama", "llama_tied", "qwen2", "qwen3", "gemma3"}) {
     for (Format format : {Format::dense, Format::hlwq_q5, Format::mlx_q4, Format::ct_int4}) {
       cases.push_back({architecture, format});
     }

@@ -87,7 +87,7 @@ __global__ void round_kernel(float* values, int64_t count, int bfloat) {
 // One block per (query token, head): scores of every visible position in shared memory, softmax,
 // then each thread sums the value rows for some of the head's dimensions.
 __global__ void attention_kernel(const float* queries, const float* keys, const float* values, int64_t first_position,
-                                 int64_t heads, int64_t kv_heads, int64_t head_dim, float* out) {
+                                 int64_t heads, int64_t kv_heads, int64_t head_dim, float scale, float* out) {
   extern __shared__ float shared[];
   __shared__ float reduction[32];
   const int64_t token = blockIdx.x;
@@ -100,7 +100,6 @@ __global__ void attention_kernel(const float* queries, const float* keys, const 
   const float* query_row = queries + (token * heads + head) * head_dim;
   for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) query[d] = query_row[d];
   __syncthreads();
-  const float scale = static_cast<float>(1.0 / sqrt(static_cast<double>(head_dim)));
   float local_max = -INFINITY;
   for (int64_t p = threadIdx.x; p < positions; p += blockDim.x) {
     const float* key = keys + p * kv_width + kv_offset;
@@ -128,6 +127,15 @@ __global__ void silu_mul_kernel(float* gate, const float* up, int64_t count) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
     const float g = gate[i];
     gate[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+__global__ void gelu_tanh_mul_kernel(float* gate, const float* up, int64_t count) {
+  const double sqrt_two_over_pi = 0.7978845608028654;  // sqrt(2 / pi)
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < count; i += int64_t{gridDim.x} * blockDim.x) {
+    const double g = gate[i];
+    const double gelu = 0.5 * g * (1.0 + tanh(sqrt_two_over_pi * (g + 0.044715 * g * g * g)));
+    gate[i] = static_cast<float>(gelu) * up[i];
   }
 }
 
@@ -167,7 +175,8 @@ void round_to_storage(float* values, int64_t count, StorageRounding rounding) {
 }
 
 void causal_attention(const float* queries, const float* keys, const float* values, int64_t tokens,
-                      int64_t first_position, int64_t heads, int64_t kv_heads, int64_t head_dim, float* out) {
+                      int64_t first_position, int64_t heads, int64_t kv_heads, int64_t head_dim, double scale,
+                      float* out) {
   if (tokens == 0) return;
   check(kv_heads > 0 && heads % kv_heads == 0, "attention: ", heads, " heads over ", kv_heads, " kv heads");
   const size_t shared_bytes = static_cast<size_t>(first_position + tokens + head_dim) * sizeof(float);
@@ -181,7 +190,7 @@ void causal_attention(const float* queries, const float* keys, const float* valu
              "attention shared memory");
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>(heads));
   attention_kernel<<<grid, 128, shared_bytes>>>(queries, keys, values, first_position, heads, kv_heads, head_dim,
-                                                out);
+                                                static_cast<float>(scale), out);
   check_launch("causal_attention");
 }
 
@@ -189,6 +198,12 @@ void silu_mul(float* gate, const float* up, int64_t count) {
   if (count == 0) return;
   silu_mul_kernel<<<blocks_for(count), kThreads>>>(gate, up, count);
   check_launch("silu_mul");
+}
+
+void gelu_tanh_mul(float* gate, const float* up, int64_t count) {
+  if (count == 0) return;
+  gelu_tanh_mul_kernel<<<blocks_for(count), kThreads>>>(gate, up, count);
+  check_launch("gelu_tanh_mul");
 }
 
 void add_in_place(float* target, const float* addend, int64_t count) {

@@ -27,13 +27,18 @@ void round_to_storage(float* values, int64_t count, StorageRounding rounding);
 
 // Causal attention of `tokens` queries at positions first_position .. over keys and values of
 // positions 0 .. first_position + tokens - 1 (rows of kv_heads * head_dim); query head h reads kv
-// head h / (heads / kv_heads). out: tokens x (heads * head_dim). Needs
-// (first_position + tokens + head_dim) floats of shared memory per block: up to about 12k positions.
+// head h / (heads / kv_heads); scores are q.k * scale (float(scale) as on the CPU). out: tokens x
+// (heads * head_dim). Needs (first_position + tokens + head_dim) floats of shared memory per block:
+// up to about 12k positions.
 void causal_attention(const float* queries, const float* keys, const float* values, int64_t tokens,
-                      int64_t first_position, int64_t heads, int64_t kv_heads, int64_t head_dim, float* out);
+                      int64_t first_position, int64_t heads, int64_t kv_heads, int64_t head_dim, double scale,
+                      float* out);
 
 // gate[i] = silu(gate[i]) * up[i].
 void silu_mul(float* gate, const float* up, int64_t count);
+
+// gate[i] = gelu_tanh(gate[i]) * up[i], the gelu in double as on the CPU (gemma3's GeGLU).
+void gelu_tanh_mul(float* gate, const float* up, int64_t count);
 
 // target[i] += addend[i].
 void add_in_place(float* target, const float* addend, int64_t count);

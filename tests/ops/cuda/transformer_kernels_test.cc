@@ -120,8 +120,16 @@ TEST_F(CudaKernels, CausalAttentionMatchesTheCpu) {
   causal_attention(queries, tokens, first, 0, cache, AttentionShape{heads, kv_heads, head_dim}, expected, pool);
   DeviceBuffer device_q = on_device(queries), device_k = on_device(keys), device_v = on_device(values);
   DeviceBuffer out(queries.size());
+  const double default_scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   cuda::causal_attention(device_q.data(), device_k.data(), device_v.data(), tokens, first, heads, kv_heads, head_dim,
-                         out.data());
+                         default_scale, out.data());
+  EXPECT_LT(relative_difference(on_host(out), expected), 1e-5);
+  // Another scale (gemma3: query_pre_attn_scalar^-0.5) on both sides.
+  const double other_scale = 1.0 / std::sqrt(24.0);
+  causal_attention(queries, tokens, first, 0, cache, AttentionShape{heads, kv_heads, head_dim, other_scale}, expected,
+                   pool);
+  cuda::causal_attention(device_q.data(), device_k.data(), device_v.data(), tokens, first, heads, kv_heads, head_dim,
+                         other_scale, out.data());
   EXPECT_LT(relative_difference(on_host(out), expected), 1e-5);
 }
 
@@ -137,6 +145,15 @@ TEST_F(CudaKernels, SiluMulAndAddMatchTheCpu) {
   for (size_t i = 0; i < sum.size(); ++i) sum[i] += up[i];
   cuda::add_in_place(device_gate.data(), device_up.data(), static_cast<int64_t>(gate.size()));
   EXPECT_LT(relative_difference(on_host(device_gate), sum), 1e-6);
+}
+
+TEST_F(CudaKernels, GeluTanhMulMatchesTheCpu) {
+  const std::vector<float> gate = random_normal(10000, 20, 4.0f), up = random_normal(10000, 21);
+  std::vector<float> expected(gate.size());
+  gelu_tanh_mul(gate, up, expected);
+  DeviceBuffer device_gate = on_device(gate), device_up = on_device(up);
+  cuda::gelu_tanh_mul(device_gate.data(), device_up.data(), static_cast<int64_t>(gate.size()));
+  EXPECT_LT(relative_difference(on_host(device_gate), expected), 1e-6);
 }
 
 TEST_F(CudaKernels, GemmAndBiasMatchADoubleReference) {
@@ -166,7 +183,7 @@ TEST_F(CudaKernels, ErrorsAreOneLineHlwqErrors) {
             std::string::npos);
   // Attention over more positions than shared memory holds.
   EXPECT_NE(error_message([&] {
-              cuda::causal_attention(small.data(), small.data(), small.data(), 1, 1 << 20, 1, 1, 64, small.data());
+              cuda::causal_attention(small.data(), small.data(), small.data(), 1, 1 << 20, 1, 1, 64, 0.125, small.data());
             }).find("shared memory"),
             std::string::npos);
 }
