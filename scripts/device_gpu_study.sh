@@ -1,35 +1,46 @@
 #!/usr/bin/env bash
 # The quality study on the device tool's GPU machine, where `hlwq ppl --backend cuda` measures a row
-# over the whole of WikiText-2 in seconds instead of about 12 minutes of 2-core CPU. The demo GGUF
-# (98 MB) travels in parts, at most 64 MiB a call, so it takes three calls on one warm machine
-# (files are kept in /tmp/hlwq-device between them); build first with scripts/build_portable.sh and
-# split with `split -b 45M -d -a 2 GGUF .device/gguf.part` (sha256 in .device/gguf.sha256):
+# over the whole of WikiText-2 in seconds instead of about 12 minutes of 2-core CPU. A GGUF travels in
+# parts, at most 64 MiB a call, so a study takes several calls on one warm machine (files are kept
+# in /tmp/hlwq-device between them). Build first with scripts/build_portable.sh; split each model with
+#   mkdir -p .device/MODEL && split -b 45M -d -a 2 FILE.gguf .device/MODEL/gguf.part
+#   sha256sum FILE.gguf | cut -d' ' -f1 > .device/MODEL/gguf.sha256
+# (MODEL: demo = models/SmolLM2-135M-Instruct.Q4_1.gguf, 3 parts; gemma3 = models/gemma-3-270m-q4_k_m.gguf, 6).
 #
-#   check  carry .device/bin .device/wiki.test.raw .device/gguf.part02 .device/gguf.sha256:
-#          the GPU tests (kernels and forward against the CPU), decode benches on 2 quiet cores
-#   stage  carry .device/gguf.part00
-#   study  carry .device/gguf.part01 (and out/gpu-study, results of an earlier machine): joins the
-#          GGUF, then scripts/quality --backend cuda $STUDY_ARGS, stopping before the call's 10
-#          minutes end; repeat `study` (no carry) until it reports "done"
+#   check        carry .device/bin .device/wiki.test.raw (and any parts): the GPU tests (kernels and
+#                forward against the CPU), decode benches on 2 quiet cores (BENCH=0 skips them)
+#   stage        carry some .device/MODEL/gguf.partNN and .device/MODEL/gguf.sha256: keeps them
+#   study MODEL  (carry out/gpu-study/results for the demo: results of an earlier machine): joins the
+#                GGUF once every part is there, then scripts/quality --backend cuda $STUDY_ARGS, stopping
+#                before the call's 10 minutes end; repeat `study MODEL` until it reports "done"
 #
-# Each call leaves its results in $OUT (results.tar.gz: the study's JSON, tables and logs).
+# Every phase also keeps the parts it was carried. Each call leaves its results in $OUT
+# (results.tar.gz: the study's JSON, tables and logs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=/tmp/hlwq-device
 out=${OUT:-out/device}
 mkdir -p "$stage" "$out"
 export LD_LIBRARY_PATH=$stage/bin:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
-phase=${1:?usage: device_gpu_study.sh check|stage|study}
+phase=${1:?usage: device_gpu_study.sh check|stage|study MODEL}
+
+# Whatever parts this call carried, kept per model.
+for sums in .device/*/gguf.sha256; do
+  [[ -f $sums ]] || continue
+  model=$(basename "$(dirname "$sums")")
+  mkdir -p "$stage/$model"
+  cp "$(dirname "$sums")"/gguf.* "$stage/$model/"
+done
 
 case "$phase" in
   check)
     cp -r .device/bin "$stage/"
-    cp .device/wiki.test.raw .device/gguf.part02 .device/gguf.sha256 "$stage/"
+    cp .device/wiki.test.raw "$stage/"
     echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
     # The test binary reads fixtures from the source path it was built in and runs build/hlwq.
     if [[ ! -e /work/main ]]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
     mkdir -p build && ln -sf "$stage/bin/hlwq" build/hlwq
-    "$stage/bin/hlwq_tests" --gtest_filter='CudaDevice.*:CudaKernels.*:*GpuForward*:VocabularyRow.*:KlDivergence*' \
+    "$stage/bin/hlwq_tests" --gtest_filter='CudaDevice.*:CudaKernels.*:*GpuForward*:VocabularyRow.*:KlDivergence*:LinearForward.*:LinearWeight.*:*Fitted*' \
       2>&1 | tee "$out/gpu-tests.log" | grep -E "^\[  (PASSED|FAILED|SKIPPED) |max \|gpu" || true
     [[ ${BENCH:-1} == 0 ]] && exit 0
     for shape in smollm2-135m llama3-1b; do
@@ -49,26 +60,35 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
 PY
     ;;
   stage)
-    cp .device/gguf.part00 "$stage/"
-    ls -la "$stage"
+    ls -la "$stage"/*/
     ;;
   study)
-    if [[ ! -f $stage/demo.gguf ]]; then
-      cp .device/gguf.part01 "$stage/"
-      cat "$stage"/gguf.part00 "$stage"/gguf.part01 "$stage"/gguf.part02 >"$stage/demo.gguf.partial"
-      (cd "$stage" && echo "$(cut -d' ' -f1 gguf.sha256)  demo.gguf.partial" | sha256sum -c -)
-      mv "$stage/demo.gguf.partial" "$stage/demo.gguf"
+    model=${2:?usage: device_gpu_study.sh study MODEL}
+    gguf=$stage/$model/$model.gguf  # the study names recipes after the file: "<- demo.gguf"
+    if [[ ! -f $gguf ]]; then
+      cat "$stage/$model"/gguf.part* >"$gguf.partial"
+      if ! echo "$(cut -d' ' -f1 "$stage/$model/gguf.sha256")  $gguf.partial" | sha256sum -c --quiet - 2>/dev/null; then
+        echo "$model: parts missing or damaged (have: $(cd "$stage/$model" && ls gguf.part* | tr '\n' ' '))" >&2
+        rm -f "$gguf.partial"
+        exit 1
+      fi
+      mv "$gguf.partial" "$gguf"
     fi
-    # Results of an earlier machine (carry out/gpu-study): the study measures only what is missing.
-    if [[ -d out/gpu-study/results && ! -d $stage/quality/results ]]; then
-      mkdir -p "$stage/quality" && cp -r out/gpu-study/results "$stage/quality/"
+    quality=$stage/quality-$model
+    # The reference's saved distributions take tens of GB; one model's at a time fit the disk.
+    for logits in "$stage"/quality-*/models/reference.*.logits; do
+      [[ -f $logits && $logits != "$quality"/* ]] && rm -f "$logits"
+    done
+    # Results of an earlier machine (carry out/gpu-study/results): the study measures only what is missing.
+    if [[ $model == demo && -d out/gpu-study/results && ! -d $quality/results ]]; then
+      mkdir -p "$quality" && cp -r out/gpu-study/results "$quality/"
     fi
     status=0
-    timeout "${STUDY_SECONDS:-500}" python3 scripts/quality --out "$stage/quality" --hlwq "$stage/bin/hlwq" \
-      --gguf "$stage/demo.gguf" --text "$stage/wiki.test.raw" --backend cuda --skip-llama-cpp --jobs 1 \
+    timeout "${STUDY_SECONDS:-500}" python3 scripts/quality --out "$quality" --hlwq "$stage/bin/hlwq" \
+      --gguf "$gguf" --text "$stage/wiki.test.raw" --backend cuda --skip-llama-cpp --jobs 1 \
       --threads "$(nproc)" --bench-threads 2 ${STUDY_ARGS:-} 2>&1 | tail -60 || status=$?
     [[ $status == 0 ]] && echo "done" || echo "stopped (status $status): call study again"
-    tar -czf "$out/results.tar.gz" -C "$stage/quality" results logs $(cd "$stage/quality" && ls quality.* 2>/dev/null)
+    tar -czf "$out/results-$model.tar.gz" -C "$quality" results logs $(cd "$quality" && ls quality.* 2>/dev/null)
     df -h /tmp | tail -1
     ;;
   *)

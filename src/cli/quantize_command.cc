@@ -32,7 +32,7 @@ int parse_block_size(const std::string& text) {
 
 void add_quantize_command(CLI::App& app) {
   struct Flags {
-    std::string model, output, block = "128", gain = "norm", rotation = "hadamard", codebook = "lloyd-max";
+    std::string model, output, block = "auto", gain = "norm", rotation = "hadamard", codebook = "lloyd-max";
     std::string compat, include, exclude;
     int bits = 5, threads = 0;
     std::optional<uint64_t> signs;
@@ -43,10 +43,14 @@ void add_quantize_command(CLI::App& app) {
   command->add_option("-m,--model", flags->model, "input model folder (dense safetensors)")->required();
   command->add_option("-o,--output", flags->output, "output folder (must not exist)")->required();
   command->add_option("--bits", flags->bits, "bits per code, 2..8")->capture_default_str();
-  command->add_option("--block", flags->block,
-                      "block size, a power of two from 32 to 1024, or auto: 128, except rows whose width 128 "
-                      "does not divide, which take the largest power of two (32 up) that does")
-      ->capture_default_str();
+  // auto is the default since the quality study (whole WikiText-2, SmolLM2-135M): at Q5 the fitted
+  // blocks lost 17% less KL-divergence than 128 with 6% fewer bits; at Q4 equal within the spread
+  // of sign seeds, with 6% fewer bits. On rows 128 divides it is block 128, the paper's.
+  auto* block = command->add_option("--block", flags->block,
+                                    "block size: auto (128, except rows whose width 128 does not divide, which take "
+                                    "the largest power of two from 32 that does: nothing padded), or a power of two "
+                                    "from 32 to 1024")
+                    ->capture_default_str();
   command->add_option("--signs", flags->signs, "seed: random +-1 per input column before the Hadamard transform");
   command->add_option("--gain", flags->gain, "block gain: norm (paper) or lsq (least squares)")
       ->check(CLI::IsMember({"norm", "lsq"}))->capture_default_str();
@@ -56,8 +60,11 @@ void add_quantize_command(CLI::App& app) {
   auto* codebook = command->add_option("--codebook", flags->codebook,
                                        "lloyd-max (HLWQ) or uniform (ablation: absmax levels scaled per block)")
       ->check(CLI::IsMember({"lloyd-max", "uniform"}))->capture_default_str();
-  command->add_option("--compat", flags->compat, "polarquant: the reference implementation's 100-iteration codebook")
-      ->check(CLI::IsMember({"polarquant"}))->excludes(codebook);
+  auto* compat = command->add_option("--compat", flags->compat,
+                                     "polarquant: the reference implementation's 100-iteration codebook, block 128 "
+                                     "unless --block says otherwise")
+                     ->check(CLI::IsMember({"polarquant"}))
+                     ->excludes(codebook);
   command->add_option("--include", flags->include, "only quantize tensors whose name matches this regex");
   command->add_option("--exclude", flags->exclude, "never quantize tensors whose name matches this regex");
   auto* keep = command->add_flag("--keep-embeddings", flags->keep_embeddings, "keep token embeddings in 16 bit (default)");
@@ -65,7 +72,9 @@ void add_quantize_command(CLI::App& app) {
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
   command->add_flag("--progress", flags->progress, "show progress even when stderr is not a terminal");
   command->add_flag("--json", flags->json, "print a JSON summary");
-  command->callback([flags] {
+  command->callback([flags, block, compat] {
+    // PolarQuant pads every row to blocks of 128.
+    if (compat->count() > 0 && block->count() == 0) flags->block = "128";
     QuantizeOptions options;
     options.params.bits = flags->bits;
     options.fit_block_to_rows = flags->block == "auto";

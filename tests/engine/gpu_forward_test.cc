@@ -82,9 +82,14 @@ TEST_P(GpuForwardMatchesCpu, OnEveryPositionOfAPass) {
     std::printf("%s %s, KV %s: max |gpu - cpu| %.3g (max |logit| %.3g)\n", test_case.architecture.c_str(),
                 format_label(test_case.format).c_str(), std::string(dtype_name(cache_dtype)).c_str(), difference,
                 largest);
-    // Float sums in another order: a relative 1e-4 of the largest logit (measured: ~1e-6).
-    EXPECT_LT(difference, 1e-4 * std::max(1.0, largest));
-    EXPECT_LT(max_abs_difference(tail, std::span<const float>(cpu).subspan(first * vocab)), 1e-4 * std::max(1.0, largest));
+    // Float sums in another order: a relative 1e-4 of the largest logit (measured: ~1e-6 with an F32
+    // cache). With a 16-bit cache, a key or value whose two float versions straddle a rounding
+    // boundary is stored one step (2^-11 relative) apart on the two sides, and the later layers carry
+    // that on: 1e-3 (measured on the H200: at most 9.5e-5 for llama/qwen, 5.0e-4 for Gemma 3, whose
+    // extra norms amplify it).
+    const double bound = (cache_dtype == DType::F32 ? 1e-4 : 1e-3) * std::max(1.0, largest);
+    EXPECT_LT(difference, bound);
+    EXPECT_LT(max_abs_difference(tail, std::span<const float>(cpu).subspan(first * vocab)), bound);
   }
 }
 
