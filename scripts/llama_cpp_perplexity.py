@@ -21,13 +21,22 @@ operations in double, over blocks of rows small enough to stay in the CPU's cach
 
 usage: llama_cpp_perplexity.py MODEL.gguf TEXT_FILE [--ctx 512] [--stride 0] [--threads 2]
                                [--max-windows N] [--kld-base FILE] [--save-nll FILE.npy] [--json]
+                               [--windows A:B --save-parts PART.npz]
+       llama_cpp_perplexity.py --merge PART.npz... [--json]
 --max-windows 0 (the default) scores the whole file. --save-nll keeps the per-token negative
 log-likelihoods (float64 .npy) for token-level comparison. The JSON reports eval_seconds
 (llama.cpp's forward passes) and stats_seconds (the likelihoods and divergences).
+
+A run can be split: --windows A:B scores windows A..B-1 of it (numbered from 0; --kld-base is still
+the whole run's file) and --save-parts keeps that part's per-token values (NLL, divergence, top-1
+agreement, probability change: about 25 bytes a token); --merge then gives the whole run's result
+from parts that cover its windows once, equal to an unsplit run's up to the order of a few sums.
+Parts can run side by side, or on machines that are not kept long enough for a whole run.
 """
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -66,12 +75,13 @@ def decode_log_probs(records: np.ndarray) -> np.ndarray:
 
 
 class KlDivergence:
-    """Mirrors hlwq's KlDivergenceAccumulator, fed a block of rows at a time."""
+    """Mirrors hlwq's KlDivergenceAccumulator, fed a block of rows at a time; keeps the per-token
+    values, so that runs over parts of the windows can be merged."""
 
     def __init__(self):
         self.divergences = []
-        self.top1_agreements = 0
-        self.sum_squared_probability_change = 0.0
+        self.top1_agreements = []
+        self.probability_changes = []
 
     def add(self, reference_log_probs: np.ndarray, log_probs: np.ndarray, targets: np.ndarray) -> None:
         """reference_log_probs: float32 rows as stored; log_probs: the model's float32 log-softmax
@@ -88,23 +98,29 @@ class KlDivergence:
         reference -= log_probs  # (in double)
         reference *= probabilities
         self.divergences.append(np.maximum(0.0, reference.sum(axis=1)))
-        self.top1_agreements += int((reference_log_probs.argmax(axis=1) == log_probs.argmax(axis=1)).sum())
-        change = (np.exp(log_probs[rows, targets].astype(np.float64))
-                  - np.exp(reference_log_probs[rows, targets].astype(np.float64) - reference_log_sums))
-        self.sum_squared_probability_change += float((change * change).sum())
+        self.top1_agreements.append(reference_log_probs.argmax(axis=1) == log_probs.argmax(axis=1))
+        self.probability_changes.append(
+            np.exp(log_probs[rows, targets].astype(np.float64))
+            - np.exp(reference_log_probs[rows, targets].astype(np.float64) - reference_log_sums))
 
-    def to_json(self) -> dict:
-        values = np.concatenate(self.divergences) if self.divergences else np.zeros(0)
-        count = len(values)
-        if count == 0:
-            raise SystemExit("no tokens compared for KL-divergence")
-        percentile = lambda q: float(np.percentile(values, q))  # noqa: E731 (linear, as hlwq)
-        return {"tokens": count, "mean": float(values.mean()),
-                "mean_stderr": float(values.std(ddof=1) / math.sqrt(count)) if count > 1 else 0.0,
-                "median": percentile(50), "p90": percentile(90), "p99": percentile(99),
-                "p99_9": percentile(99.9), "max": float(values.max()),
-                "top1_agreement": self.top1_agreements / count,
-                "rms_delta_p": math.sqrt(self.sum_squared_probability_change / count)}
+    def arrays(self) -> dict:
+        join = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype)  # noqa: E731
+        return {"divergence": join(self.divergences, np.float64), "top1": join(self.top1_agreements, bool),
+                "probability_change": join(self.probability_changes, np.float64)}
+
+
+def divergence_json(divergence: np.ndarray, top1: np.ndarray, probability_change: np.ndarray) -> dict:
+    """hlwq's KlDivergenceAccumulator::to_json over per-token values."""
+    count = len(divergence)
+    if count == 0:
+        raise SystemExit("no tokens compared for KL-divergence")
+    percentile = lambda q: float(np.percentile(divergence, q))  # noqa: E731 (linear, as hlwq)
+    return {"tokens": count, "mean": float(divergence.mean()),
+            "mean_stderr": float(divergence.std(ddof=1) / math.sqrt(count)) if count > 1 else 0.0,
+            "median": percentile(50), "p90": percentile(90), "p99": percentile(99),
+            "p99_9": percentile(99.9), "max": float(divergence.max()),
+            "top1_agreement": int(top1.sum()) / count,
+            "rms_delta_p": math.sqrt(float((probability_change * probability_change).sum()) / count)}
 
 
 def log_softmax_rows(logits: np.ndarray, targets: np.ndarray):
@@ -137,19 +153,99 @@ def perplexity_windows(token_count: int, context: int, stride: int) -> list:
     return windows
 
 
+def summarize(nll: np.ndarray, divergence, settings: dict) -> dict:
+    """The run's JSON from its per-token values (divergence: KlDivergence.arrays() or None)."""
+    count = len(nll)
+    mean = float(nll.mean())
+    mean_stderr = float(nll.std(ddof=1) / math.sqrt(count)) if count > 1 else 0.0
+    result = dict(settings, perplexity=math.exp(mean), perplexity_stderr=math.exp(mean) * mean_stderr,
+                  mean_nll=mean, mean_nll_stderr=mean_stderr, tokens_scored=count)
+    if divergence is not None:
+        result["kl_divergence"] = divergence_json(**divergence)
+    return result
+
+
+def print_result(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    print(f"{result['model']}: PPL = {result['perplexity']:.4f} +/- {result['perplexity_stderr']:.4f} over "
+          f"{result['tokens_scored']} tokens ({result['windows']} windows, {result['protocol']}; text "
+          f"{result['tokens_in_text']} tokens), {result['seconds']:.1f} s (llama.cpp eval {result['eval_seconds']:.1f} s, "
+          f"statistics {result['stats_seconds']:.1f} s)")
+    if "kl_divergence" in result:
+        k = result["kl_divergence"]
+        print(f"KLD: mean {k['mean']:.6f} +/- {k['mean_stderr']:.6f}, median {k['median']:.6f}, p90 {k['p90']:.6f}, "
+              f"p99 {k['p99']:.6f}, p99.9 {k['p99_9']:.6f}, max {k['max']:.4f}; "
+              f"top-1 agreement {100 * k['top1_agreement']:.2f}%; RMS dp {100 * k['rms_delta_p']:.3f}%")
+
+
+# Settings that must agree between the parts of one run.
+PART_KEYS = ("model", "protocol", "tokens_in_text", "llama_cpp_bos", "ctx", "stride", "windows", "kld")
+
+
+def merge_parts(paths: list) -> dict:
+    """The result of a whole run from --save-parts files that together cover its windows once."""
+    parts = []
+    for path in paths:
+        with np.load(path) as part:
+            parts.append((json.loads(str(part["settings"])), {key: part[key] for key in part.files if key != "settings"}))
+    parts.sort(key=lambda part: part[0]["window_range"][0])
+    first = parts[0][0]
+    expected_begin = 0
+    for settings, _ in parts:
+        different = [key for key in PART_KEYS if settings.get(key) != first.get(key)]
+        if different:
+            raise SystemExit(f"parts of different runs ({', '.join(different)} differ), {settings['model']}")
+        begin, end = settings["window_range"]
+        if begin != expected_begin:
+            raise SystemExit(f"parts do not cover windows {expected_begin}..{begin - 1} once, {first['model']}")
+        expected_begin = end
+    if expected_begin != first["windows"]:
+        raise SystemExit(f"parts end at window {expected_begin} of {first['windows']}, {first['model']}")
+    join = lambda key: np.concatenate([values[key] for _, values in parts])  # noqa: E731
+    divergence = ({key: join(key) for key in ("divergence", "top1", "probability_change")} if first["kld"]
+                  else None)
+    settings = {key: first[key] for key in PART_KEYS if key != "kld"}
+    settings.update(threads=first["threads"], parts=len(parts),
+                    **{key: sum(part[0][key] for part in parts) for key in ("seconds", "eval_seconds", "stats_seconds")})
+    return summarize(join("nll"), divergence, settings)
+
+
+def parse_window_range(text: str, count: int) -> tuple:
+    try:
+        begin, end = (int(value) if value else default for value, default in zip(text.split(":"), (0, count)))
+    except ValueError:
+        raise SystemExit(f"--windows takes A:B (window numbers from 0, B excluded), got {text!r}")
+    end = min(end, count)
+    if not 0 <= begin < end:
+        raise SystemExit(f"--windows {text} selects no window of the {count}")
+    return begin, end
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model")
-    parser.add_argument("text")
+    parser.add_argument("model", nargs="?")
+    parser.add_argument("text", nargs="?")
     parser.add_argument("--ctx", type=int, default=512)
     parser.add_argument("--stride", type=int, default=0, help="0: llama.cpp protocol; S: sliding windows every S tokens")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-windows", type=int, default=0, help="0: the whole file")
+    parser.add_argument("--windows", default=None,
+                        help="A:B: score only windows A..B-1 (from 0) of the run; with --save-parts, for --merge")
     parser.add_argument("--kld-base", default=None,
-                        help="hlwq --save-logits file of the same text, --ctx, --stride and windows")
+                        help="hlwq --save-logits file of the same text, --ctx, --stride and windows (the whole run)")
+    parser.add_argument("--save-parts", default=None, help="FILE.npz: this run's per-token values, for --merge")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="PART.npz",
+                        help="no model: the result of a run from --save-parts files covering its windows")
     parser.add_argument("--save-nll", default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.merge:
+        print_result(merge_parts(args.merge), args.json)
+        return 0
+    if not args.model or not args.text:
+        parser.error("MODEL and TEXT are required (except with --merge)")
     if args.ctx < 2:
         raise SystemExit("--ctx must be at least 2")
     if args.stride < 0 or args.stride > args.ctx:
@@ -174,6 +270,7 @@ def main() -> int:
     windows = perplexity_windows(usable, args.ctx, args.stride)
     if not windows:
         raise SystemExit(f"text too short: {usable} tokens for a context of {args.ctx}")
+    first_window, end_window = parse_window_range(args.windows, len(windows)) if args.windows else (0, len(windows))
 
     base = ReferenceLogits(args.kld_base) if args.kld_base else None
     if base is not None and base.vocab != llm.n_vocab():
@@ -181,9 +278,11 @@ def main() -> int:
     divergence = KlDivergence() if base is not None else None
 
     nll_parts = []
-    scored_index = 0  # tokens scored in earlier windows
+    # Tokens scored in earlier windows: this run's first row in --kld-base.
+    scored_index = sum(end - begin - 1 - first_scored for begin, end, first_scored in windows[:first_window])
     eval_seconds = stats_seconds = 0.0
-    for number, (begin, end, first_scored) in enumerate(windows):
+    for number in range(first_window, end_window):
+        begin, end, first_scored = windows[number]
         chunk = tokens[begin:end].tolist()
         if bos is not None and bos >= 0:
             chunk[0] = bos
@@ -218,37 +317,27 @@ def main() -> int:
         stats_seconds += time.perf_counter() - stats_start
         print(f"\rppl: window {number + 1}/{len(windows)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    if base is not None and scored_index != base.count:
+    if base is not None and end_window == len(windows) and scored_index != base.count:
         raise SystemExit(f"--kld-base has {base.count} tokens but this run scored {scored_index}; "
                          "use the same text, --ctx, --stride and --max-windows")
 
     nll = np.concatenate(nll_parts)
-    count = len(nll)
-    mean = float(nll.mean())
-    mean_stderr = float(nll.std(ddof=1) / math.sqrt(count)) if count > 1 else 0.0
     if args.save_nll:
         np.save(args.save_nll, nll)
-    seconds = time.perf_counter() - start
     protocol = (f"llama.cpp, ctx {args.ctx}{', BOS' if bos is not None else ''}" if args.stride == 0
                 else f"sliding, ctx {args.ctx}, stride {args.stride}")
-    result = {"model": args.model, "protocol": protocol, "perplexity": math.exp(mean),
-              "perplexity_stderr": math.exp(mean) * mean_stderr, "mean_nll": mean, "mean_nll_stderr": mean_stderr,
-              "tokens_scored": count, "windows": len(windows), "tokens_in_text": len(tokens), "llama_cpp_bos": bos,
-              "ctx": args.ctx, "stride": args.stride, "threads": args.threads, "seconds": seconds,
-              "eval_seconds": eval_seconds, "stats_seconds": stats_seconds}
-    if divergence is not None:
-        result["kl_divergence"] = divergence.to_json()
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(f"{args.model}: PPL = {result['perplexity']:.4f} +/- {result['perplexity_stderr']:.4f} over {count} tokens "
-          f"({len(windows)} windows, {protocol}; text {len(tokens)} tokens), {seconds:.1f} s "
-          f"(llama.cpp eval {eval_seconds:.1f} s, statistics {stats_seconds:.1f} s)")
-    if divergence is not None:
-        k = result["kl_divergence"]
-        print(f"KLD: mean {k['mean']:.6f} +/- {k['mean_stderr']:.6f}, median {k['median']:.6f}, p90 {k['p90']:.6f}, "
-              f"p99 {k['p99']:.6f}, p99.9 {k['p99_9']:.6f}, max {k['max']:.4f}; "
-              f"top-1 agreement {100 * k['top1_agreement']:.2f}%; RMS dp {100 * k['rms_delta_p']:.3f}%")
+    settings = {"model": args.model, "protocol": protocol, "windows": len(windows), "tokens_in_text": len(tokens),
+                "llama_cpp_bos": bos, "ctx": args.ctx, "stride": args.stride, "threads": args.threads,
+                "seconds": time.perf_counter() - start, "eval_seconds": eval_seconds, "stats_seconds": stats_seconds}
+    if args.windows:
+        settings["window_range"] = [first_window, end_window]
+    arrays = divergence.arrays() if divergence is not None else None
+    if args.save_parts:
+        part_settings = dict(settings, window_range=[first_window, end_window], kld=arrays is not None)
+        partial = args.save_parts + ".partial.npz"
+        np.savez(partial, settings=np.array(json.dumps(part_settings)), nll=nll, **(arrays or {}))
+        os.replace(partial, args.save_parts)
+    print_result(summarize(nll, arrays, settings), args.json)
     return 0
 
 
