@@ -17,7 +17,8 @@
 #  - llama.cpp's shared libraries, only those `import llama_cpp` loads (libllama.so and the ggml
 #    libraries it links by soname; not libmtmd, the multimodal library, loaded only for image
 #    chat). They link only glibc, libstdc++, libgcc_s and libgomp (printed at the end) and find
-#    each other through RUNPATH $ORIGIN;
+#    each other through RUNPATH $ORIGIN; this machine's libgomp.so.1 (GNU OpenMP, ~300 kB) goes
+#    along too, found first through that RUNPATH, in case the other machine lacks it;
 #  - optional C speedups (markupsafe's, PyYAML's) are left out: each is built for one Python
 #    version and the package falls back to its pure-Python code;
 #  - each package's .dist-info (licence and metadata), llama_cpp's server (needs FastAPI; not
@@ -71,6 +72,8 @@ for library in "${LLAMA_LIBRARIES[@]}"; do
   cp "$site_packages/llama_cpp/lib/$library" "$partial/llama_cpp/lib/$library"
   if command -v strip >/dev/null; then strip --strip-unneeded "$partial/llama_cpp/lib/$library"; fi
 done
+openmp=$(ldd "$site_packages/llama_cpp/lib/libggml-base.so.0" | sed -n 's/^\s*libgomp.so.1 => \(\S*\).*/\1/p')
+if [[ -n "$openmp" ]]; then cp -L "$openmp" "$partial/llama_cpp/lib/libgomp.so.1"; fi
 
 # The check: a clean environment, site-packages off (-S), only the pack and numpy on the path.
 numpy_only=$(mktemp -d)
@@ -90,8 +93,10 @@ rm -rf "$DEST"
 mv "$partial" "$DEST"
 
 echo "wrote $DEST: $(du -sb "$DEST" | cut -f1) bytes ($(du -sh "$DEST" | cut -f1)), $(find "$DEST" -type f | wc -l) files"
-for library in "${LLAMA_LIBRARIES[@]}"; do
+for library in "${LLAMA_LIBRARIES[@]}" libgomp.so.1; do
+  [[ -f "$DEST/llama_cpp/lib/$library" ]] || continue
   echo "$library needs: $(readelf -d "$DEST/llama_cpp/lib/$library" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
 done
-echo "newest symbol versions needed: $(objdump -T "$DEST"/llama_cpp/lib/* | grep -o 'GLIBC_[0-9.]*\|GLIBCXX_[0-9.]*\|GOMP_[0-9.]*' |
+echo "newest symbol versions needed: $(for library in "${LLAMA_LIBRARIES[@]}" libgomp.so.1; do
+  [[ -f "$DEST/llama_cpp/lib/$library" ]] && objdump -T "$DEST/llama_cpp/lib/$library" | grep UND; done | grep -o 'GLIBC_[0-9.]*\|GLIBCXX_[0-9.]*\|GOMP_[0-9.]*' |
   sort -t_ -k1,1 -k2,2V | awk -F_ '{newest[$1]=$0} END {for (k in newest) printf "%s ", newest[k]}')"
