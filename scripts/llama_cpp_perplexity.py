@@ -25,7 +25,10 @@ usage: llama_cpp_perplexity.py MODEL.gguf TEXT_FILE [--ctx 512] [--stride 0] [--
        llama_cpp_perplexity.py --merge PART.npz... [--json]
 --max-windows 0 (the default) scores the whole file. --save-nll keeps the per-token negative
 log-likelihoods (float64 .npy) for token-level comparison. The JSON reports eval_seconds
-(llama.cpp's forward passes) and stats_seconds (the likelihoods and divergences).
+(llama.cpp's forward passes) and stats_seconds (the likelihoods and divergences). The eval is
+nearly all the time (about 3.5 s per 512-token window of the demo on one core, the statistics
+0.1-0.2 s); ggml's threads spin at barriers, so on a machine with other work, processes of
+--threads 1 side by side beat fewer processes of more threads (docs/NOTES.md).
 
 A run can be split: --windows A:B scores windows A..B-1 of it (numbered from 0; --kld-base is still
 the whole run's file) and --save-parts keeps that part's per-token values (NLL, divergence, top-1
