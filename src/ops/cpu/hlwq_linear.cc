@@ -69,6 +69,21 @@ template <Lookup kLookup, class D>
 HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::RebindToSigned<D>> code) {
   const hn::RebindToSigned<D> di;
   const size_t lanes = hn::Lanes(d);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  // 8-lane vectors on AVX-512 (blocks whose planes do not hold whole 16-lane vectors, e.g. Q5 at
+  // block 64): the lookup kind was chosen for 16 lanes, so permute within 512-bit tables and keep
+  // the lower half. The upper index lanes are undefined and their results unused.
+  if constexpr (sizeof(hn::Vec<D>) == 32 && kLookup != Lookup::kGather) {
+    const __m512i index = _mm512_castsi256_si512(code.raw);
+    const __m512 low_table = _mm512_load_ps(table.values);
+    if constexpr (kLookup == Lookup::kOneVector) {
+      return hn::Vec<D>{_mm512_castps512_ps256(_mm512_permutexvar_ps(index, low_table))};
+    } else {
+      return hn::Vec<D>{_mm512_castps512_ps256(
+          _mm512_permutex2var_ps(low_table, index, _mm512_load_ps(table.values + 16)))};
+    }
+  }
+#endif
   if constexpr (kLookup == Lookup::kOneVector) {
     return hn::TableLookupLanes(hn::Load(d, table.values), hn::IndicesFromVec(d, code));
   } else if constexpr (kLookup == Lookup::kTwoVectors) {
@@ -305,12 +320,12 @@ HWY_INLINE void WideStepNibbleAndUpper(D d, const Centroids& centroids, const Wi
 // first at field j / P_w, the second 4 / w fields further, i.e. 4 bits higher. So each plane costs
 // one load and one variable shift per pair of code vectors, the rest are constant shifts. Four
 // independent sums per activation row keep the multiply-add latency off the critical path.
-template <size_t kTile, int kPlanes, Lookup kLookup, bool kNibbleAndUpper = false, int kFixedBits = 0,
+template <class D, size_t kTile, int kPlanes, Lookup kLookup, bool kNibbleAndUpper = false, int kFixedBits = 0,
           size_t kFixedBlock = 0>
 void FusedRowsWide(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
                    const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const float* HWY_RESTRICT x,
                    size_t x_stride, float* HWY_RESTRICT y, size_t y_stride) {
-  const hn::ScalableTag<float> d;
+  const D d;
   const size_t lanes = hn::Lanes(d);
   const HlwqParams& params = codec.params();
   const CodePlanes code_plane_list = code_planes(params.bits);
@@ -372,18 +387,18 @@ void FusedRowsWide(const HlwqCodec& codec, const Centroids& centroids, const uin
   }
 }
 
-template <size_t kTile, int kPlanes, bool kNibbleAndUpper, int kFixedBits = 0, size_t kFixedBlock = 0>
+template <class D, size_t kTile, int kPlanes, bool kNibbleAndUpper, int kFixedBits = 0, size_t kFixedBlock = 0>
 void FusedRowsWideLookup(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
                          const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const RowProductShape& shape) {
   switch (LookupFor(centroids, hn::Lanes(hn::ScalableTag<float>()))) {
     case Lookup::kOneVector:
-      return FusedRowsWide<kTile, kPlanes, Lookup::kOneVector, kNibbleAndUpper, kFixedBits, kFixedBlock>(
+      return FusedRowsWide<D, kTile, kPlanes, Lookup::kOneVector, kNibbleAndUpper, kFixedBits, kFixedBlock>(
           codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
     case Lookup::kTwoVectors:
-      return FusedRowsWide<kTile, kPlanes, Lookup::kTwoVectors, kNibbleAndUpper, kFixedBits, kFixedBlock>(
+      return FusedRowsWide<D, kTile, kPlanes, Lookup::kTwoVectors, kNibbleAndUpper, kFixedBits, kFixedBlock>(
           codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
     default:
-      return FusedRowsWide<kTile, kPlanes, Lookup::kGather, kNibbleAndUpper, kFixedBits, kFixedBlock>(
+      return FusedRowsWide<D, kTile, kPlanes, Lookup::kGather, kNibbleAndUpper, kFixedBits, kFixedBlock>(
           codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
   }
 }
@@ -395,29 +410,41 @@ HWY_INLINE bool SecondPlaneAboveNibble(const HlwqParams& params) {
 }
 
 // Rows [begin, end) of a 4..8-bit code for a batch of kTile rows.
-template <size_t kTile>
+template <class D, size_t kTile>
 void FusedRowsWideAnyPlanes(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
                             const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end,
                             const RowProductShape& shape) {
   switch (code_planes(codec.params().bits).count) {
-    case 1: return FusedRowsWideLookup<kTile, 1, false>(codec, centroids, codes, norms, begin, end, shape);
+    case 1: return FusedRowsWideLookup<D, kTile, 1, false>(codec, centroids, codes, norms, begin, end, shape);
     case 2:
       if (SecondPlaneAboveNibble(codec.params())) {
         // The usual layouts get compile-time plane geometry (Q5 and Q6 at block 128; Q5 at 64, which
         // --block auto gives rows 128 does not divide).
         if (codec.params().block == 128 && codec.params().bits == 5) {
-          return FusedRowsWideLookup<kTile, 2, true, 5, 128>(codec, centroids, codes, norms, begin, end, shape);
+          return FusedRowsWideLookup<D, kTile, 2, true, 5, 128>(codec, centroids, codes, norms, begin, end, shape);
         }
         if (codec.params().block == 64 && codec.params().bits == 5) {
-          return FusedRowsWideLookup<kTile, 2, true, 5, 64>(codec, centroids, codes, norms, begin, end, shape);
+          return FusedRowsWideLookup<D, kTile, 2, true, 5, 64>(codec, centroids, codes, norms, begin, end, shape);
         }
         if (codec.params().block == 128 && codec.params().bits == 6) {
-          return FusedRowsWideLookup<kTile, 2, true, 6, 128>(codec, centroids, codes, norms, begin, end, shape);
+          return FusedRowsWideLookup<D, kTile, 2, true, 6, 128>(codec, centroids, codes, norms, begin, end, shape);
         }
-        return FusedRowsWideLookup<kTile, 2, true>(codec, centroids, codes, norms, begin, end, shape);
+        return FusedRowsWideLookup<D, kTile, 2, true>(codec, centroids, codes, norms, begin, end, shape);
       }
-      return FusedRowsWideLookup<kTile, 2, false>(codec, centroids, codes, norms, begin, end, shape);
-    default: return FusedRowsWideLookup<kTile, 3, false>(codec, centroids, codes, norms, begin, end, shape);
+      return FusedRowsWideLookup<D, kTile, 2, false>(codec, centroids, codes, norms, begin, end, shape);
+    default: return FusedRowsWideLookup<D, kTile, 3, false>(codec, centroids, codes, norms, begin, end, shape);
+  }
+}
+
+// The fused decode for 1..4 activation rows, in vectors of tag D.
+template <class D>
+void FusedRowsWideForBatch(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
+                           const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const RowProductShape& shape) {
+  switch (shape.batch) {
+    case 4: return FusedRowsWideAnyPlanes<D, 4>(codec, centroids, codes, norms, begin, end, shape);
+    case 3: return FusedRowsWideAnyPlanes<D, 3>(codec, centroids, codes, norms, begin, end, shape);
+    case 2: return FusedRowsWideAnyPlanes<D, 2>(codec, centroids, codes, norms, begin, end, shape);
+    default: return FusedRowsWideAnyPlanes<D, 1>(codec, centroids, codes, norms, begin, end, shape);
   }
 }
 
@@ -432,12 +459,7 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
       PlanesHoldWholeVectors(codec.params(), lanes)) {
     // Decode (small batch): codes straight into multiply-adds, one pass over the weight.
     if (codec.params().bits >= 4) {
-      switch (shape.batch) {
-        case 4: FusedRowsWideAnyPlanes<4>(codec, centroids, codes, norms, begin, end, shape); break;
-        case 3: FusedRowsWideAnyPlanes<3>(codec, centroids, codes, norms, begin, end, shape); break;
-        case 2: FusedRowsWideAnyPlanes<2>(codec, centroids, codes, norms, begin, end, shape); break;
-        default: FusedRowsWideAnyPlanes<1>(codec, centroids, codes, norms, begin, end, shape); break;
-      }
+      FusedRowsWideForBatch<hn::ScalableTag<float>>(codec, centroids, codes, norms, begin, end, shape);
       return;
     }
     const auto walk = std::make_unique<PlaneWalk>(codec.params(), lanes);
@@ -454,6 +476,17 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
     }
     return;
   }
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  // AVX-512 with a block whose planes hold whole 8-lane but not 16-lane vectors (Q5 at block 64,
+  // what --block auto gives 576-wide rows): the same fused decode in 256-bit vectors. The scratch
+  // path below would decode every weight to floats first, about 3x slower.
+  using HalfTag = hn::CappedTag<float, 8>;
+  if (shape.batch <= 4 && codec.params().bits >= 4 && lanes == 16 && block >= 16 &&
+      PlanesHoldWholeVectors(codec.params(), 8)) {
+    FusedRowsWideForBatch<HalfTag>(codec, centroids, codes, norms, begin, end, shape);
+    return;
+  }
+#endif
   // Larger batches (or small blocks): decode rows into scratch once, reuse them for every batch tile.
   auto scratch = hwy::AllocateAligned<float>(shape.chunk_rows * shape.length);
   const auto decode = [&](auto lookup_kind) {
