@@ -67,13 +67,21 @@ def header_lines(data: dict) -> list:
         types = ", ".join(f"{name} x{count}" for name, count in source["tensor_types"].items())
         source_text = f" ({types}; {source['bits_per_weight']:.2f} bits per weight)"
     first_protocol = next(iter(data["protocols"]))
+    # What the GGUF's weights were: its most frequent quantized tensor type.
+    quantized = {name: count for name, count in (source or {}).get("tensor_types", {}).items()
+                 if name not in ("F32", "F16", "BF16")}
+    main_type = max(quantized, key=quantized.get) if quantized else None
+    before = "quantized" if main_type is None else main_type if len(quantized) == 1 else f"mostly {main_type}"
+    grid = ("It also means the reference's linear weights lie on Q4_1's grid (16 levels per block of 32 weights), "
+            "which favours 4-bit formats whose blocks line up with those 32 (llama.cpp Q4_0, IQ4_NL and Q4_K's "
+            "sub-blocks, MLX g32): they can partly land back on the grid, which a rotated code cannot."
+            if main_type == "Q4_1" else
+            "It also means the reference's linear weights lie on that GGUF's quantization grids (blocks of 32 or "
+            "sub-blocks of 16-32 weights), which favours formats whose blocks line up with them.")
     lines = [
         f"- **Model**: `{model['gguf']}`{source_text}. The reference is its weights dequantized to F32 "
-        f"(`hlwq import --dtype f32`, {model['reference_weights']:,} weights): they were Q4_1 before, so every "
-        "row measures the loss against that GGUF, not against the original BF16 model. It also means the "
-        "reference's linear weights lie on Q4_1's grid (16 levels per block of 32 weights), which favours 4-bit "
-        "formats whose blocks line up with those 32 (llama.cpp Q4_0, IQ4_NL and Q4_K's sub-blocks, MLX g32): "
-        "they can partly land back on the grid, which a rotated code cannot.",
+        f"(`hlwq import --dtype f32`, {model['reference_weights']:,} weights): they were {before} before, so "
+        "every row measures the loss against that GGUF, not against the original BF16 model. " + grid,
         f"- **Text**: `{text['name']}` ({text['bytes']:,} bytes, sha256 {text['sha256'][:12]}), "
         f"{number(reference['protocols'].get(first_protocol, {}).get('tokens_in_text'), 0)} tokens.",
     ]
