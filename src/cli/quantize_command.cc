@@ -32,7 +32,7 @@ int parse_block_size(const std::string& text) {
 
 void add_quantize_command(CLI::App& app) {
   struct Flags {
-    std::string model, output, block = "auto", gain = "norm", rotation = "hadamard", codebook = "lloyd-max";
+    std::string model, output, block = "auto", gain = "lsq", rotation = "hadamard", codebook = "lloyd-max";
     std::string compat, include, exclude;
     int bits = 5, threads = 0;
     std::optional<uint64_t> signs;
@@ -43,17 +43,22 @@ void add_quantize_command(CLI::App& app) {
   command->add_option("-m,--model", flags->model, "input model folder (dense safetensors)")->required();
   command->add_option("-o,--output", flags->output, "output folder (must not exist)")->required();
   command->add_option("--bits", flags->bits, "bits per code, 2..8")->capture_default_str();
-  // auto is the default since the quality study (whole WikiText-2, SmolLM2-135M): at Q5 the fitted
-  // blocks lost 17% less KL-divergence than 128 with 6% fewer bits; at Q4 equal within the spread
-  // of sign seeds, with 6% fewer bits. On rows 128 divides it is block 128, the paper's.
+  // The defaults, --block auto --gain lsq, come from the quality study (whole WikiText-2 test,
+  // SmolLM2-135M, docs/quality/quality.md): against the paper's block 128 with norm gains, mean KLD
+  // over three sign seeds fell 4% at Q5 and 1% at Q4 with 6% fewer bits (auto), and the
+  // least-squares gain took 3% more off at Q4 in every block setting (equal at Q5). On rows that
+  // 128 divides, auto is block 128.
   auto* block = command->add_option("--block", flags->block,
                                     "block size: auto (128, except rows whose width 128 does not divide, which take "
                                     "the largest power of two from 32 that does: nothing padded), or a power of two "
                                     "from 32 to 1024")
                     ->capture_default_str();
   command->add_option("--signs", flags->signs, "seed: random +-1 per input column before the Hadamard transform");
-  command->add_option("--gain", flags->gain, "block gain: norm (paper) or lsq (least squares)")
-      ->check(CLI::IsMember({"norm", "lsq"}))->capture_default_str();
+  auto* gain = command->add_option("--gain", flags->gain,
+                                   "block gain: lsq (least squares: the smallest error for the chosen codes) or "
+                                   "norm (the block's norm, the paper's)")
+                   ->check(CLI::IsMember({"norm", "lsq"}))
+                   ->capture_default_str();
   command->add_option("--rotation", flags->rotation,
                       "hadamard (HLWQ) or none (ablation: code the weights in their own basis)")
       ->check(CLI::IsMember({"hadamard", "none"}))->capture_default_str();
@@ -62,7 +67,7 @@ void add_quantize_command(CLI::App& app) {
       ->check(CLI::IsMember({"lloyd-max", "uniform"}))->capture_default_str();
   auto* compat = command->add_option("--compat", flags->compat,
                                      "polarquant: the reference implementation's 100-iteration codebook, block 128 "
-                                     "unless --block says otherwise")
+                                     "and norm gains unless --block / --gain say otherwise")
                      ->check(CLI::IsMember({"polarquant"}))
                      ->excludes(codebook);
   command->add_option("--include", flags->include, "only quantize tensors whose name matches this regex");
@@ -72,9 +77,10 @@ void add_quantize_command(CLI::App& app) {
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
   command->add_flag("--progress", flags->progress, "show progress even when stderr is not a terminal");
   command->add_flag("--json", flags->json, "print a JSON summary");
-  command->callback([flags, block, compat] {
-    // PolarQuant pads every row to blocks of 128.
+  command->callback([flags, block, gain, compat] {
+    // PolarQuant pads every row to blocks of 128 and scales each block by its norm.
     if (compat->count() > 0 && block->count() == 0) flags->block = "128";
+    if (compat->count() > 0 && gain->count() == 0) flags->gain = "norm";
     QuantizeOptions options;
     options.params.bits = flags->bits;
     options.fit_block_to_rows = flags->block == "auto";

@@ -191,6 +191,7 @@ fs::path make_synthetic_model(const std::string& shape_name, const std::string& 
     QuantizeOptions options;
     options.params.bits = format == "hlwq-q4" ? 4 : 5;
     options.fit_block_to_rows = true;  // as `hlwq quantize` does by default
+    options.params.gain = BlockGain::least_squares;
     options.threads = threads;
     quantize_model(dense, converted, options);
   } else {

@@ -63,5 +63,38 @@ TEST(QuantizeCommand, ConflictingAblationFlagsAreErrors) {
   EXPECT_FALSE(std::filesystem::exists(folder.path() / "out"));
 }
 
+// The defaults the quality study chose (--block auto --gain lsq), what --compat polarquant changes
+// back to the paper's, and explicit flags winning over both.
+TEST(QuantizeCommand, DefaultsAndCompatSettings) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "dense");  // hidden 192: auto fits blocks of 64 there
+  const std::string prefix =
+      "quantize -m " + (folder.path() / "dense").string() + " -o " + (folder.path() / "out").string() + " --threads 2 ";
+  struct Case {
+    const char* flags;
+    int q_proj_block;
+    const char* gain;
+    bool fitted;
+  };
+  for (const Case& test_case : {Case{"", 64, "least-squares", true},
+                                Case{"--compat polarquant", 128, "norm", false},
+                                Case{"--compat polarquant --block auto --gain lsq", 64, "least-squares", true},
+                                Case{"--block 128 --gain norm", 128, "norm", false}}) {
+    const CommandResult result = run_hlwq(prefix + test_case.flags);
+    ASSERT_EQ(result.exit_code, 0) << test_case.flags << ": " << result.output;
+    const nlohmann::json config = quantization_config(folder.path() / "out");
+    EXPECT_EQ(config["gain"], test_case.gain) << test_case.flags;
+    EXPECT_EQ(config.contains("block_rule"), test_case.fitted) << test_case.flags;
+    EXPECT_EQ(config["quantized_tensors"]["model.layers.0.self_attn.q_proj.weight"]["block_size"],
+              test_case.q_proj_block)
+        << test_case.flags;
+    std::filesystem::remove_all(folder.path() / "out");
+  }
+  const CommandResult bad = run_hlwq(prefix + "--block 12x");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("--block must be a number or auto, got '12x'"), std::string::npos) << bad.output;
+  EXPECT_FALSE(std::filesystem::exists(folder.path() / "out"));
+}
+
 }  // namespace
 }  // namespace hlwq
