@@ -152,7 +152,8 @@ void LinearForward(benchmark::State& state) {
 void Arguments(benchmark::internal::Benchmark* bench) {
   bench->ArgNames({"format", "rows", "cols", "threads", "batch"});
   for (int format = 0; format < kFormats; ++format) {
-    for (auto [rows, columns] : {std::pair<int64_t, int64_t>{2048, 8192}, {8192, 2048}}) {
+    // The 1B model's MLP shapes and SmolLM2-135M's short rows (576 columns, 9 MLX groups per row).
+    for (auto [rows, columns] : {std::pair<int64_t, int64_t>{2048, 8192}, {8192, 2048}, {1536, 576}, {576, 1536}}) {
       for (int threads : {1, 2}) bench->Args({format, rows, columns, threads, 1});
     }
     bench->Args({format, 2048, 8192, 1, 64});  // a prefill tile, for reference
