@@ -124,6 +124,26 @@ TEST(LinearForward, HlwqLargeBlocksMatchReference) {
   }
 }
 
+// The decode path at every batch tile (1 to 4 activation rows), 4 and 5 bits, blocks of 128 and
+// 256 (several 64-byte lines of nibbles per block), a partial last block: on AVX-512 the kernel that
+// indexes the centroid table with whole shifted words of codes and permutes the activations.
+TEST(LinearForward, HlwqDecodeTilesMatchReference) {
+  ThreadPool pool(1);
+  uint32_t seed = 250;
+  for (int bits : {4, 5}) {
+    for (int block : {128, 256}) {
+      const int64_t rows = 11, columns = 700;
+      const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.05f);
+      const LinearWeight weight = make_hlwq_linear_weight(make_codec(bits, block, true, columns), matrix, rows, pool);
+      const std::vector<float> w = reference_weights(weight);
+      for (int64_t batch = 1; batch <= 4; ++batch) {
+        expect_matches_reference(weight, w, batch, seed++, 1e-4,
+                                 "Q" + std::to_string(bits) + " d " + std::to_string(block));
+      }
+    }
+  }
+}
+
 // The ablation's variants (docs/FORMAT.md) run through the same kernel: rotation none only skips
 // the activation transform, the uniform codebook is one more centroid table. Every SIMD target,
 // the decode path (batch <= 4) and the decoded-rows path (larger batches), blocks of 128 and 64.

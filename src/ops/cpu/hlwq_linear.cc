@@ -417,6 +417,168 @@ void FusedRowsWideAnyPlanes(const HlwqCodec& codec, const Centroids& centroids, 
   }
 }
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// AVX-512 decode of 4-bit codes (blocks a multiple of 128) and 5-bit codes (blocks of 128): a whole
+// 64-byte line of the nibble plane is one register and is never widened. vpermps reads only the
+// low 4 bits of each 32-bit index (vpermt2ps the low 5), so the line shifted right by 4 m indexes,
+// in lane k, the code in nibble m of 32-bit word k: 8 lookups of 16 codes cost 7 shifts, where the
+// walk above spends 4 widening loads (each a shuffle-port uop, like the lookups), 4 masks and 4
+// shifts. The activations are permuted into that code order once per call (NibbleWordOrder).
+
+// Where, in its block of `block` codes, is the code that lane k of shift m of 64-byte chunk c
+// indexes: byte 64 c + 4 k + m / 2 of the nibble plane, its high nibble (code + block / 2) when m
+// is odd (docs/FORMAT.md: byte j of the 4-bit plane holds codes j and j + block / 2).
+constexpr size_t NibbleWordCode(size_t block, size_t chunk, size_t m, size_t k) {
+  return 64 * chunk + 4 * k + m / 2 + (m % 2) * (block / 2);
+}
+
+HWY_INLINE bool NibbleWordsApply(const HlwqParams& params, const Centroids& centroids) {
+  const size_t block = static_cast<size_t>(params.block);
+  return (params.bits == 4 && block % 128 == 0 && centroids.levels <= 16) ||
+         (params.bits == 5 && block == 128 && centroids.levels <= 32);
+}
+
+// x rows (batch of them, x_stride apart, `length` = whole blocks) into NibbleWordCode order:
+// out[t * length + b * block + 128 c + 16 m + k] = x[t * x_stride + b * block + NibbleWordCode(...)].
+void NibbleWordOrder(const float* HWY_RESTRICT x, size_t x_stride, size_t batch, size_t length, size_t block,
+                     float* HWY_RESTRICT out) {
+  for (size_t t = 0; t < batch; ++t) {
+    for (size_t first = 0; first < length; first += block) {
+      const float* from = x + t * x_stride + first;
+      float* to = out + t * length + first;
+      for (size_t chunk = 0; chunk < block / 128; ++chunk) {
+        for (size_t m = 0; m < 8; ++m) {
+          for (size_t k = 0; k < 16; ++k) to[128 * chunk + 16 * m + k] = from[NibbleWordCode(block, chunk, m, k)];
+        }
+      }
+    }
+  }
+}
+
+// Lookup m (kStep) of a chunk: lane k of index_words shifted right by kShift indexes the table (its
+// low 4 bits for 4-bit codes, low 5 for 5-bit ones; the bits above are ignored), 16 centroids times
+// each activation row's 16 values, into sums[t][m % 2].
+template <int kStep, int kShift, size_t kTile, bool kFiveBits>
+HWY_INLINE void NibbleWordStep(__m512i index_words, __m512 low_table, __m512 high_table, const float* HWY_RESTRICT x,
+                               size_t x_stride, __m512 (&sums)[kTile][2]) {
+  __m512i index = index_words;
+  if constexpr (kShift != 0) index = _mm512_srli_epi32(index_words, kShift);
+  __m512 centroid;
+  if constexpr (kFiveBits) {
+    centroid = _mm512_permutex2var_ps(low_table, index, high_table);
+  } else {
+    centroid = _mm512_permutexvar_ps(index, low_table);
+  }
+  for (size_t t = 0; t < kTile; ++t) {
+    sums[t][kStep % 2] = _mm512_fmadd_ps(centroid, _mm512_load_ps(x + t * x_stride + 16 * kStep), sums[t][kStep % 2]);
+  }
+}
+
+// Bit select, mask ? nibbles : upper (vpternlogd imm 0xE4).
+HWY_INLINE __m512i SelectBits(__m512i mask, __m512i nibbles, __m512i upper) {
+  return _mm512_ternarylogic_epi32(nibbles, upper, mask, 0xE4);
+}
+
+// Rows [begin, end) for kTile activation rows in NibbleWordOrder (x, x_stride apart, aligned).
+template <size_t kTile, bool kFiveBits>
+void NibbleWordRows(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
+                    const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const float* HWY_RESTRICT x,
+                    size_t x_stride, float* HWY_RESTRICT y, size_t y_stride) {
+  const HlwqParams& params = codec.params();
+  const size_t block = static_cast<size_t>(params.block);
+  const size_t chunks = block / 128;
+  const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
+  const size_t code_bytes = codec.layout().code_bytes;
+  const size_t blocks = static_cast<size_t>(codec.layout().blocks);
+  const __m512 inverse_root = _mm512_set1_ps(static_cast<float>(1.0 / std::sqrt(static_cast<double>(block))));
+  const __m512 low_table = _mm512_load_ps(centroids.values);
+  const __m512 high_table = _mm512_load_ps(centroids.values + 16);
+  const __m512i nibble_mask = _mm512_set1_epi32(0x0f);
+  const __m512i even_nibbles = _mm512_set1_epi32(0x0f0f0f0f);
+  const __m512i odd_nibbles = _mm512_set1_epi32(static_cast<int>(0xf0f0f0f0u));
+  // 5 bits, block 128: the 1-bit plane is 16 bytes, code i's bit is bit i / 16 of byte i mod 16.
+  // Broadcast to the four 128-bit lanes q, word r of lane q (the codes' lane k = 4 q + r) holds
+  // bytes 4 r .. 4 r + 3 and needs bit q of each (bit 4 + q for the high nibbles): shifted right by
+  // q, the bit of shift m sits at bit 4 m, like the nibble.
+  const __m512i lane_shifts = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  HWY_ALIGN float gains[16];
+  for (size_t row = begin; row < end; ++row) {
+    const uint8_t* HWY_RESTRICT codes_row = codes + row * code_bytes;
+    const uint16_t* HWY_RESTRICT norms_row = norms + row * blocks;
+    __m512 totals[kTile];
+    for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_setzero_ps();
+    for (size_t first = 0; first < blocks; first += 16) {
+      // 16 blocks' gains at once (the fp16 conversion is exact), then broadcast from memory.
+      const size_t count = std::min<size_t>(16, blocks - first);
+      const __mmask16 valid = static_cast<__mmask16>((1u << count) - 1);
+      const __m256i halves = _mm256_maskz_loadu_epi16(valid, norms_row + first);
+      _mm512_store_ps(gains, _mm512_mul_ps(_mm512_cvtph_ps(halves), inverse_root));
+      for (size_t b = first; b < first + count; ++b) {
+        const uint8_t* HWY_RESTRICT packed = codes_row + b * packed_bytes;
+        const float* HWY_RESTRICT block_x = x + b * block;
+        PrefetchAhead(packed, kPrefetchBytes);
+        __m512 sums[kTile][2];
+        for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = _mm512_setzero_ps();
+        for (size_t chunk = 0; chunk < chunks; ++chunk) {
+          const __m512i words = _mm512_loadu_si512(packed + 64 * chunk);
+          const float* HWY_RESTRICT chunk_x = block_x + 128 * chunk;
+          if constexpr (kFiveBits) {
+            // The plane's bit of shift m at bit 4 m (upper), then at 4 m + 4 right above the nibble
+            // of shift m, merged into copies of the words that keep the even (odd) shifts' nibbles:
+            // one shift per lookup. Shift 7's bit would land at bit 32: its index is built alone.
+            const __m512i plane =
+                _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + 64)));
+            const __m512i upper = _mm512_srlv_epi32(plane, lane_shifts);
+            const __m512i upper_next = _mm512_slli_epi32(upper, 4);
+            const __m512i even = SelectBits(even_nibbles, words, upper_next);
+            const __m512i odd = SelectBits(odd_nibbles, words, upper_next);
+            const __m512i last = SelectBits(nibble_mask, _mm512_srli_epi32(words, 28), _mm512_srli_epi32(upper, 24));
+            NibbleWordStep<0, 0, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<1, 4, kTile, true>(odd, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<2, 8, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<3, 12, kTile, true>(odd, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<4, 16, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<5, 20, kTile, true>(odd, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<6, 24, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<7, 0, kTile, true>(last, low_table, high_table, chunk_x, x_stride, sums);
+          } else {
+            NibbleWordStep<0, 0, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<1, 4, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<2, 8, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<3, 12, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<4, 16, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<5, 20, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<6, 24, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+            NibbleWordStep<7, 28, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+          }
+        }
+        const __m512 gain = _mm512_set1_ps(gains[b - first]);
+        for (size_t t = 0; t < kTile; ++t) {
+          totals[t] = _mm512_fmadd_ps(_mm512_add_ps(sums[t][0], sums[t][1]), gain, totals[t]);
+        }
+      }
+    }
+    for (size_t t = 0; t < kTile; ++t) y[row + t * y_stride] = _mm512_reduce_add_ps(totals[t]);
+  }
+}
+
+// The decode product through NibbleWordRows: the activations reordered, then rows by batch size.
+template <bool kFiveBits>
+void NibbleWordProduct(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* codes,
+                       const uint16_t* norms, const RowProductShape& shape, size_t begin, size_t end) {
+  const size_t block = static_cast<size_t>(codec.params().block);
+  auto ordered = hwy::AllocateAligned<float>(shape.batch * shape.length);
+  NibbleWordOrder(shape.x, shape.x_stride, shape.batch, shape.length, block, ordered.get());
+  const float* x = ordered.get();
+  switch (shape.batch) {
+    case 4: return NibbleWordRows<4, kFiveBits>(codec, centroids, codes, norms, begin, end, x, shape.length, shape.y, shape.rows);
+    case 3: return NibbleWordRows<3, kFiveBits>(codec, centroids, codes, norms, begin, end, x, shape.length, shape.y, shape.rows);
+    case 2: return NibbleWordRows<2, kFiveBits>(codec, centroids, codes, norms, begin, end, x, shape.length, shape.y, shape.rows);
+    default: return NibbleWordRows<1, kFiveBits>(codec, centroids, codes, norms, begin, end, x, shape.length, shape.y, shape.rows);
+  }
+}
+#endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+
 void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norms, const RowProductShape& shape,
               size_t begin, size_t end) {
   const Centroids centroids(codec.codebook().centroids);
@@ -427,6 +589,12 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
   if (shape.batch <= 4 && block >= 2 * lanes && block / lanes <= PlaneWalk::kMaxVectors &&
       PlanesHoldWholeVectors(codec.params(), lanes)) {
     // Decode (small batch): codes straight into multiply-adds, one pass over the weight.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    if (NibbleWordsApply(codec.params(), centroids)) {
+      if (codec.params().bits == 5) return NibbleWordProduct<true>(codec, centroids, codes, norms, shape, begin, end);
+      return NibbleWordProduct<false>(codec, centroids, codes, norms, shape, begin, end);
+    }
+#endif
     if (codec.params().bits >= 4) {
       switch (shape.batch) {
         case 4: FusedRowsWideAnyPlanes<4>(codec, centroids, codes, norms, begin, end, shape); break;
