@@ -344,43 +344,14 @@ struct NibbleRowsShape {
   size_t group_size = 0;            // a multiple of 2 * lanes
 };
 
+// offsets[t] = sum_g (bias_g + code_offset * scale_g) * sum(x_t over g) for one row, in double
+// vectors after the row's loop: inside it they were a scalar convert, load and multiply-add per
+// group, a large share of a short row's work (a 576-wide row has 9 groups of two vector steps each).
 template <size_t kTile>
-HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t columns,
-                              const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
-                              float* HWY_RESTRICT out, size_t out_stride) {
-  const hn::ScalableTag<float> d;
-  const hn::RebindToUnsigned<decltype(d)> du;
-  const hn::RebindToSigned<decltype(d)> di;
-  const hn::Rebind<uint8_t, decltype(d)> du8;
-  const size_t lanes = hn::Lanes(d);
-  const size_t groups = columns / nibbles.group_size;
-  const uint8_t* HWY_RESTRICT packed = nibbles.packed + row * columns / 2;
+HWY_INLINE void NibbleOffsets(const NibbleRowsShape& nibbles, size_t row, size_t groups,
+                              const double* HWY_RESTRICT group_sums, double* HWY_RESTRICT offsets) {
   const float* HWY_RESTRICT scales = nibbles.scales + row * groups;
   const float* HWY_RESTRICT biases = nibbles.biases != nullptr ? nibbles.biases + row * groups : nullptr;
-  const auto low_mask = hn::Set(du, 0x0fu);
-  hn::Vec<decltype(d)> totals[kTile];
-  double offsets[kTile] = {};
-  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
-  for (size_t g = 0; g < groups; ++g) {
-    hn::Vec<decltype(d)> sums[kTile][2];
-    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
-    const size_t first = g * nibbles.group_size;
-    PrefetchAhead(packed + first / 2, 1024);
-    for (size_t i = first; i < first + nibbles.group_size; i += 2 * lanes) {
-      const auto bytes = hn::PromoteTo(du, hn::LoadU(du8, packed + i / 2));
-      const auto low = hn::ConvertTo(d, hn::BitCast(di, hn::And(bytes, low_mask)));
-      const auto high = hn::ConvertTo(d, hn::BitCast(di, hn::ShiftRight<4>(bytes)));
-      for (size_t t = 0; t < kTile; ++t) {
-        sums[t][0] = hn::MulAdd(low, hn::LoadU(d, x + t * columns + i), sums[t][0]);
-        sums[t][1] = hn::MulAdd(high, hn::LoadU(d, x + t * columns + i + lanes), sums[t][1]);
-      }
-    }
-    const auto scale_vector = hn::Set(d, scales[g]);
-    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale_vector, totals[t]);
-  }
-  // The groups' offsets, sum_g (bias_g + code_offset * scale_g) * sum(x over g), in double vectors
-  // after the loop: inside it they were a scalar convert, load and multiply-add per group, a large
-  // share of a short row's work (a 576-wide row has 9 groups of two vector steps each).
   if (biases != nullptr || nibbles.code_offset != 0.0f) {
     const hn::ScalableTag<double> dd;
     const hn::Rebind<float, decltype(dd)> df;
@@ -403,10 +374,145 @@ HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t
       }
     }
   }
+}
+
+template <size_t kTile>
+HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t columns,
+                              const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
+                              float* HWY_RESTRICT out, size_t out_stride) {
+  const hn::ScalableTag<float> d;
+  const hn::RebindToUnsigned<decltype(d)> du;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> du8;
+  const size_t lanes = hn::Lanes(d);
+  const size_t groups = columns / nibbles.group_size;
+  const uint8_t* HWY_RESTRICT packed = nibbles.packed + row * columns / 2;
+  const float* HWY_RESTRICT scales = nibbles.scales + row * groups;
+  const auto low_mask = hn::Set(du, 0x0fu);
+  hn::Vec<decltype(d)> totals[kTile];
+  double offsets[kTile] = {};
+  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
+  for (size_t g = 0; g < groups; ++g) {
+    hn::Vec<decltype(d)> sums[kTile][2];
+    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
+    const size_t first = g * nibbles.group_size;
+    PrefetchAhead(packed + first / 2, 1024);
+    for (size_t i = first; i < first + nibbles.group_size; i += 2 * lanes) {
+      const auto bytes = hn::PromoteTo(du, hn::LoadU(du8, packed + i / 2));
+      const auto low = hn::ConvertTo(d, hn::BitCast(di, hn::And(bytes, low_mask)));
+      const auto high = hn::ConvertTo(d, hn::BitCast(di, hn::ShiftRight<4>(bytes)));
+      for (size_t t = 0; t < kTile; ++t) {
+        sums[t][0] = hn::MulAdd(low, hn::LoadU(d, x + t * columns + i), sums[t][0]);
+        sums[t][1] = hn::MulAdd(high, hn::LoadU(d, x + t * columns + i + lanes), sums[t][1]);
+      }
+    }
+    const auto scale_vector = hn::Set(d, scales[g]);
+    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale_vector, totals[t]);
+  }
+  NibbleOffsets<kTile>(nibbles, row, groups, group_sums, offsets);
   for (size_t t = 0; t < kTile; ++t) {
     out[t * out_stride] = static_cast<float>(hn::GetLane(hn::SumOfLanes(d, totals[t])) + offsets[t]);
   }
 }
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// AVX-512 nibble rows: a 64-byte line (128 codes, 16 words of 8 nibbles) is one register that is
+// never widened. vpermps reads only the low 4 bits of each 32-bit index, so the line shifted right
+// by 4 m looks up, in lane k, nibble m of word k (code 8 k + m of the line) in a table of the floats
+// 0..15: exact, one shift and one permutation per 16 codes where NibbleRowTile spends a widening
+// load, a mask, a shift and two conversions per 32. The activations are permuted to that order
+// (NibbleLineOrder); each line's partial sums take their groups' scales lane by lane.
+HWY_INLINE bool NibbleLinesApply(size_t group_size) {
+  return group_size % 32 == 0 && (128 % group_size == 0 || group_size % 128 == 0);
+}
+
+// out[t * padded + 128 L + 16 m + k] = x[t * x_stride + 128 L + 8 k + m], zero past `columns`;
+// padded: columns rounded up to whole lines.
+HWY_INLINE void NibbleLineOrder(const float* HWY_RESTRICT x, size_t x_stride, size_t batch, size_t columns,
+                                size_t padded, float* HWY_RESTRICT out) {
+  for (size_t t = 0; t < batch; ++t) {
+    for (size_t line = 0; line < padded; line += 128) {
+      for (size_t m = 0; m < 8; ++m) {
+        for (size_t k = 0; k < 16; ++k) {
+          const size_t column = line + 8 * k + m;
+          out[t * padded + line + 16 * m + k] = column < columns ? x[t * x_stride + column] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+template <int kStep, size_t kTile>
+HWY_INLINE void NibbleLineStep(__m512i words, __m512 codes_as_floats, const float* HWY_RESTRICT x, size_t x_stride,
+                               __m512 (&sums)[kTile][2]) {
+  __m512i index = words;
+  if constexpr (kStep != 0) index = _mm512_srli_epi32(words, 4 * kStep);
+  const __m512 code = _mm512_permutexvar_ps(index, codes_as_floats);
+  for (size_t t = 0; t < kTile; ++t) {
+    sums[t][kStep % 2] = _mm512_fmadd_ps(code, _mm512_load_ps(x + t * x_stride + 16 * kStep), sums[t][kStep % 2]);
+  }
+}
+
+// One row for kTile activation rows (NibbleLineOrder, `padded` floats each); group_sums as in
+// NibbleRowTile.
+template <size_t kTile>
+HWY_INLINE void NibbleLineRowTile(const NibbleRowsShape& nibbles, size_t row, size_t columns, size_t padded,
+                                  const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
+                                  float* HWY_RESTRICT out, size_t out_stride) {
+  const size_t groups = columns / nibbles.group_size;
+  const uint8_t* HWY_RESTRICT packed = nibbles.packed + row * columns / 2;
+  const float* HWY_RESTRICT scales = nibbles.scales + row * groups;
+  const __m512 codes_as_floats = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  // Lane k holds codes 8 k .. 8 k + 7 of its line: group 8 k / group_size of the line's first.
+  const size_t groups_per_line = nibbles.group_size <= 128 ? 128 / nibbles.group_size : 1;
+  const __m512i group_of_lane = _mm512_set_epi32(
+      static_cast<int>(120 / nibbles.group_size), static_cast<int>(112 / nibbles.group_size),
+      static_cast<int>(104 / nibbles.group_size), static_cast<int>(96 / nibbles.group_size),
+      static_cast<int>(88 / nibbles.group_size), static_cast<int>(80 / nibbles.group_size),
+      static_cast<int>(72 / nibbles.group_size), static_cast<int>(64 / nibbles.group_size),
+      static_cast<int>(56 / nibbles.group_size), static_cast<int>(48 / nibbles.group_size),
+      static_cast<int>(40 / nibbles.group_size), static_cast<int>(32 / nibbles.group_size),
+      static_cast<int>(24 / nibbles.group_size), static_cast<int>(16 / nibbles.group_size),
+      static_cast<int>(8 / nibbles.group_size), 0);
+  __m512 totals[kTile];
+  for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_setzero_ps();
+  for (size_t line = 0; line < columns; line += 128) {
+    // A last, partial line (576 columns: 4.5 lines) reads only its own words; the missing lanes
+    // are code 0 times zero activations.
+    const size_t words_here = std::min<size_t>(16, (columns - line) / 8);
+    const __mmask16 valid = static_cast<__mmask16>((1u << words_here) - 1);
+    const __m512i words = _mm512_maskz_loadu_epi32(valid, packed + line / 2);
+    PrefetchAhead(packed + line / 2, 1024);
+    const float* HWY_RESTRICT line_x = x + line;
+    __m512 sums[kTile][2];
+    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = _mm512_setzero_ps();
+    NibbleLineStep<0, kTile>(words, codes_as_floats, line_x, padded, sums);
+    NibbleLineStep<1, kTile>(words, codes_as_floats, line_x, padded, sums);
+    NibbleLineStep<2, kTile>(words, codes_as_floats, line_x, padded, sums);
+    NibbleLineStep<3, kTile>(words, codes_as_floats, line_x, padded, sums);
+    NibbleLineStep<4, kTile>(words, codes_as_floats, line_x, padded, sums);
+    NibbleLineStep<5, kTile>(words, codes_as_floats, line_x, padded, sums);
+    NibbleLineStep<6, kTile>(words, codes_as_floats, line_x, padded, sums);
+    NibbleLineStep<7, kTile>(words, codes_as_floats, line_x, padded, sums);
+    __m512 scale;
+    if (groups_per_line > 1) {
+      const size_t first_group = line / nibbles.group_size;
+      const size_t groups_here = std::min(groups_per_line, groups - first_group);
+      const __m512 line_scales =
+          _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << groups_here) - 1), scales + first_group);
+      scale = _mm512_permutexvar_ps(group_of_lane, line_scales);
+    } else {
+      scale = _mm512_set1_ps(scales[line / nibbles.group_size]);
+    }
+    for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_fmadd_ps(_mm512_add_ps(sums[t][0], sums[t][1]), scale, totals[t]);
+  }
+  double offsets[kTile] = {};
+  NibbleOffsets<kTile>(nibbles, row, groups, group_sums, offsets);
+  for (size_t t = 0; t < kTile; ++t) {
+    out[t * out_stride] = static_cast<float>(static_cast<double>(_mm512_reduce_add_ps(totals[t])) + offsets[t]);
+  }
+}
+#endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 
 HWY_INLINE bool NibbleRowsApply(size_t batch, size_t group_size) {
   return batch <= 4 && group_size % (2 * hn::Lanes(hn::ScalableTag<float>())) == 0;
@@ -417,8 +523,34 @@ HWY_INLINE void NibbleRows(const NibbleRowsShape& nibbles, const RowProductShape
   const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
   const size_t columns = shape.length;
   const size_t groups = columns / nibbles.group_size;
-  auto reordered = hwy::AllocateAligned<float>(shape.batch * columns);
   auto group_sums = hwy::AllocateAligned<double>(shape.batch * groups);
+  for (size_t t = 0; t < shape.batch; ++t) {
+    for (size_t g = 0; g < groups; ++g) {
+      const float* x = shape.x + t * shape.x_stride;
+      double sum = 0;
+      for (size_t c = g * nibbles.group_size; c < (g + 1) * nibbles.group_size; ++c) sum += x[c];
+      group_sums[t * groups + g] = sum;
+    }
+  }
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  if (NibbleLinesApply(nibbles.group_size)) {
+    const size_t padded = (columns + 127) / 128 * 128;
+    auto ordered = hwy::AllocateAligned<float>(shape.batch * padded);
+    NibbleLineOrder(shape.x, shape.x_stride, shape.batch, columns, padded, ordered.get());
+    for (size_t row = begin; row < end; ++row) {
+      float* out = shape.y + row;
+      const float* x = ordered.get();
+      switch (shape.batch) {
+        case 4: NibbleLineRowTile<4>(nibbles, row, columns, padded, x, group_sums.get(), out, shape.rows); break;
+        case 3: NibbleLineRowTile<3>(nibbles, row, columns, padded, x, group_sums.get(), out, shape.rows); break;
+        case 2: NibbleLineRowTile<2>(nibbles, row, columns, padded, x, group_sums.get(), out, shape.rows); break;
+        default: NibbleLineRowTile<1>(nibbles, row, columns, padded, x, group_sums.get(), out, shape.rows); break;
+      }
+    }
+    return;
+  }
+#endif
+  auto reordered = hwy::AllocateAligned<float>(shape.batch * columns);
   for (size_t t = 0; t < shape.batch; ++t) {
     const float* x = shape.x + t * shape.x_stride;
     float* to = reordered.get() + t * columns;
@@ -427,11 +559,6 @@ HWY_INLINE void NibbleRows(const NibbleRowsShape& nibbles, const RowProductShape
         to[run + k] = x[run + 2 * k];
         to[run + lanes + k] = x[run + 2 * k + 1];
       }
-    }
-    for (size_t g = 0; g < groups; ++g) {
-      double sum = 0;
-      for (size_t c = g * nibbles.group_size; c < (g + 1) * nibbles.group_size; ++c) sum += x[c];
-      group_sums[t * groups + g] = sum;
     }
   }
   for (size_t row = begin; row < end; ++row) {
