@@ -422,9 +422,7 @@ HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t
 // 0..15: exact, one shift and one permutation per 16 codes where NibbleRowTile spends a widening
 // load, a mask, a shift and two conversions per 32. The activations are permuted to that order
 // (NibbleLineOrder); each line's partial sums take their groups' scales lane by lane.
-HWY_INLINE bool NibbleLinesApply(size_t group_size) {
-  return group_size % 32 == 0 && (128 % group_size == 0 || group_size % 128 == 0);
-}
+HWY_INLINE bool NibbleLinesApply(size_t group_size) { return group_size % 32 == 0 && 128 % group_size == 0; }
 
 // out[t * padded + 128 L + 16 m + k] = x[t * x_stride + 128 L + 8 k + m], zero past `columns`;
 // padded: columns rounded up to whole lines.
@@ -453,63 +451,129 @@ HWY_INLINE void NibbleLineStep(__m512i words, __m512 codes_as_floats, const floa
   }
 }
 
-// One row for kTile activation rows (NibbleLineOrder, `padded` floats each); group_sums as in
-// NibbleRowTile.
+// One line of one row: its words (a masked load; `words_valid` lanes), the 8 lookups and the
+// line's groups' scales (`scales_valid` of them from `scales`, lane k taking group_of_lane[k]).
+// The line `prefetch` bytes ahead is prefetched: the rows after the ones in flight.
 template <size_t kTile>
-HWY_INLINE void NibbleLineRowTile(const NibbleRowsShape& nibbles, size_t row, size_t columns, size_t padded,
-                                  const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
-                                  float* HWY_RESTRICT out, size_t out_stride) {
-  const size_t groups = columns / nibbles.group_size;
-  const uint8_t* HWY_RESTRICT packed = nibbles.packed + row * columns / 2;
-  const float* HWY_RESTRICT scales = nibbles.scales + row * groups;
+HWY_INLINE void NibbleLine(const uint8_t* HWY_RESTRICT packed, size_t prefetch, __mmask16 words_valid,
+                           const float* HWY_RESTRICT scales,
+                           __mmask16 scales_valid, __m512i group_of_lane, const float* HWY_RESTRICT x, size_t x_stride,
+                           __m512 (&totals)[kTile]) {
   const __m512 codes_as_floats = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  // Lane k holds codes 8 k .. 8 k + 7 of its line: group 8 k / group_size of the line's first.
-  const size_t groups_per_line = nibbles.group_size <= 128 ? 128 / nibbles.group_size : 1;
-  const __m512i group_of_lane = _mm512_set_epi32(
-      static_cast<int>(120 / nibbles.group_size), static_cast<int>(112 / nibbles.group_size),
-      static_cast<int>(104 / nibbles.group_size), static_cast<int>(96 / nibbles.group_size),
-      static_cast<int>(88 / nibbles.group_size), static_cast<int>(80 / nibbles.group_size),
-      static_cast<int>(72 / nibbles.group_size), static_cast<int>(64 / nibbles.group_size),
-      static_cast<int>(56 / nibbles.group_size), static_cast<int>(48 / nibbles.group_size),
-      static_cast<int>(40 / nibbles.group_size), static_cast<int>(32 / nibbles.group_size),
-      static_cast<int>(24 / nibbles.group_size), static_cast<int>(16 / nibbles.group_size),
-      static_cast<int>(8 / nibbles.group_size), 0);
-  __m512 totals[kTile];
-  for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_setzero_ps();
-  for (size_t line = 0; line < columns; line += 128) {
-    // A last, partial line (576 columns: 4.5 lines) reads only its own words; the missing lanes
-    // are code 0 times zero activations.
-    const size_t words_here = std::min<size_t>(16, (columns - line) / 8);
-    const __mmask16 valid = static_cast<__mmask16>((1u << words_here) - 1);
-    const __m512i words = _mm512_maskz_loadu_epi32(valid, packed + line / 2);
-    PrefetchAhead(packed + line / 2, 1024);
-    const float* HWY_RESTRICT line_x = x + line;
-    __m512 sums[kTile][2];
-    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = _mm512_setzero_ps();
-    NibbleLineStep<0, kTile>(words, codes_as_floats, line_x, padded, sums);
-    NibbleLineStep<1, kTile>(words, codes_as_floats, line_x, padded, sums);
-    NibbleLineStep<2, kTile>(words, codes_as_floats, line_x, padded, sums);
-    NibbleLineStep<3, kTile>(words, codes_as_floats, line_x, padded, sums);
-    NibbleLineStep<4, kTile>(words, codes_as_floats, line_x, padded, sums);
-    NibbleLineStep<5, kTile>(words, codes_as_floats, line_x, padded, sums);
-    NibbleLineStep<6, kTile>(words, codes_as_floats, line_x, padded, sums);
-    NibbleLineStep<7, kTile>(words, codes_as_floats, line_x, padded, sums);
-    __m512 scale;
-    if (groups_per_line > 1) {
-      const size_t first_group = line / nibbles.group_size;
-      const size_t groups_here = std::min(groups_per_line, groups - first_group);
-      const __m512 line_scales =
-          _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << groups_here) - 1), scales + first_group);
-      scale = _mm512_permutexvar_ps(group_of_lane, line_scales);
-    } else {
-      scale = _mm512_set1_ps(scales[line / nibbles.group_size]);
+  const __m512i words = _mm512_maskz_loadu_epi32(words_valid, packed);
+  PrefetchAhead(packed, prefetch);
+  __m512 sums[kTile][2];
+  for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = _mm512_setzero_ps();
+  NibbleLineStep<0, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<1, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<2, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<3, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<4, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<5, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<6, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<7, kTile>(words, codes_as_floats, x, x_stride, sums);
+  const __m512 scale = _mm512_permutexvar_ps(group_of_lane, _mm512_maskz_loadu_ps(scales_valid, scales));
+  for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_fmadd_ps(_mm512_add_ps(sums[t][0], sums[t][1]), scale, totals[t]);
+}
+
+// The four rows' float sums: lane q of the result is the sum of the 16 lanes of v[q]. A transpose
+// and add tree, 10 shuffles and 6 adds, where four separate horizontal sums take 16 and 16.
+HWY_INLINE __m128 SumOfFourVectors(const __m512 (&v)[4]) {
+  const __m512 pair01 = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x44), _mm512_shuffle_f32x4(v[0], v[1], 0xee));
+  const __m512 pair23 = _mm512_add_ps(_mm512_shuffle_f32x4(v[2], v[3], 0x44), _mm512_shuffle_f32x4(v[2], v[3], 0xee));
+  // 128-bit lane q: four partial sums of v[q].
+  const __m512 quads = _mm512_add_ps(_mm512_shuffle_f32x4(pair01, pair23, 0x88), _mm512_shuffle_f32x4(pair01, pair23, 0xdd));
+  const __m512 twos = _mm512_add_ps(quads, _mm512_permute_ps(quads, 0x4e));  // [2, 3, 0, 1] in each lane
+  const __m512 ones = _mm512_add_ps(twos, _mm512_permute_ps(twos, 0xb1));    // [1, 0, 3, 2]
+  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), ones));
+}
+
+// NibbleOffsets for four consecutive rows and one activation row, in double vectors (masked for a
+// last partial vector of groups) reduced together: lane q is row + q's offset.
+HWY_INLINE __m256d NibbleOffsetsOfFourRows(const NibbleRowsShape& nibbles, size_t row, size_t groups,
+                                           const double* HWY_RESTRICT group_sums) {
+  if (nibbles.biases == nullptr && nibbles.code_offset == 0.0f) return _mm256_setzero_pd();
+  const __m512d code_offset = _mm512_set1_pd(static_cast<double>(nibbles.code_offset));
+  __m512d accumulated[4];
+  for (size_t q = 0; q < 4; ++q) {
+    const float* HWY_RESTRICT scales = nibbles.scales + (row + q) * groups;
+    const float* HWY_RESTRICT biases = nibbles.biases != nullptr ? nibbles.biases + (row + q) * groups : nullptr;
+    accumulated[q] = _mm512_setzero_pd();
+    for (size_t g = 0; g < groups; g += 8) {
+      const __mmask8 valid = static_cast<__mmask8>(groups - g >= 8 ? 0xff : (1u << (groups - g)) - 1);
+      __m512d bias = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, scales + g)), code_offset);
+      if (biases != nullptr) bias = _mm512_add_pd(bias, _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, biases + g)));
+      accumulated[q] = _mm512_fmadd_pd(bias, _mm512_maskz_loadu_pd(valid, group_sums + g), accumulated[q]);
     }
-    for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_fmadd_ps(_mm512_add_ps(sums[t][0], sums[t][1]), scale, totals[t]);
   }
-  double offsets[kTile] = {};
-  NibbleOffsets<kTile>(nibbles, row, groups, group_sums, offsets);
-  for (size_t t = 0; t < kTile; ++t) {
-    out[t * out_stride] = static_cast<float>(static_cast<double>(_mm512_reduce_add_ps(totals[t])) + offsets[t]);
+  const __m512d pair01 = _mm512_add_pd(_mm512_shuffle_f64x2(accumulated[0], accumulated[1], 0x44),
+                                       _mm512_shuffle_f64x2(accumulated[0], accumulated[1], 0xee));
+  const __m512d pair23 = _mm512_add_pd(_mm512_shuffle_f64x2(accumulated[2], accumulated[3], 0x44),
+                                       _mm512_shuffle_f64x2(accumulated[2], accumulated[3], 0xee));
+  // 128-bit lane q: two partial sums of row q.
+  const __m512d twos = _mm512_add_pd(_mm512_shuffle_f64x2(pair01, pair23, 0x88), _mm512_shuffle_f64x2(pair01, pair23, 0xdd));
+  const __m512d ones = _mm512_add_pd(twos, _mm512_permute_pd(twos, 0x55));
+  return _mm512_castpd512_pd256(_mm512_permutexvar_pd(_mm512_set_epi64(0, 0, 0, 0, 6, 4, 2, 0), ones));
+}
+
+// kRows consecutive rows for kTile activation rows (NibbleLineOrder, `padded` floats each);
+// group_sums as in NibbleRowTile. Four rows of one activation row (decode) are reduced together.
+template <size_t kRows, size_t kTile>
+HWY_INLINE void NibbleLineRows(const NibbleRowsShape& nibbles, size_t row, size_t columns, size_t padded,
+                               const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
+                               float* HWY_RESTRICT out, size_t out_stride) {
+  const size_t group_size = nibbles.group_size;
+  const size_t groups = columns / group_size;
+  const size_t row_bytes = columns / 2;
+  // Lane k holds codes 8 k .. 8 k + 7 of its line: group 8 k / group_size of the line's first.
+  const size_t groups_per_line = 128 / group_size;
+  const __m512i group_of_lane = _mm512_set_epi32(
+      static_cast<int>(120 / group_size), static_cast<int>(112 / group_size), static_cast<int>(104 / group_size),
+      static_cast<int>(96 / group_size), static_cast<int>(88 / group_size), static_cast<int>(80 / group_size),
+      static_cast<int>(72 / group_size), static_cast<int>(64 / group_size), static_cast<int>(56 / group_size),
+      static_cast<int>(48 / group_size), static_cast<int>(40 / group_size), static_cast<int>(32 / group_size),
+      static_cast<int>(24 / group_size), static_cast<int>(16 / group_size), static_cast<int>(8 / group_size), 0);
+  const __mmask16 all_words = 0xffff;
+  // The same line kRows rows on (the next call's rows), at least 1 KiB ahead.
+  const size_t prefetch = std::max<size_t>(1024, kRows * row_bytes);
+  const __mmask16 line_scales = static_cast<__mmask16>((1u << groups_per_line) - 1);
+  __m512 totals[kRows][kTile];
+  for (size_t r = 0; r < kRows; ++r) {
+    for (size_t t = 0; t < kTile; ++t) totals[r][t] = _mm512_setzero_ps();
+  }
+  size_t line = 0, first_group = 0;
+  for (; line + 128 <= columns; line += 128, first_group += groups_per_line) {
+    for (size_t r = 0; r < kRows; ++r) {
+      NibbleLine<kTile>(nibbles.packed + (row + r) * row_bytes + line / 2, prefetch, all_words,
+                        nibbles.scales + (row + r) * groups + first_group, line_scales, group_of_lane, x + line,
+                        padded, totals[r]);
+    }
+  }
+  if (line < columns) {
+    // A last, partial line (576 columns: 4.5 lines) reads only its own words and scales; the
+    // missing lanes are code 0 times zero activations.
+    const __mmask16 words = static_cast<__mmask16>((1u << ((columns - line) / 8)) - 1);
+    const __mmask16 scales = static_cast<__mmask16>((1u << (groups - first_group)) - 1);
+    for (size_t r = 0; r < kRows; ++r) {
+      NibbleLine<kTile>(nibbles.packed + (row + r) * row_bytes + line / 2, prefetch, words,
+                        nibbles.scales + (row + r) * groups + first_group, scales, group_of_lane, x + line, padded,
+                        totals[r]);
+    }
+  }
+  if constexpr (kRows == 4 && kTile == 1) {
+    const __m512 row_totals[4] = {totals[0][0], totals[1][0], totals[2][0], totals[3][0]};
+    const __m256d sums = _mm256_add_pd(_mm256_cvtps_pd(SumOfFourVectors(row_totals)),
+                                       NibbleOffsetsOfFourRows(nibbles, row, groups, group_sums));
+    _mm_storeu_ps(out, _mm256_cvtpd_ps(sums));
+  } else {
+    for (size_t r = 0; r < kRows; ++r) {
+      double offsets[kTile] = {};
+      NibbleOffsets<kTile>(nibbles, row + r, groups, group_sums, offsets);
+      for (size_t t = 0; t < kTile; ++t) {
+        out[r + t * out_stride] =
+            static_cast<float>(static_cast<double>(_mm512_reduce_add_ps(totals[r][t])) + offsets[t]);
+      }
+    }
   }
 }
 #endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
@@ -537,14 +601,19 @@ HWY_INLINE void NibbleRows(const NibbleRowsShape& nibbles, const RowProductShape
     const size_t padded = (columns + 127) / 128 * 128;
     auto ordered = hwy::AllocateAligned<float>(shape.batch * padded);
     NibbleLineOrder(shape.x, shape.x_stride, shape.batch, columns, padded, ordered.get());
-    for (size_t row = begin; row < end; ++row) {
+    const float* x = ordered.get();
+    const double* sums = group_sums.get();
+    size_t row = begin;
+    if (shape.batch == 1) {
+      for (; row + 4 <= end; row += 4) NibbleLineRows<4, 1>(nibbles, row, columns, padded, x, sums, shape.y + row, shape.rows);
+    }
+    for (; row < end; ++row) {
       float* out = shape.y + row;
-      const float* x = ordered.get();
       switch (shape.batch) {
-        case 4: NibbleLineRowTile<4>(nibbles, row, columns, padded, x, group_sums.get(), out, shape.rows); break;
-        case 3: NibbleLineRowTile<3>(nibbles, row, columns, padded, x, group_sums.get(), out, shape.rows); break;
-        case 2: NibbleLineRowTile<2>(nibbles, row, columns, padded, x, group_sums.get(), out, shape.rows); break;
-        default: NibbleLineRowTile<1>(nibbles, row, columns, padded, x, group_sums.get(), out, shape.rows); break;
+        case 4: NibbleLineRows<1, 4>(nibbles, row, columns, padded, x, sums, out, shape.rows); break;
+        case 3: NibbleLineRows<1, 3>(nibbles, row, columns, padded, x, sums, out, shape.rows); break;
+        case 2: NibbleLineRows<1, 2>(nibbles, row, columns, padded, x, sums, out, shape.rows); break;
+        default: NibbleLineRows<1, 1>(nibbles, row, columns, padded, x, sums, out, shape.rows); break;
       }
     }
     return;
