@@ -479,86 +479,118 @@ HWY_INLINE __m512i SelectBits(__m512i mask, __m512i nibbles, __m512i upper) {
   return _mm512_ternarylogic_epi32(nibbles, upper, mask, 0xE4);
 }
 
-// Rows [begin, end) for kTile activation rows in NibbleWordOrder (x, x_stride apart, aligned).
+// The tables and masks of NibbleWordBlock, set once per call.
+struct NibbleWordConstants {
+  __m512 low_table, high_table;
+  __m512i nibble_mask, even_nibbles, odd_nibbles;
+  // 5 bits, block 128: the 1-bit plane is 16 bytes, code i's bit is bit i / 16 of byte i mod 16.
+  // Broadcast to the four 128-bit lanes q, word r of lane q (the codes' lane k = 4 q + r) holds
+  // bytes 4 r .. 4 r + 3 and needs bit q of each (bit 4 + q for the high nibbles): shifted right by
+  // q, the bit of shift m sits at bit 4 m, like the nibble.
+  __m512i lane_shifts;
+
+  explicit NibbleWordConstants(const Centroids& centroids)
+      : low_table(_mm512_load_ps(centroids.values)),
+        high_table(_mm512_load_ps(centroids.values + 16)),
+        nibble_mask(_mm512_set1_epi32(0x0f)),
+        even_nibbles(_mm512_set1_epi32(0x0f0f0f0f)),
+        odd_nibbles(_mm512_set1_epi32(static_cast<int>(0xf0f0f0f0u))),
+        lane_shifts(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)) {}
+};
+
+// One block of one row (`chunks` lines of 128 codes at `packed`) times kTile activation rows in
+// NibbleWordOrder, scaled by the block's gain into totals.
 template <size_t kTile, bool kFiveBits>
-void NibbleWordRows(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
-                    const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const float* HWY_RESTRICT x,
-                    size_t x_stride, float* HWY_RESTRICT y, size_t y_stride) {
+HWY_INLINE void NibbleWordBlock(const NibbleWordConstants& constants, const uint8_t* HWY_RESTRICT packed,
+                                size_t chunks, const float* HWY_RESTRICT block_x, size_t x_stride, __m512 gain,
+                                __m512 (&totals)[kTile]) {
+  const __m512 low_table = constants.low_table, high_table = constants.high_table;
+  __m512 sums[kTile][2];
+  for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = _mm512_setzero_ps();
+  for (size_t chunk = 0; chunk < chunks; ++chunk) {
+    const __m512i words = _mm512_loadu_si512(packed + 64 * chunk);
+    const float* HWY_RESTRICT chunk_x = block_x + 128 * chunk;
+    if constexpr (kFiveBits) {
+      // The plane's bit of shift m at bit 4 m (upper), then at 4 m + 4 right above the nibble of
+      // shift m, merged into copies of the words that keep the even (odd) shifts' nibbles: one
+      // shift per lookup. Shift 7's bit would land at bit 32: its index is built alone.
+      const __m512i plane = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + 64)));
+      const __m512i upper = _mm512_srlv_epi32(plane, constants.lane_shifts);
+      const __m512i upper_next = _mm512_slli_epi32(upper, 4);
+      const __m512i even = SelectBits(constants.even_nibbles, words, upper_next);
+      const __m512i odd = SelectBits(constants.odd_nibbles, words, upper_next);
+      const __m512i last =
+          SelectBits(constants.nibble_mask, _mm512_srli_epi32(words, 28), _mm512_srli_epi32(upper, 24));
+      NibbleWordStep<0, 0, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<1, 4, kTile, true>(odd, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<2, 8, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<3, 12, kTile, true>(odd, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<4, 16, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<5, 20, kTile, true>(odd, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<6, 24, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<7, 0, kTile, true>(last, low_table, high_table, chunk_x, x_stride, sums);
+    } else {
+      NibbleWordStep<0, 0, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<1, 4, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<2, 8, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<3, 12, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<4, 16, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<5, 20, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<6, 24, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+      NibbleWordStep<7, 28, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
+    }
+  }
+  for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_fmadd_ps(_mm512_add_ps(sums[t][0], sums[t][1]), gain, totals[t]);
+}
+
+// kRows consecutive rows from `row` for kTile activation rows in NibbleWordOrder (x, x_stride
+// apart, aligned). Four rows of one activation row (decode) share each block's activations and
+// are reduced together (SumOfFourVectors).
+template <size_t kRows, size_t kTile, bool kFiveBits>
+HWY_INLINE void NibbleWordRows(const HlwqCodec& codec, const NibbleWordConstants& constants,
+                               const uint8_t* HWY_RESTRICT codes, const uint16_t* HWY_RESTRICT norms, size_t row,
+                               const float* HWY_RESTRICT x, size_t x_stride, float* HWY_RESTRICT y,
+                               size_t y_stride) {
   const HlwqParams& params = codec.params();
   const size_t block = static_cast<size_t>(params.block);
   const size_t chunks = block / 128;
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
   const size_t code_bytes = codec.layout().code_bytes;
   const size_t blocks = static_cast<size_t>(codec.layout().blocks);
+  // The same block kRows rows on (the next call's rows), at least 1 KiB ahead.
+  const size_t prefetch = std::max<size_t>(kPrefetchBytes, kRows * code_bytes);
   const __m512 inverse_root = _mm512_set1_ps(static_cast<float>(1.0 / std::sqrt(static_cast<double>(block))));
-  const __m512 low_table = _mm512_load_ps(centroids.values);
-  const __m512 high_table = _mm512_load_ps(centroids.values + 16);
-  const __m512i nibble_mask = _mm512_set1_epi32(0x0f);
-  const __m512i even_nibbles = _mm512_set1_epi32(0x0f0f0f0f);
-  const __m512i odd_nibbles = _mm512_set1_epi32(static_cast<int>(0xf0f0f0f0u));
-  // 5 bits, block 128: the 1-bit plane is 16 bytes, code i's bit is bit i / 16 of byte i mod 16.
-  // Broadcast to the four 128-bit lanes q, word r of lane q (the codes' lane k = 4 q + r) holds
-  // bytes 4 r .. 4 r + 3 and needs bit q of each (bit 4 + q for the high nibbles): shifted right by
-  // q, the bit of shift m sits at bit 4 m, like the nibble.
-  const __m512i lane_shifts = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  HWY_ALIGN float gains[16];
-  for (size_t row = begin; row < end; ++row) {
-    const uint8_t* HWY_RESTRICT codes_row = codes + row * code_bytes;
-    const uint16_t* HWY_RESTRICT norms_row = norms + row * blocks;
-    __m512 totals[kTile];
-    for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_setzero_ps();
-    for (size_t first = 0; first < blocks; first += 16) {
-      // 16 blocks' gains at once (the fp16 conversion is exact), then broadcast from memory.
-      const size_t count = std::min<size_t>(16, blocks - first);
-      const __mmask16 valid = static_cast<__mmask16>((1u << count) - 1);
-      const __m256i halves = _mm256_maskz_loadu_epi16(valid, norms_row + first);
-      _mm512_store_ps(gains, _mm512_mul_ps(_mm512_cvtph_ps(halves), inverse_root));
-      for (size_t b = first; b < first + count; ++b) {
-        const uint8_t* HWY_RESTRICT packed = codes_row + b * packed_bytes;
-        const float* HWY_RESTRICT block_x = x + b * block;
-        PrefetchAhead(packed, kPrefetchBytes);
-        __m512 sums[kTile][2];
-        for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = _mm512_setzero_ps();
-        for (size_t chunk = 0; chunk < chunks; ++chunk) {
-          const __m512i words = _mm512_loadu_si512(packed + 64 * chunk);
-          const float* HWY_RESTRICT chunk_x = block_x + 128 * chunk;
-          if constexpr (kFiveBits) {
-            // The plane's bit of shift m at bit 4 m (upper), then at 4 m + 4 right above the nibble
-            // of shift m, merged into copies of the words that keep the even (odd) shifts' nibbles:
-            // one shift per lookup. Shift 7's bit would land at bit 32: its index is built alone.
-            const __m512i plane =
-                _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + 64)));
-            const __m512i upper = _mm512_srlv_epi32(plane, lane_shifts);
-            const __m512i upper_next = _mm512_slli_epi32(upper, 4);
-            const __m512i even = SelectBits(even_nibbles, words, upper_next);
-            const __m512i odd = SelectBits(odd_nibbles, words, upper_next);
-            const __m512i last = SelectBits(nibble_mask, _mm512_srli_epi32(words, 28), _mm512_srli_epi32(upper, 24));
-            NibbleWordStep<0, 0, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<1, 4, kTile, true>(odd, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<2, 8, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<3, 12, kTile, true>(odd, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<4, 16, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<5, 20, kTile, true>(odd, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<6, 24, kTile, true>(even, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<7, 0, kTile, true>(last, low_table, high_table, chunk_x, x_stride, sums);
-          } else {
-            NibbleWordStep<0, 0, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<1, 4, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<2, 8, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<3, 12, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<4, 16, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<5, 20, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<6, 24, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
-            NibbleWordStep<7, 28, kTile, false>(words, low_table, high_table, chunk_x, x_stride, sums);
-          }
-        }
-        const __m512 gain = _mm512_set1_ps(gains[b - first]);
-        for (size_t t = 0; t < kTile; ++t) {
-          totals[t] = _mm512_fmadd_ps(_mm512_add_ps(sums[t][0], sums[t][1]), gain, totals[t]);
-        }
+  HWY_ALIGN float gains[kRows][16];
+  __m512 totals[kRows][kTile];
+  for (size_t r = 0; r < kRows; ++r) {
+    for (size_t t = 0; t < kTile; ++t) totals[r][t] = _mm512_setzero_ps();
+  }
+  for (size_t first = 0; first < blocks; first += 16) {
+    // 16 blocks' gains at once (the fp16 conversion is exact), then broadcast from memory.
+    const size_t count = std::min<size_t>(16, blocks - first);
+    const __mmask16 valid = static_cast<__mmask16>((1u << count) - 1);
+    for (size_t r = 0; r < kRows; ++r) {
+      const __m256i halves = _mm256_maskz_loadu_epi16(valid, norms + (row + r) * blocks + first);
+      _mm512_store_ps(gains[r], _mm512_mul_ps(_mm512_cvtph_ps(halves), inverse_root));
+    }
+    for (size_t b = first; b < first + count; ++b) {
+      for (size_t r = 0; r < kRows; ++r) {
+        const uint8_t* HWY_RESTRICT packed = codes + (row + r) * code_bytes + b * packed_bytes;
+        PrefetchAhead(packed, prefetch);
+        // A 5-bit block (80 bytes) may end in the line after the one it starts in.
+        if constexpr (kFiveBits) PrefetchAhead(packed, prefetch + packed_bytes - 1);
+        NibbleWordBlock<kTile, kFiveBits>(constants, packed, chunks, x + b * block, x_stride,
+                                          _mm512_set1_ps(gains[r][b - first]), totals[r]);
       }
     }
-    for (size_t t = 0; t < kTile; ++t) y[row + t * y_stride] = _mm512_reduce_add_ps(totals[t]);
+  }
+  if constexpr (kRows == 4 && kTile == 1) {
+    const __m512 row_totals[4] = {totals[0][0], totals[1][0], totals[2][0], totals[3][0]};
+    _mm_storeu_ps(y + row, SumOfFourVectors(row_totals));
+  } else {
+    for (size_t r = 0; r < kRows; ++r) {
+      for (size_t t = 0; t < kTile; ++t) y[row + r + t * y_stride] = _mm512_reduce_add_ps(totals[r][t]);
+    }
   }
 }
 
@@ -570,11 +602,21 @@ void NibbleWordProduct(const HlwqCodec& codec, const Centroids& centroids, const
   auto ordered = hwy::AllocateAligned<float>(shape.batch * shape.length);
   NibbleWordOrder(shape.x, shape.x_stride, shape.batch, shape.length, block, ordered.get());
   const float* x = ordered.get();
-  switch (shape.batch) {
-    case 4: return NibbleWordRows<4, kFiveBits>(codec, centroids, codes, norms, begin, end, x, shape.length, shape.y, shape.rows);
-    case 3: return NibbleWordRows<3, kFiveBits>(codec, centroids, codes, norms, begin, end, x, shape.length, shape.y, shape.rows);
-    case 2: return NibbleWordRows<2, kFiveBits>(codec, centroids, codes, norms, begin, end, x, shape.length, shape.y, shape.rows);
-    default: return NibbleWordRows<1, kFiveBits>(codec, centroids, codes, norms, begin, end, x, shape.length, shape.y, shape.rows);
+  const NibbleWordConstants constants(centroids);
+  const size_t stride = shape.length;
+  size_t row = begin;
+  if (shape.batch == 1) {
+    for (; row + 4 <= end; row += 4) {
+      NibbleWordRows<4, 1, kFiveBits>(codec, constants, codes, norms, row, x, stride, shape.y, shape.rows);
+    }
+  }
+  for (; row < end; ++row) {
+    switch (shape.batch) {
+      case 4: NibbleWordRows<1, 4, kFiveBits>(codec, constants, codes, norms, row, x, stride, shape.y, shape.rows); break;
+      case 3: NibbleWordRows<1, 3, kFiveBits>(codec, constants, codes, norms, row, x, stride, shape.y, shape.rows); break;
+      case 2: NibbleWordRows<1, 2, kFiveBits>(codec, constants, codes, norms, row, x, stride, shape.y, shape.rows); break;
+      default: NibbleWordRows<1, 1, kFiveBits>(codec, constants, codes, norms, row, x, stride, shape.y, shape.rows); break;
+    }
   }
 }
 #endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
