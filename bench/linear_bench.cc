@@ -75,8 +75,8 @@ std::vector<float> random_normal(size_t count, uint32_t seed, float scale) {
   return values;
 }
 
-enum Format { kBf16, kHlwqQ4, kHlwqQ5, kMlx4, kInt4, kFormats };
-const char* const kFormatNames[] = {"bf16", "hlwq_q4", "hlwq_q5", "mlx4_g64", "int4_g128"};
+enum Format { kBf16, kHlwqQ4, kHlwqQ5, kMlx4, kInt4, kHlwqQ4Block64, kHlwqQ5Block64, kFormats };
+const char* const kFormatNames[] = {"bf16", "hlwq_q4", "hlwq_q5", "mlx4_g64", "int4_g128", "hlwq_q4_d64", "hlwq_q5_d64"};
 
 LinearWeight build_weight(int format, int64_t rows, int64_t columns) {
   const std::vector<float> matrix = random_normal(static_cast<size_t>(rows * columns), 1, 0.02f);
@@ -84,9 +84,12 @@ LinearWeight build_weight(int format, int64_t rows, int64_t columns) {
   switch (format) {
     case kBf16: return make_dense_linear_weight(DType::BF16, matrix, rows, columns);
     case kHlwqQ4:
-    case kHlwqQ5: {
+    case kHlwqQ5:
+    case kHlwqQ4Block64:
+    case kHlwqQ5Block64: {
       HlwqParams params;
-      params.bits = format == kHlwqQ4 ? 4 : 5;
+      params.bits = format == kHlwqQ4 || format == kHlwqQ4Block64 ? 4 : 5;
+      if (format == kHlwqQ4Block64 || format == kHlwqQ5Block64) params.block = 64;
       return make_hlwq_linear_weight(std::make_shared<const HlwqCodec>(params, columns), matrix, rows, pool);
     }
     case kMlx4: return make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, matrix, rows, columns);
@@ -162,6 +165,8 @@ void Arguments(benchmark::internal::Benchmark* bench) {
     // INT4 groups of 128 do not divide 576).
     for (auto [rows, columns] : {std::pair<int64_t, int64_t>{2048, 8192}, {8192, 2048}, {1536, 576}, {576, 1536}}) {
       if (format == kInt4 && columns % 128 != 0) continue;
+      // Blocks of 64: what --block auto gives rows that 128 does not divide (576 columns).
+      if ((format == kHlwqQ4Block64 || format == kHlwqQ5Block64) && columns % 128 == 0) continue;
       for (int threads : {1, 2}) bench->Args({format, rows, columns, threads, 1, 0});
       if (rows * columns < 1 << 20) bench->Args({format, rows, columns, 1, 1, 1});
     }

@@ -124,14 +124,15 @@ TEST(LinearForward, HlwqLargeBlocksMatchReference) {
   }
 }
 
-// The decode path at every batch tile (1 to 4 activation rows), 4 and 5 bits, blocks of 128 and
-// 256 (several 64-byte lines of nibbles per block), a partial last block: on AVX-512 the kernel that
-// indexes the centroid table with whole shifted words of codes and permutes the activations.
+// The decode path at every batch tile (1 to 4 activation rows), 4 and 5 bits, blocks of 64 (two
+// blocks per 64-byte line of nibbles; 700 columns: 11 blocks, the last line half empty), 128 and
+// 256 (several lines per block), a partial last block: on AVX-512 the kernel that indexes the
+// centroid table with whole shifted words of codes and permutes the activations.
 TEST(LinearForward, HlwqDecodeTilesMatchReference) {
   ThreadPool pool(1);
   uint32_t seed = 250;
   for (int bits : {4, 5}) {
-    for (int block : {128, 256}) {
+    for (int block : {64, 128, 256}) {
       const int64_t rows = 11, columns = 700;
       const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.05f);
       const LinearWeight weight = make_hlwq_linear_weight(make_codec(bits, block, true, columns), matrix, rows, pool);
