@@ -124,6 +124,27 @@ TEST(LinearForward, HlwqLargeBlocksMatchReference) {
   }
 }
 
+// The decode path at every batch tile (1 to 4 activation rows), 4 and 5 bits, blocks of 64 (two
+// blocks per 64-byte line of nibbles; 700 columns: 11 blocks, the last line half empty), 128 and
+// 256 (several lines per block), a partial last block: on AVX-512 the kernel that indexes the
+// centroid table with whole shifted words of codes and permutes the activations.
+TEST(LinearForward, HlwqDecodeTilesMatchReference) {
+  ThreadPool pool(1);
+  uint32_t seed = 250;
+  for (int bits : {4, 5}) {
+    for (int block : {64, 128, 256}) {
+      const int64_t rows = 11, columns = 700;
+      const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.05f);
+      const LinearWeight weight = make_hlwq_linear_weight(make_codec(bits, block, true, columns), matrix, rows, pool);
+      const std::vector<float> w = reference_weights(weight);
+      for (int64_t batch = 1; batch <= 4; ++batch) {
+        expect_matches_reference(weight, w, batch, seed++, 1e-4,
+                                 "Q" + std::to_string(bits) + " d " + std::to_string(block));
+      }
+    }
+  }
+}
+
 // The ablation's variants (docs/FORMAT.md) run through the same kernel: rotation none only skips
 // the activation transform, the uniform codebook is one more centroid table. Every SIMD target,
 // the decode path (batch <= 4) and the decoded-rows path (larger batches), blocks of 128 and 64.
@@ -209,6 +230,25 @@ TEST(LinearForward, MlxAffineMatchesReference) {
                                    slack);
         }
       }
+    }
+  }
+}
+
+// The 4-bit decode path at every batch tile (1 to 4 activation rows), with a last partial 64-byte
+// line of nibbles (544 and 576 columns: a quarter and a half of 128 codes) and groups of 32, 64 and
+// 128 (4, 2 and 1 per line): on AVX-512 the kernel that looks nibbles up by whole shifted words.
+TEST(LinearForward, NibbleDecodeTilesMatchReference) {
+  uint32_t seed = 350;
+  const int64_t rows = 7;
+  for (auto [group, columns] : {std::pair<int64_t, int64_t>{32, 544}, {64, 576}, {128, 640}}) {
+    const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.1f);
+    const LinearWeight mlx =
+        make_mlx_affine_linear_weight(AffineParams{4, static_cast<int>(group)}, DType::F32, matrix, rows, columns);
+    const LinearWeight int4 = make_int4_linear_weight(Int4Params{static_cast<int>(group)}, DType::F32, matrix, rows, columns);
+    const std::vector<float> mlx_w = reference_weights(mlx), int4_w = reference_weights(int4);
+    for (int64_t batch = 1; batch <= 4; ++batch) {
+      expect_matches_reference(mlx, mlx_w, batch, seed++, 1e-5, "MLX 4 bits, group " + std::to_string(group));
+      expect_matches_reference(int4, int4_w, batch, seed++, 1e-5, "INT4 group " + std::to_string(group));
     }
   }
 }

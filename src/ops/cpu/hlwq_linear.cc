@@ -448,6 +448,279 @@ void FusedRowsWideForBatch(const HlwqCodec& codec, const Centroids& centroids, c
   }
 }
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// AVX-512 decode of 4-bit codes (blocks of 64 or a multiple of 128) and 5-bit codes (blocks of 64
+// and 128; 64 is what --block auto gives 576-wide rows): a whole
+// 64-byte line of the nibble plane is one register and is never widened. vpermps reads only the
+// low 4 bits of each 32-bit index (vpermt2ps the low 5), so the line shifted right by 4 m indexes,
+// in lane k, the code in nibble m of 32-bit word k: 8 lookups of 16 codes cost 7 shifts, where the
+// walk above spends 4 widening loads (each a shuffle-port uop, like the lookups), 4 masks and 4
+// shifts. The activations are permuted into that code order once per call (NibbleWordOrder).
+
+// The activations are taken in lines of 128 codes: a 64-byte line of the nibble plane, one
+// chunk of a block of 128 or more, or two whole blocks of 64 (lanes 0-7 the first). Where, in the
+// zero-padded activation row, is the code that lane k of shift m of `line` indexes: byte 4 k + m / 2
+// of the line's block, its high nibble (code + block / 2) when m is odd (docs/FORMAT.md: byte j
+// of the 4-bit plane holds codes j and j + block / 2).
+constexpr size_t NibbleWordPosition(size_t block, size_t line, size_t m, size_t k) {
+  if (block == 64) return 128 * line + 64 * (k / 8) + 4 * (k % 8) + m / 2 + (m % 2) * 32;
+  const size_t chunks = block / 128;
+  return line / chunks * block + 64 * (line % chunks) + 4 * k + m / 2 + (m % 2) * (block / 2);
+}
+
+HWY_INLINE bool NibbleWordsApply(const HlwqParams& params, const Centroids& centroids) {
+  const size_t block = static_cast<size_t>(params.block);
+  return (params.bits == 4 && (block == 64 || block % 128 == 0) && centroids.levels <= 16) ||
+         (params.bits == 5 && (block == 64 || block == 128) && centroids.levels <= 32);
+}
+
+// x rows (batch of them, x_stride apart, `length` = whole blocks) into NibbleWordPosition order,
+// `lines` lines of 128 per row (an odd count of 64-blocks leaves half a line of zeros):
+// out[t * 128 lines + 128 line + 16 m + k] = x[t * x_stride + NibbleWordPosition(...)].
+void NibbleWordOrder(const float* HWY_RESTRICT x, size_t x_stride, size_t batch, size_t length, size_t block,
+                     size_t lines, float* HWY_RESTRICT out) {
+  for (size_t t = 0; t < batch; ++t) {
+    for (size_t line = 0; line < lines; ++line) {
+      for (size_t m = 0; m < 8; ++m) {
+        for (size_t k = 0; k < 16; ++k) {
+          const size_t position = NibbleWordPosition(block, line, m, k);
+          out[(t * lines + line) * 128 + 16 * m + k] = position < length ? x[t * x_stride + position] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// Lookup m (kStep) of a chunk: lane k of index_words shifted right by kShift indexes the table (its
+// low 4 bits for 4-bit codes, low 5 for 5-bit ones; the bits above are ignored), 16 centroids times
+// each activation row's 16 values, into sums[t][m % 2].
+template <int kStep, int kShift, size_t kTile, bool kFiveBits>
+HWY_INLINE void NibbleWordStep(__m512i index_words, __m512 low_table, __m512 high_table, const float* HWY_RESTRICT x,
+                               size_t x_stride, __m512 (&sums)[kTile][2]) {
+  __m512i index = index_words;
+  if constexpr (kShift != 0) index = _mm512_srli_epi32(index_words, kShift);
+  __m512 centroid;
+  if constexpr (kFiveBits) {
+    centroid = _mm512_permutex2var_ps(low_table, index, high_table);
+  } else {
+    centroid = _mm512_permutexvar_ps(index, low_table);
+  }
+  for (size_t t = 0; t < kTile; ++t) {
+    sums[t][kStep % 2] = _mm512_fmadd_ps(centroid, _mm512_load_ps(x + t * x_stride + 16 * kStep), sums[t][kStep % 2]);
+  }
+}
+
+// Bit select, mask ? nibbles : upper (vpternlogd imm 0xE4).
+HWY_INLINE __m512i SelectBits(__m512i mask, __m512i nibbles, __m512i upper) {
+  return _mm512_ternarylogic_epi32(nibbles, upper, mask, 0xE4);
+}
+
+// The tables and masks of NibbleWordBlock, set once per call.
+struct NibbleWordConstants {
+  __m512 low_table, high_table;
+  __m512i nibble_mask, even_nibbles, odd_nibbles;
+  // 5 bits, block 128: the 1-bit plane is 16 bytes, code i's bit is bit i / 16 of byte i mod 16.
+  // Broadcast to the four 128-bit lanes q, word r of lane q (the codes' lane k = 4 q + r) holds
+  // bytes 4 r .. 4 r + 3 and needs bit q of each (bit 4 + q for the high nibbles): shifted right by
+  // q, the bit of shift m sits at bit 4 m, like the nibble.
+  __m512i lane_shifts;
+  // Block 64: the plane is 8 bytes, code i's bit is bit i / 8 of byte i mod 8; lane k of a line
+  // holds bytes 4 (k mod 2) .. of its block's plane (the plane repeated) and needs bit (k mod 8) / 2.
+  __m512i pair_lane_shifts;
+  __m512i pair_gain_lanes;  // lanes 0-7: the first block's gain, 8-15: the second's
+
+  explicit NibbleWordConstants(const Centroids& centroids)
+      : low_table(_mm512_load_ps(centroids.values)),
+        high_table(_mm512_load_ps(centroids.values + 16)),
+        nibble_mask(_mm512_set1_epi32(0x0f)),
+        even_nibbles(_mm512_set1_epi32(0x0f0f0f0f)),
+        odd_nibbles(_mm512_set1_epi32(static_cast<int>(0xf0f0f0f0u))),
+        lane_shifts(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)),
+        pair_lane_shifts(_mm512_set_epi32(3, 3, 2, 2, 1, 1, 0, 0, 3, 3, 2, 2, 1, 1, 0, 0)),
+        pair_gain_lanes(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)) {}
+};
+
+// The 8 lookups of one line (`words`: the nibbles; 5 bits: `upper`, the 1-bit plane's bit of
+// shift m at bit 4 m of each lane) times kTile activation rows, into sums.
+template <size_t kTile, bool kFiveBits>
+HWY_INLINE void NibbleWordLine(const NibbleWordConstants& constants, __m512i words, __m512i upper,
+                               const float* HWY_RESTRICT line_x, size_t x_stride, __m512 (&sums)[kTile][2]) {
+  const __m512 low_table = constants.low_table, high_table = constants.high_table;
+  if constexpr (kFiveBits) {
+    // The plane's bit of shift m moved to 4 m + 4, right above the nibble of shift m, and merged
+    // into copies of the words that keep the even (odd) shifts' nibbles: one shift per lookup.
+    // Shift 7's bit would land at bit 32: its index is built alone.
+    const __m512i upper_next = _mm512_slli_epi32(upper, 4);
+    const __m512i even = SelectBits(constants.even_nibbles, words, upper_next);
+    const __m512i odd = SelectBits(constants.odd_nibbles, words, upper_next);
+    const __m512i last = SelectBits(constants.nibble_mask, _mm512_srli_epi32(words, 28), _mm512_srli_epi32(upper, 24));
+    NibbleWordStep<0, 0, kTile, true>(even, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<1, 4, kTile, true>(odd, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<2, 8, kTile, true>(even, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<3, 12, kTile, true>(odd, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<4, 16, kTile, true>(even, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<5, 20, kTile, true>(odd, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<6, 24, kTile, true>(even, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<7, 0, kTile, true>(last, low_table, high_table, line_x, x_stride, sums);
+  } else {
+    NibbleWordStep<0, 0, kTile, false>(words, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<1, 4, kTile, false>(words, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<2, 8, kTile, false>(words, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<3, 12, kTile, false>(words, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<4, 16, kTile, false>(words, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<5, 20, kTile, false>(words, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<6, 24, kTile, false>(words, low_table, high_table, line_x, x_stride, sums);
+    NibbleWordStep<7, 28, kTile, false>(words, low_table, high_table, line_x, x_stride, sums);
+  }
+}
+
+// One block of 128 or more codes of one row (`chunks` lines at `packed`) times kTile activation
+// rows, scaled by the block's gain into totals.
+template <size_t kTile, bool kFiveBits>
+HWY_INLINE void NibbleWordBlock(const NibbleWordConstants& constants, const uint8_t* HWY_RESTRICT packed,
+                                size_t chunks, const float* HWY_RESTRICT block_x, size_t x_stride, __m512 gain,
+                                __m512 (&totals)[kTile]) {
+  __m512 sums[kTile][2];
+  for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = _mm512_setzero_ps();
+  for (size_t chunk = 0; chunk < chunks; ++chunk) {
+    const __m512i words = _mm512_loadu_si512(packed + 64 * chunk);
+    __m512i upper = words;
+    if constexpr (kFiveBits) {  // block 128
+      const __m512i plane = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + 64)));
+      upper = _mm512_srlv_epi32(plane, constants.lane_shifts);
+    }
+    NibbleWordLine<kTile, kFiveBits>(constants, words, upper, block_x + 128 * chunk, x_stride, sums);
+  }
+  for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_fmadd_ps(_mm512_add_ps(sums[t][0], sums[t][1]), gain, totals[t]);
+}
+
+// Two blocks of 64 codes of one row (the second absent when !pair: zero codes against zero
+// activations and a zero gain), `packed_bytes` apart, as one line; gains[0..1] their gains.
+template <size_t kTile, bool kFiveBits>
+HWY_INLINE void NibbleWordBlockPair(const NibbleWordConstants& constants, const uint8_t* HWY_RESTRICT packed,
+                                    size_t packed_bytes, bool pair, const float* HWY_RESTRICT line_x,
+                                    size_t x_stride, const float* HWY_RESTRICT gains, __m512 (&totals)[kTile]) {
+  __m512i words, upper;
+  if constexpr (kFiveBits) {
+    // Each block: 32 bytes of nibbles, then 8 of the 1-bit plane.
+    const __m256i second = pair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(packed + packed_bytes))
+                                : _mm256_setzero_si256();
+    words = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(packed))),
+                               second, 1);
+    // The two 8-byte planes into one register (not through a stack copy: two 8-byte stores read
+    // back as 16 bytes would miss store forwarding), each repeated over its block's 8 lanes.
+    __m128i planes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(packed + 32));
+    if (pair) {
+      int64_t second_plane;
+      std::memcpy(&second_plane, packed + packed_bytes + 32, 8);
+      planes = _mm_insert_epi64(planes, second_plane, 1);
+    }
+    const __m512i repeated =
+        _mm512_permutexvar_epi64(_mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0), _mm512_castsi128_si512(planes));
+    upper = _mm512_srlv_epi32(repeated, constants.pair_lane_shifts);
+  } else {
+    words = _mm512_maskz_loadu_epi32(pair ? 0xffff : 0x00ff, packed);  // the two blocks are adjacent
+    upper = words;
+  }
+  __m512 sums[kTile][2];
+  for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = _mm512_setzero_ps();
+  NibbleWordLine<kTile, kFiveBits>(constants, words, upper, line_x, x_stride, sums);
+  const __m512 gain = _mm512_permutexvar_ps(constants.pair_gain_lanes, _mm512_maskz_loadu_ps(pair ? 0x3 : 0x1, gains));
+  for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_fmadd_ps(_mm512_add_ps(sums[t][0], sums[t][1]), gain, totals[t]);
+}
+
+// kRows consecutive rows from `row` for kTile activation rows in NibbleWordOrder (x, x_stride
+// apart, aligned). Four rows of one activation row (decode) share each block's activations and
+// are reduced together (SumOfFourVectors).
+template <size_t kRows, size_t kTile, bool kFiveBits>
+HWY_INLINE void NibbleWordRows(const HlwqCodec& codec, const NibbleWordConstants& constants,
+                               const uint8_t* HWY_RESTRICT codes, const uint16_t* HWY_RESTRICT norms, size_t row,
+                               const float* HWY_RESTRICT x, size_t x_stride, float* HWY_RESTRICT y,
+                               size_t y_stride) {
+  const HlwqParams& params = codec.params();
+  const size_t block = static_cast<size_t>(params.block);
+  const size_t chunks = block / 128;
+  const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
+  const size_t code_bytes = codec.layout().code_bytes;
+  const size_t blocks = static_cast<size_t>(codec.layout().blocks);
+  // The same block kRows rows on (the next call's rows), at least 1 KiB ahead.
+  const size_t prefetch = std::max<size_t>(kPrefetchBytes, kRows * code_bytes);
+  const __m512 inverse_root = _mm512_set1_ps(static_cast<float>(1.0 / std::sqrt(static_cast<double>(block))));
+  HWY_ALIGN float gains[kRows][16];
+  __m512 totals[kRows][kTile];
+  for (size_t r = 0; r < kRows; ++r) {
+    for (size_t t = 0; t < kTile; ++t) totals[r][t] = _mm512_setzero_ps();
+  }
+  for (size_t first = 0; first < blocks; first += 16) {
+    // 16 blocks' gains at once (the fp16 conversion is exact), then broadcast from memory.
+    const size_t count = std::min<size_t>(16, blocks - first);
+    const __mmask16 valid = static_cast<__mmask16>((1u << count) - 1);
+    for (size_t r = 0; r < kRows; ++r) {
+      const __m256i halves = _mm256_maskz_loadu_epi16(valid, norms + (row + r) * blocks + first);
+      _mm512_store_ps(gains[r], _mm512_mul_ps(_mm512_cvtph_ps(halves), inverse_root));
+    }
+    if (block == 64) {  // two blocks per line; `first` is even, so pairs stay inside the 16
+      for (size_t b = first; b < first + count; b += 2) {
+        const bool pair = b + 1 < first + count;
+        for (size_t r = 0; r < kRows; ++r) {
+          const uint8_t* HWY_RESTRICT packed = codes + (row + r) * code_bytes + b * packed_bytes;
+          PrefetchAhead(packed, prefetch);
+          PrefetchAhead(packed, prefetch + 2 * packed_bytes - 1);
+          NibbleWordBlockPair<kTile, kFiveBits>(constants, packed, packed_bytes, pair, x + b * 64, x_stride,
+                                                gains[r] + (b - first), totals[r]);
+        }
+      }
+      continue;
+    }
+    for (size_t b = first; b < first + count; ++b) {
+      for (size_t r = 0; r < kRows; ++r) {
+        const uint8_t* HWY_RESTRICT packed = codes + (row + r) * code_bytes + b * packed_bytes;
+        PrefetchAhead(packed, prefetch);
+        // A 5-bit block (80 bytes) may end in the line after the one it starts in.
+        if constexpr (kFiveBits) PrefetchAhead(packed, prefetch + packed_bytes - 1);
+        NibbleWordBlock<kTile, kFiveBits>(constants, packed, chunks, x + b * block, x_stride,
+                                          _mm512_set1_ps(gains[r][b - first]), totals[r]);
+      }
+    }
+  }
+  if constexpr (kRows == 4 && kTile == 1) {
+    const __m512 row_totals[4] = {totals[0][0], totals[1][0], totals[2][0], totals[3][0]};
+    _mm_storeu_ps(y + row, SumOfFourVectors(row_totals));
+  } else {
+    for (size_t r = 0; r < kRows; ++r) {
+      for (size_t t = 0; t < kTile; ++t) y[row + r + t * y_stride] = _mm512_reduce_add_ps(totals[r][t]);
+    }
+  }
+}
+
+// The decode product through NibbleWordRows: the activations reordered, then rows by batch size.
+template <bool kFiveBits>
+void NibbleWordProduct(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* codes,
+                       const uint16_t* norms, const RowProductShape& shape, size_t begin, size_t end) {
+  const size_t block = static_cast<size_t>(codec.params().block);
+  const size_t lines = (shape.length + 127) / 128;
+  auto ordered = hwy::AllocateAligned<float>(shape.batch * lines * 128);
+  NibbleWordOrder(shape.x, shape.x_stride, shape.batch, shape.length, block, lines, ordered.get());
+  const float* x = ordered.get();
+  const NibbleWordConstants constants(centroids);
+  const size_t stride = lines * 128;
+  size_t row = begin;
+  if (shape.batch == 1) {
+    for (; row + 4 <= end; row += 4) {
+      NibbleWordRows<4, 1, kFiveBits>(codec, constants, codes, norms, row, x, stride, shape.y, shape.rows);
+    }
+  }
+  for (; row < end; ++row) {
+    switch (shape.batch) {
+      case 4: NibbleWordRows<1, 4, kFiveBits>(codec, constants, codes, norms, row, x, stride, shape.y, shape.rows); break;
+      case 3: NibbleWordRows<1, 3, kFiveBits>(codec, constants, codes, norms, row, x, stride, shape.y, shape.rows); break;
+      case 2: NibbleWordRows<1, 2, kFiveBits>(codec, constants, codes, norms, row, x, stride, shape.y, shape.rows); break;
+      default: NibbleWordRows<1, 1, kFiveBits>(codec, constants, codes, norms, row, x, stride, shape.y, shape.rows); break;
+    }
+  }
+}
+#endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+
 void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norms, const RowProductShape& shape,
               size_t begin, size_t end) {
   const Centroids centroids(codec.codebook().centroids);
@@ -455,6 +728,14 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
   const size_t blocks = static_cast<size_t>(codec.layout().blocks);
   const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
   const size_t block = static_cast<size_t>(codec.params().block);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  // Decode of Q4/Q5 on AVX-512 (Q5 at block 64 too, whose 8-byte 1-bit plane holds no whole
+  // 16-lane vector: the walks below do not take it).
+  if (shape.batch <= 4 && NibbleWordsApply(codec.params(), centroids)) {
+    if (codec.params().bits == 5) return NibbleWordProduct<true>(codec, centroids, codes, norms, shape, begin, end);
+    return NibbleWordProduct<false>(codec, centroids, codes, norms, shape, begin, end);
+  }
+#endif
   if (shape.batch <= 4 && block >= 2 * lanes && block / lanes <= PlaneWalk::kMaxVectors &&
       PlanesHoldWholeVectors(codec.params(), lanes)) {
     // Decode (small batch): codes straight into multiply-adds, one pass over the weight.

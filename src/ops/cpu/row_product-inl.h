@@ -344,43 +344,14 @@ struct NibbleRowsShape {
   size_t group_size = 0;            // a multiple of 2 * lanes
 };
 
+// offsets[t] = sum_g (bias_g + code_offset * scale_g) * sum(x_t over g) for one row, in double
+// vectors after the row's loop: inside it they were a scalar convert, load and multiply-add per
+// group, a large share of a short row's work (a 576-wide row has 9 groups of two vector steps each).
 template <size_t kTile>
-HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t columns,
-                              const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
-                              float* HWY_RESTRICT out, size_t out_stride) {
-  const hn::ScalableTag<float> d;
-  const hn::RebindToUnsigned<decltype(d)> du;
-  const hn::RebindToSigned<decltype(d)> di;
-  const hn::Rebind<uint8_t, decltype(d)> du8;
-  const size_t lanes = hn::Lanes(d);
-  const size_t groups = columns / nibbles.group_size;
-  const uint8_t* HWY_RESTRICT packed = nibbles.packed + row * columns / 2;
+HWY_INLINE void NibbleOffsets(const NibbleRowsShape& nibbles, size_t row, size_t groups,
+                              const double* HWY_RESTRICT group_sums, double* HWY_RESTRICT offsets) {
   const float* HWY_RESTRICT scales = nibbles.scales + row * groups;
   const float* HWY_RESTRICT biases = nibbles.biases != nullptr ? nibbles.biases + row * groups : nullptr;
-  const auto low_mask = hn::Set(du, 0x0fu);
-  hn::Vec<decltype(d)> totals[kTile];
-  double offsets[kTile] = {};
-  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
-  for (size_t g = 0; g < groups; ++g) {
-    hn::Vec<decltype(d)> sums[kTile][2];
-    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
-    const size_t first = g * nibbles.group_size;
-    PrefetchAhead(packed + first / 2, 1024);
-    for (size_t i = first; i < first + nibbles.group_size; i += 2 * lanes) {
-      const auto bytes = hn::PromoteTo(du, hn::LoadU(du8, packed + i / 2));
-      const auto low = hn::ConvertTo(d, hn::BitCast(di, hn::And(bytes, low_mask)));
-      const auto high = hn::ConvertTo(d, hn::BitCast(di, hn::ShiftRight<4>(bytes)));
-      for (size_t t = 0; t < kTile; ++t) {
-        sums[t][0] = hn::MulAdd(low, hn::LoadU(d, x + t * columns + i), sums[t][0]);
-        sums[t][1] = hn::MulAdd(high, hn::LoadU(d, x + t * columns + i + lanes), sums[t][1]);
-      }
-    }
-    const auto scale_vector = hn::Set(d, scales[g]);
-    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale_vector, totals[t]);
-  }
-  // The groups' offsets, sum_g (bias_g + code_offset * scale_g) * sum(x over g), in double vectors
-  // after the loop: inside it they were a scalar convert, load and multiply-add per group, a large
-  // share of a short row's work (a 576-wide row has 9 groups of two vector steps each).
   if (biases != nullptr || nibbles.code_offset != 0.0f) {
     const hn::ScalableTag<double> dd;
     const hn::Rebind<float, decltype(dd)> df;
@@ -403,10 +374,209 @@ HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t
       }
     }
   }
+}
+
+template <size_t kTile>
+HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t columns,
+                              const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
+                              float* HWY_RESTRICT out, size_t out_stride) {
+  const hn::ScalableTag<float> d;
+  const hn::RebindToUnsigned<decltype(d)> du;
+  const hn::RebindToSigned<decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> du8;
+  const size_t lanes = hn::Lanes(d);
+  const size_t groups = columns / nibbles.group_size;
+  const uint8_t* HWY_RESTRICT packed = nibbles.packed + row * columns / 2;
+  const float* HWY_RESTRICT scales = nibbles.scales + row * groups;
+  const auto low_mask = hn::Set(du, 0x0fu);
+  hn::Vec<decltype(d)> totals[kTile];
+  double offsets[kTile] = {};
+  for (size_t t = 0; t < kTile; ++t) totals[t] = hn::Zero(d);
+  for (size_t g = 0; g < groups; ++g) {
+    hn::Vec<decltype(d)> sums[kTile][2];
+    for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
+    const size_t first = g * nibbles.group_size;
+    PrefetchAhead(packed + first / 2, 1024);
+    for (size_t i = first; i < first + nibbles.group_size; i += 2 * lanes) {
+      const auto bytes = hn::PromoteTo(du, hn::LoadU(du8, packed + i / 2));
+      const auto low = hn::ConvertTo(d, hn::BitCast(di, hn::And(bytes, low_mask)));
+      const auto high = hn::ConvertTo(d, hn::BitCast(di, hn::ShiftRight<4>(bytes)));
+      for (size_t t = 0; t < kTile; ++t) {
+        sums[t][0] = hn::MulAdd(low, hn::LoadU(d, x + t * columns + i), sums[t][0]);
+        sums[t][1] = hn::MulAdd(high, hn::LoadU(d, x + t * columns + i + lanes), sums[t][1]);
+      }
+    }
+    const auto scale_vector = hn::Set(d, scales[g]);
+    for (size_t t = 0; t < kTile; ++t) totals[t] = hn::MulAdd(hn::Add(sums[t][0], sums[t][1]), scale_vector, totals[t]);
+  }
+  NibbleOffsets<kTile>(nibbles, row, groups, group_sums, offsets);
   for (size_t t = 0; t < kTile; ++t) {
     out[t * out_stride] = static_cast<float>(hn::GetLane(hn::SumOfLanes(d, totals[t])) + offsets[t]);
   }
 }
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// AVX-512 nibble rows: a 64-byte line (128 codes, 16 words of 8 nibbles) is one register that is
+// never widened. vpermps reads only the low 4 bits of each 32-bit index, so the line shifted right
+// by 4 m looks up, in lane k, nibble m of word k (code 8 k + m of the line) in a table of the floats
+// 0..15: exact, one shift and one permutation per 16 codes where NibbleRowTile spends a widening
+// load, a mask, a shift and two conversions per 32. The activations are permuted to that order
+// (NibbleLineOrder); each line's partial sums take their groups' scales lane by lane.
+HWY_INLINE bool NibbleLinesApply(size_t group_size) { return group_size % 32 == 0 && 128 % group_size == 0; }
+
+// out[t * padded + 128 L + 16 m + k] = x[t * x_stride + 128 L + 8 k + m], zero past `columns`;
+// padded: columns rounded up to whole lines.
+HWY_INLINE void NibbleLineOrder(const float* HWY_RESTRICT x, size_t x_stride, size_t batch, size_t columns,
+                                size_t padded, float* HWY_RESTRICT out) {
+  for (size_t t = 0; t < batch; ++t) {
+    for (size_t line = 0; line < padded; line += 128) {
+      for (size_t m = 0; m < 8; ++m) {
+        for (size_t k = 0; k < 16; ++k) {
+          const size_t column = line + 8 * k + m;
+          out[t * padded + line + 16 * m + k] = column < columns ? x[t * x_stride + column] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+template <int kStep, size_t kTile>
+HWY_INLINE void NibbleLineStep(__m512i words, __m512 codes_as_floats, const float* HWY_RESTRICT x, size_t x_stride,
+                               __m512 (&sums)[kTile][2]) {
+  __m512i index = words;
+  if constexpr (kStep != 0) index = _mm512_srli_epi32(words, 4 * kStep);
+  const __m512 code = _mm512_permutexvar_ps(index, codes_as_floats);
+  for (size_t t = 0; t < kTile; ++t) {
+    sums[t][kStep % 2] = _mm512_fmadd_ps(code, _mm512_load_ps(x + t * x_stride + 16 * kStep), sums[t][kStep % 2]);
+  }
+}
+
+// One line of one row: its words (a masked load; `words_valid` lanes), the 8 lookups and the
+// line's groups' scales (`scales_valid` of them from `scales`, lane k taking group_of_lane[k]).
+// The line `prefetch` bytes ahead is prefetched: the rows after the ones in flight.
+template <size_t kTile>
+HWY_INLINE void NibbleLine(const uint8_t* HWY_RESTRICT packed, size_t prefetch, __mmask16 words_valid,
+                           const float* HWY_RESTRICT scales,
+                           __mmask16 scales_valid, __m512i group_of_lane, const float* HWY_RESTRICT x, size_t x_stride,
+                           __m512 (&totals)[kTile]) {
+  const __m512 codes_as_floats = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i words = _mm512_maskz_loadu_epi32(words_valid, packed);
+  PrefetchAhead(packed, prefetch);
+  __m512 sums[kTile][2];
+  for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = _mm512_setzero_ps();
+  NibbleLineStep<0, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<1, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<2, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<3, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<4, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<5, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<6, kTile>(words, codes_as_floats, x, x_stride, sums);
+  NibbleLineStep<7, kTile>(words, codes_as_floats, x, x_stride, sums);
+  const __m512 scale = _mm512_permutexvar_ps(group_of_lane, _mm512_maskz_loadu_ps(scales_valid, scales));
+  for (size_t t = 0; t < kTile; ++t) totals[t] = _mm512_fmadd_ps(_mm512_add_ps(sums[t][0], sums[t][1]), scale, totals[t]);
+}
+
+// The four rows' float sums: lane q of the result is the sum of the 16 lanes of v[q]. A transpose
+// and add tree, 10 shuffles and 6 adds, where four separate horizontal sums take 16 and 16.
+HWY_INLINE __m128 SumOfFourVectors(const __m512 (&v)[4]) {
+  const __m512 pair01 = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x44), _mm512_shuffle_f32x4(v[0], v[1], 0xee));
+  const __m512 pair23 = _mm512_add_ps(_mm512_shuffle_f32x4(v[2], v[3], 0x44), _mm512_shuffle_f32x4(v[2], v[3], 0xee));
+  // 128-bit lane q: four partial sums of v[q].
+  const __m512 quads = _mm512_add_ps(_mm512_shuffle_f32x4(pair01, pair23, 0x88), _mm512_shuffle_f32x4(pair01, pair23, 0xdd));
+  const __m512 twos = _mm512_add_ps(quads, _mm512_permute_ps(quads, 0x4e));  // [2, 3, 0, 1] in each lane
+  const __m512 ones = _mm512_add_ps(twos, _mm512_permute_ps(twos, 0xb1));    // [1, 0, 3, 2]
+  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), ones));
+}
+
+// NibbleOffsets for four consecutive rows and one activation row, in double vectors (masked for a
+// last partial vector of groups) reduced together: lane q is row + q's offset.
+HWY_INLINE __m256d NibbleOffsetsOfFourRows(const NibbleRowsShape& nibbles, size_t row, size_t groups,
+                                           const double* HWY_RESTRICT group_sums) {
+  if (nibbles.biases == nullptr && nibbles.code_offset == 0.0f) return _mm256_setzero_pd();
+  const __m512d code_offset = _mm512_set1_pd(static_cast<double>(nibbles.code_offset));
+  __m512d accumulated[4];
+  for (size_t q = 0; q < 4; ++q) {
+    const float* HWY_RESTRICT scales = nibbles.scales + (row + q) * groups;
+    const float* HWY_RESTRICT biases = nibbles.biases != nullptr ? nibbles.biases + (row + q) * groups : nullptr;
+    accumulated[q] = _mm512_setzero_pd();
+    for (size_t g = 0; g < groups; g += 8) {
+      const __mmask8 valid = static_cast<__mmask8>(groups - g >= 8 ? 0xff : (1u << (groups - g)) - 1);
+      __m512d bias = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, scales + g)), code_offset);
+      if (biases != nullptr) bias = _mm512_add_pd(bias, _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, biases + g)));
+      accumulated[q] = _mm512_fmadd_pd(bias, _mm512_maskz_loadu_pd(valid, group_sums + g), accumulated[q]);
+    }
+  }
+  const __m512d pair01 = _mm512_add_pd(_mm512_shuffle_f64x2(accumulated[0], accumulated[1], 0x44),
+                                       _mm512_shuffle_f64x2(accumulated[0], accumulated[1], 0xee));
+  const __m512d pair23 = _mm512_add_pd(_mm512_shuffle_f64x2(accumulated[2], accumulated[3], 0x44),
+                                       _mm512_shuffle_f64x2(accumulated[2], accumulated[3], 0xee));
+  // 128-bit lane q: two partial sums of row q.
+  const __m512d twos = _mm512_add_pd(_mm512_shuffle_f64x2(pair01, pair23, 0x88), _mm512_shuffle_f64x2(pair01, pair23, 0xdd));
+  const __m512d ones = _mm512_add_pd(twos, _mm512_permute_pd(twos, 0x55));
+  return _mm512_castpd512_pd256(_mm512_permutexvar_pd(_mm512_set_epi64(0, 0, 0, 0, 6, 4, 2, 0), ones));
+}
+
+// kRows consecutive rows for kTile activation rows (NibbleLineOrder, `padded` floats each);
+// group_sums as in NibbleRowTile. Four rows of one activation row (decode) are reduced together.
+template <size_t kRows, size_t kTile>
+HWY_INLINE void NibbleLineRows(const NibbleRowsShape& nibbles, size_t row, size_t columns, size_t padded,
+                               const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
+                               float* HWY_RESTRICT out, size_t out_stride) {
+  const size_t group_size = nibbles.group_size;
+  const size_t groups = columns / group_size;
+  const size_t row_bytes = columns / 2;
+  // Lane k holds codes 8 k .. 8 k + 7 of its line: group 8 k / group_size of the line's first.
+  const size_t groups_per_line = 128 / group_size;
+  const __m512i group_of_lane = _mm512_set_epi32(
+      static_cast<int>(120 / group_size), static_cast<int>(112 / group_size), static_cast<int>(104 / group_size),
+      static_cast<int>(96 / group_size), static_cast<int>(88 / group_size), static_cast<int>(80 / group_size),
+      static_cast<int>(72 / group_size), static_cast<int>(64 / group_size), static_cast<int>(56 / group_size),
+      static_cast<int>(48 / group_size), static_cast<int>(40 / group_size), static_cast<int>(32 / group_size),
+      static_cast<int>(24 / group_size), static_cast<int>(16 / group_size), static_cast<int>(8 / group_size), 0);
+  const __mmask16 all_words = 0xffff;
+  // The same line kRows rows on (the next call's rows), at least 1 KiB ahead.
+  const size_t prefetch = std::max<size_t>(1024, kRows * row_bytes);
+  const __mmask16 line_scales = static_cast<__mmask16>((1u << groups_per_line) - 1);
+  __m512 totals[kRows][kTile];
+  for (size_t r = 0; r < kRows; ++r) {
+    for (size_t t = 0; t < kTile; ++t) totals[r][t] = _mm512_setzero_ps();
+  }
+  size_t line = 0, first_group = 0;
+  for (; line + 128 <= columns; line += 128, first_group += groups_per_line) {
+    for (size_t r = 0; r < kRows; ++r) {
+      NibbleLine<kTile>(nibbles.packed + (row + r) * row_bytes + line / 2, prefetch, all_words,
+                        nibbles.scales + (row + r) * groups + first_group, line_scales, group_of_lane, x + line,
+                        padded, totals[r]);
+    }
+  }
+  if (line < columns) {
+    // A last, partial line (576 columns: 4.5 lines) reads only its own words and scales; the
+    // missing lanes are code 0 times zero activations.
+    const __mmask16 words = static_cast<__mmask16>((1u << ((columns - line) / 8)) - 1);
+    const __mmask16 scales = static_cast<__mmask16>((1u << (groups - first_group)) - 1);
+    for (size_t r = 0; r < kRows; ++r) {
+      NibbleLine<kTile>(nibbles.packed + (row + r) * row_bytes + line / 2, prefetch, words,
+                        nibbles.scales + (row + r) * groups + first_group, scales, group_of_lane, x + line, padded,
+                        totals[r]);
+    }
+  }
+  if constexpr (kRows == 4 && kTile == 1) {
+    const __m512 row_totals[4] = {totals[0][0], totals[1][0], totals[2][0], totals[3][0]};
+    const __m256d sums = _mm256_add_pd(_mm256_cvtps_pd(SumOfFourVectors(row_totals)),
+                                       NibbleOffsetsOfFourRows(nibbles, row, groups, group_sums));
+    _mm_storeu_ps(out, _mm256_cvtpd_ps(sums));
+  } else {
+    for (size_t r = 0; r < kRows; ++r) {
+      double offsets[kTile] = {};
+      NibbleOffsets<kTile>(nibbles, row + r, groups, group_sums, offsets);
+      for (size_t t = 0; t < kTile; ++t) {
+        out[r + t * out_stride] =
+            static_cast<float>(static_cast<double>(_mm512_reduce_add_ps(totals[r][t])) + offsets[t]);
+      }
+    }
+  }
+}
+#endif  // HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 
 HWY_INLINE bool NibbleRowsApply(size_t batch, size_t group_size) {
   return batch <= 4 && group_size % (2 * hn::Lanes(hn::ScalableTag<float>())) == 0;
@@ -417,8 +587,39 @@ HWY_INLINE void NibbleRows(const NibbleRowsShape& nibbles, const RowProductShape
   const size_t lanes = hn::Lanes(hn::ScalableTag<float>());
   const size_t columns = shape.length;
   const size_t groups = columns / nibbles.group_size;
-  auto reordered = hwy::AllocateAligned<float>(shape.batch * columns);
   auto group_sums = hwy::AllocateAligned<double>(shape.batch * groups);
+  for (size_t t = 0; t < shape.batch; ++t) {
+    for (size_t g = 0; g < groups; ++g) {
+      const float* x = shape.x + t * shape.x_stride;
+      double sum = 0;
+      for (size_t c = g * nibbles.group_size; c < (g + 1) * nibbles.group_size; ++c) sum += x[c];
+      group_sums[t * groups + g] = sum;
+    }
+  }
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  if (NibbleLinesApply(nibbles.group_size)) {
+    const size_t padded = (columns + 127) / 128 * 128;
+    auto ordered = hwy::AllocateAligned<float>(shape.batch * padded);
+    NibbleLineOrder(shape.x, shape.x_stride, shape.batch, columns, padded, ordered.get());
+    const float* x = ordered.get();
+    const double* sums = group_sums.get();
+    size_t row = begin;
+    if (shape.batch == 1) {
+      for (; row + 4 <= end; row += 4) NibbleLineRows<4, 1>(nibbles, row, columns, padded, x, sums, shape.y + row, shape.rows);
+    }
+    for (; row < end; ++row) {
+      float* out = shape.y + row;
+      switch (shape.batch) {
+        case 4: NibbleLineRows<1, 4>(nibbles, row, columns, padded, x, sums, out, shape.rows); break;
+        case 3: NibbleLineRows<1, 3>(nibbles, row, columns, padded, x, sums, out, shape.rows); break;
+        case 2: NibbleLineRows<1, 2>(nibbles, row, columns, padded, x, sums, out, shape.rows); break;
+        default: NibbleLineRows<1, 1>(nibbles, row, columns, padded, x, sums, out, shape.rows); break;
+      }
+    }
+    return;
+  }
+#endif
+  auto reordered = hwy::AllocateAligned<float>(shape.batch * columns);
   for (size_t t = 0; t < shape.batch; ++t) {
     const float* x = shape.x + t * shape.x_stride;
     float* to = reordered.get() + t * columns;
@@ -427,11 +628,6 @@ HWY_INLINE void NibbleRows(const NibbleRowsShape& nibbles, const RowProductShape
         to[run + k] = x[run + 2 * k];
         to[run + lanes + k] = x[run + 2 * k + 1];
       }
-    }
-    for (size_t g = 0; g < groups; ++g) {
-      double sum = 0;
-      for (size_t c = g * nibbles.group_size; c < (g + 1) * nibbles.group_size; ++c) sum += x[c];
-      group_sums[t * groups + g] = sum;
     }
   }
   for (size_t row = begin; row < end; ++row) {
