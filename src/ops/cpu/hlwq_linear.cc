@@ -70,7 +70,7 @@ HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::R
   const hn::RebindToSigned<D> di;
   const size_t lanes = hn::Lanes(d);
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  // 8-lane vectors on AVX-512 (blocks whose planes do not hold whole 16-lane vectors, e.g. Q5 at
+  // 8-lane vectors on AVX-512 (blocks whose planes do not hold whole 16-lane vectors, e.g. Q7 at
   // block 64): the lookup kind was chosen for 16 lanes, so permute within 512-bit tables and keep
   // the lower half. The upper index lanes are undefined and their results unused.
   if constexpr (sizeof(hn::Vec<D>) == 32 && kLookup != Lookup::kGather) {
@@ -758,9 +758,9 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
     return;
   }
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  // AVX-512 with a block whose planes hold whole 8-lane but not 16-lane vectors (Q5 at block 64,
-  // what --block auto gives 576-wide rows): the same fused decode in 256-bit vectors. The scratch
-  // path below would decode every weight to floats first, about 3x slower.
+  // AVX-512 with a block whose planes hold whole 8-lane but not 16-lane vectors and that the
+  // nibble-word path above does not take (Q6 at block 32, Q7 at block 64): the same fused decode
+  // in 256-bit vectors. The scratch path below would decode every weight to floats first.
   using HalfTag = hn::CappedTag<float, 8>;
   if (shape.batch <= 4 && codec.params().bits >= 4 && lanes == 16 && block >= 16 &&
       PlanesHoldWholeVectors(codec.params(), 8)) {
