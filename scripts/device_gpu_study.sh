@@ -13,6 +13,12 @@
 #   study MODEL  (carry out/gpu-study/results for the demo: results of an earlier machine): joins the
 #                GGUF once every part is there, then scripts/quality --backend cuda $STUDY_ARGS, stopping
 #                before the call's 10 minutes end; repeat `study MODEL` until it reports "done"
+#   peers MODEL:JOBS ...  (carry .device/pylib from scripts/pack_llama_cpp_python.sh, the models'
+#                parts, and out/gpu-study/results for demo, out/gpu-gemma3/results for gemma3):
+#                llama.cpp's rows (--rows llama.cpp: the F32 GGUF of the reference and its Q8_0,
+#                Q4_K_M, Q4_0, IQ4_NL) on the CPU, JOBS single-thread processes per model, the models
+#                side by side, each reference's distributions saved on a GPU of its own; in parts
+#                of windows, so repeat the call until each model reports "done" (PEER_SECONDS, 540)
 #
 # Every phase also keeps the parts it was carried. Each call leaves its results in $OUT
 # (results.tar.gz: the study's JSON, tables and logs).
@@ -24,6 +30,11 @@ mkdir -p "$stage" "$out"
 export LD_LIBRARY_PATH=$stage/bin:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
 phase=${1:?usage: device_gpu_study.sh check|stage|study MODEL}
 
+# Whatever this call carried is kept for the calls after it: the binaries, the text, llama.cpp's
+# Python packages, and each model's parts.
+[[ -d .device/bin ]] && cp -r .device/bin "$stage/"
+[[ -f .device/wiki.test.raw ]] && cp .device/wiki.test.raw "$stage/"
+[[ -d .device/pylib ]] && rm -rf "$stage/pylib" && cp -r .device/pylib "$stage/pylib"
 # Whatever parts this call carried, kept per model.
 for sums in .device/*/gguf.sha256; do
   [[ -f $sums ]] || continue
@@ -32,10 +43,21 @@ for sums in .device/*/gguf.sha256; do
   cp "$(dirname "$sums")"/gguf.* "$stage/$model/"
 done
 
+# Joins stage/MODEL/MODEL.gguf from its parts once all are there (checked against gguf.sha256).
+join_parts() {
+  local model=$1 gguf=$stage/$1/$1.gguf
+  [[ -f $gguf ]] && return 0
+  cat "$stage/$model"/gguf.part* >"$gguf.partial"
+  if ! echo "$(cut -d' ' -f1 "$stage/$model/gguf.sha256")  $gguf.partial" | sha256sum -c --quiet - 2>/dev/null; then
+    echo "$model: parts missing or damaged (have: $(cd "$stage/$model" && ls gguf.part* | tr '\n' ' '))" >&2
+    rm -f "$gguf.partial"
+    return 1
+  fi
+  mv "$gguf.partial" "$gguf"
+}
+
 case "$phase" in
   check)
-    cp -r .device/bin "$stage/"
-    cp .device/wiki.test.raw "$stage/"
     echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
     # The test binary reads fixtures from the source path it was built in and runs build/hlwq.
     if [[ ! -e /work/main ]]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
@@ -65,15 +87,7 @@ PY
   study)
     model=${2:?usage: device_gpu_study.sh study MODEL}
     gguf=$stage/$model/$model.gguf  # the study names recipes after the file: "<- demo.gguf"
-    if [[ ! -f $gguf ]]; then
-      cat "$stage/$model"/gguf.part* >"$gguf.partial"
-      if ! echo "$(cut -d' ' -f1 "$stage/$model/gguf.sha256")  $gguf.partial" | sha256sum -c --quiet - 2>/dev/null; then
-        echo "$model: parts missing or damaged (have: $(cd "$stage/$model" && ls gguf.part* | tr '\n' ' '))" >&2
-        rm -f "$gguf.partial"
-        exit 1
-      fi
-      mv "$gguf.partial" "$gguf"
-    fi
+    join_parts "$model" || exit 1
     quality=$stage/quality-$model
     # The reference's saved distributions take tens of GB; one model's at a time fit the disk.
     for logits in "$stage"/quality-*/models/reference.*.logits; do
@@ -89,6 +103,42 @@ PY
       --threads "$(nproc)" --bench-threads 2 ${STUDY_ARGS:-} 2>&1 | tail -60 || status=$?
     [[ $status == 0 ]] && echo "done" || echo "stopped (status $status): call study again"
     tar -czf "$out/results-$model.tar.gz" -C "$quality" results logs $(cd "$quality" && ls quality.* 2>/dev/null)
+    df -h /tmp | tail -1
+    ;;
+  peers)
+    shift
+    [[ $# -gt 0 ]] || { echo "usage: device_gpu_study.sh peers MODEL:JOBS ..." >&2; exit 2; }
+    export PYTHONPATH=$stage/pylib
+    python3 -c "import llama_cpp, gguf" || { echo "no llama_cpp: carry .device/pylib once" >&2; exit 1; }
+    echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/ {print $2}') GB"
+    gpu=0 pids=() gpus=$( (nvidia-smi -L 2>/dev/null || true) | wc -l)
+    for spec in "$@"; do
+      model=${spec%%:*} jobs=${spec#*:}
+      gguf=$stage/$model/$model.gguf
+      join_parts "$model" || exit 1
+      quality=$stage/quality-$model
+      results=out/gpu-study/results
+      [[ $model == demo ]] || results=out/gpu-$model/results
+      if [[ -d $results && ! -d $quality/results ]]; then mkdir -p "$quality" && cp -r "$results" "$quality/"; fi
+      # The demo's rows over the whole file; Gemma 3's over the windows of its report (100 a protocol).
+      extra=(--llama-cpp-part-windows 40)
+      [[ $model == gemma3 ]] && extra=(--max-windows 100 --main-gain norm --llama-cpp-part-windows 10)
+      CUDA_VISIBLE_DEVICES=$gpu timeout "${PEER_SECONDS:-540}" python3 scripts/quality --out "$quality" \
+        --hlwq "$stage/bin/hlwq" --gguf "$gguf" --text "$stage/wiki.test.raw" --backend "${BACKEND:-cuda}" --rows llama.cpp \
+        --jobs "$jobs" --threads 1 --skip-bench "${extra[@]}" ${PEER_ARGS:-} >"$out/peers-$model.log" 2>&1 &
+      pids+=($!) gpu=$(( (gpu + 1) % (gpus > 0 ? gpus : 1) ))
+    done
+    index=0
+    for spec in "$@"; do
+      model=${spec%%:*} status=0
+      wait "${pids[$index]}" || status=$?
+      index=$((index + 1))
+      echo "== $model: $( [[ $status == 0 ]] && echo done || echo "stopped (status $status): call peers again")"
+      grep -v "windows .* done (" "$out/peers-$model.log" | tail -25
+      echo "parts kept: $(ls "$stage/quality-$model/results/parts" 2>/dev/null | grep -c '\.json$')"
+      tar -czf "$out/results-$model.tar.gz" -C "$stage/quality-$model" results logs \
+        $(cd "$stage/quality-$model" && ls quality.* 2>/dev/null)
+    done
     df -h /tmp | tail -1
     ;;
   *)
