@@ -18,7 +18,8 @@
 #                llama.cpp's rows (--rows llama.cpp: the F32 GGUF of the reference and its Q8_0,
 #                Q4_K_M, Q4_0, IQ4_NL) on the CPU, JOBS single-thread processes per model, the models
 #                side by side, each reference's distributions saved on a GPU of its own; in parts
-#                of windows, so repeat the call until each model reports "done" (PEER_SECONDS, 540)
+#                of windows: no part starts after PEER_STOP seconds (430), the finished ones are kept
+#                and merged, and the call ends by PEER_SECONDS (585); repeat it until no part is left
 #
 # Every phase also keeps the parts it was carried. Each call leaves its results in $OUT
 # (results.tar.gz: the study's JSON, tables and logs).
@@ -121,9 +122,11 @@ PY
       [[ $model == demo ]] || results=out/gpu-$model/results
       if [[ -d $results && ! -d $quality/results ]]; then mkdir -p "$quality" && cp -r "$results" "$quality/"; fi
       # The demo's rows over the whole file; Gemma 3's over the windows of its report (100 a protocol).
-      extra=(--llama-cpp-part-windows 40)
+      # Parts of about 75 s (10 windows) where they can be, so that little is lost at the call's end.
+      extra=(--llama-cpp-part-windows 40,10)
       [[ $model == gemma3 ]] && extra=(--max-windows 100 --main-gain norm --llama-cpp-part-windows 10)
-      CUDA_VISIBLE_DEVICES=$gpu timeout "${PEER_SECONDS:-540}" python3 scripts/quality --out "$quality" \
+      CUDA_VISIBLE_DEVICES=$gpu timeout "${PEER_SECONDS:-585}" python3 scripts/quality --out "$quality" \
+        --stop-after "${PEER_STOP:-430}" \
         --hlwq "$stage/bin/hlwq" --gguf "$gguf" --text "$stage/wiki.test.raw" --backend "${BACKEND:-cuda}" --rows llama.cpp \
         --jobs "$jobs" --threads 1 --skip-bench "${extra[@]}" ${PEER_ARGS:-} >"$out/peers-$model.log" 2>&1 &
       pids+=($!) gpu=$(( (gpu + 1) % (gpus > 0 ? gpus : 1) ))
@@ -133,7 +136,7 @@ PY
       model=${spec%%:*} status=0
       wait "${pids[$index]}" || status=$?
       index=$((index + 1))
-      echo "== $model: $( [[ $status == 0 ]] && echo done || echo "stopped (status $status): call peers again")"
+      echo "== $model: $( [[ $status == 0 ]] && echo "ended" || echo "stopped (status $status)"): call peers again while parts are left"
       grep -v "windows .* done (" "$out/peers-$model.log" | tail -25
       echo "parts kept: $(ls "$stage/quality-$model/results/parts" 2>/dev/null | grep -c '\.json$')"
       tar -czf "$out/results-$model.tar.gz" -C "$stage/quality-$model" results logs \
