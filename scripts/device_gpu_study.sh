@@ -19,7 +19,8 @@
 #                Q4_K_M, Q4_0, IQ4_NL) on the CPU, JOBS single-thread processes per model, the models
 #                side by side, each reference's distributions saved on a GPU of its own; in parts
 #                of windows: no part starts after PEER_STOP seconds (430), the finished ones are kept
-#                and merged, and the call ends by PEER_SECONDS (585); repeat it until no part is left
+#                and merged, and the call ends by PEER_SECONDS (585); repeat it until no part is left.
+#                PEER_ARGS (every model) and PEER_ARGS_<MODEL> add arguments, e.g. --rows to go row by row
 #
 # Every phase also keeps the parts it was carried. Each call leaves its results in $OUT
 # (results.tar.gz: the study's JSON, tables and logs).
@@ -128,7 +129,8 @@ PY
       CUDA_VISIBLE_DEVICES=$gpu timeout "${PEER_SECONDS:-585}" python3 scripts/quality --out "$quality" \
         --stop-after "${PEER_STOP:-430}" \
         --hlwq "$stage/bin/hlwq" --gguf "$gguf" --text "$stage/wiki.test.raw" --backend "${BACKEND:-cuda}" --rows llama.cpp \
-        --jobs "$jobs" --threads 1 --skip-bench "${extra[@]}" ${PEER_ARGS:-} >"$out/peers-$model.log" 2>&1 &
+        --jobs "$jobs" --threads 1 --skip-bench "${extra[@]}" ${PEER_ARGS:-} $(printenv "PEER_ARGS_$model" || true) \
+        >"$out/peers-$model.log" 2>&1 &
       pids+=($!) gpu=$(( (gpu + 1) % (gpus > 0 ? gpus : 1) ))
     done
     index=0
