@@ -11,7 +11,15 @@ quantized dot products (an F32 matmul has none).
 The one key changed is general.file_type, set to the truth (0 = all F32, 1 = mostly F16), so that
 llama.cpp does not describe the file as the quantized type it came from.
 
-usage: make_reference_gguf.py IN.gguf OUT.gguf [--type f32|f16]
+--dither SEED makes a different model on purpose, for one experiment: every weight of a tensor
+stored in Q4_0/Q4_1/Q5_0/Q5_1 gets uniform noise of plus or minus half its block's step (the
+block's range over 15 or 31 levels), so that the weights no longer lie on that grid. A reference
+taken from a low-bit GGUF favours quantizers whose blocks of 32 line up with the grid's (they can
+land back on it); the dithered model, whose weights are spread like a continuous model's inside
+each grid cell, asks the same question without that advantage. Its quality is a little worse
+than the GGUF's, which does not matter: every row is compared with the dithered model itself.
+
+usage: make_reference_gguf.py IN.gguf OUT.gguf [--type f32|f16] [--dither SEED]
 Writes OUT.gguf.partial and renames it to OUT.gguf when complete.
 """
 import argparse
@@ -44,10 +52,26 @@ def copy_metadata(reader: GGUFReader, writer: GGUFWriter, file_type: int) -> Non
             writer.add_key_value(key, field.contents(), value_type)
 
 
-def dequantized_tensor(tensor, storage: str) -> np.ndarray:
+# Block formats with evenly spaced levels: levels per block of 32 weights.
+DITHERED_TYPES = {GGMLQuantizationType.Q4_0: 16, GGMLQuantizationType.Q4_1: 16,
+                  GGMLQuantizationType.Q5_0: 32, GGMLQuantizationType.Q5_1: 32}
+
+
+def dither_blocks(values: np.ndarray, levels: int, rng: np.random.Generator) -> np.ndarray:
+    """Adds U(-step/2, step/2) to each weight, step = (block max - block min) / (levels - 1) per
+    block of 32 consecutive weights of a row (the format's block)."""
+    blocks = values.reshape(-1, 32).astype(np.float64)
+    step = (blocks.max(axis=1, keepdims=True) - blocks.min(axis=1, keepdims=True)) / (levels - 1)
+    noise = rng.uniform(-0.5, 0.5, size=blocks.shape) * step
+    return (blocks + noise).astype(np.float32).reshape(values.shape)
+
+
+def dequantized_tensor(tensor, storage: str, rng=None) -> np.ndarray:
     # gguf shapes list the fastest-varying dimension first; numpy wants it last.
     shape = tuple(int(d) for d in reversed(tensor.shape))
     values = dequantize(tensor.data, tensor.tensor_type).reshape(shape).astype(np.float32, copy=False)
+    if rng is not None and tensor.tensor_type in DITHERED_TYPES:
+        values = dither_blocks(values, DITHERED_TYPES[tensor.tensor_type], rng)
     if storage == "f16" and values.ndim >= 2:
         values = values.astype(np.float16)
     return np.ascontiguousarray(values)
@@ -58,6 +82,8 @@ def main() -> int:
     parser.add_argument("input")
     parser.add_argument("output")
     parser.add_argument("--type", choices=["f32", "f16"], default="f32")
+    parser.add_argument("--dither", type=int, metavar="SEED",
+                        help="move Q4_0/Q4_1/Q5_0/Q5_1 weights off their grid (see above)")
     args = parser.parse_args()
     if os.path.exists(args.output):
         print(f"output file exists (remove it or choose another), {args.output}", file=sys.stderr)
@@ -71,9 +97,10 @@ def main() -> int:
     copy_metadata(reader, writer, FILE_TYPE_ALL_F32 if args.type == "f32" else FILE_TYPE_MOSTLY_F16)
 
     source_types = {}
+    rng = np.random.default_rng(args.dither) if args.dither is not None else None
     for tensor in reader.tensors:
         source_types[tensor.tensor_type.name] = source_types.get(tensor.tensor_type.name, 0) + 1
-        writer.add_tensor(tensor.name, dequantized_tensor(tensor, args.type))
+        writer.add_tensor(tensor.name, dequantized_tensor(tensor, args.type, rng))
     try:
         writer.write_header_to_file()
         writer.write_kv_data_to_file()

@@ -179,7 +179,8 @@ def derived_notes(data: dict) -> list:
         if entry.get("fallback_tensors"):
             types = ", ".join(f"{name} x{count}" for name, count in entry["tensor_types"].items())
             notes.append(f"llama.cpp {entry['type']}: {entry['fallback_tensors']} tensor(s) got a fallback type "
-                         f"(k-quant types need rows divisible by 256; the demo's are 576 wide); tensors: {types}.")
+                         f"(llama.cpp's fallback for rows that do not fit the type's blocks: k-quants need rows divisible by "
+                         f"256, which neither the demo's 576 nor Gemma 3's 640 are); tensors: {types}.")
     for entry in data["rows"]:
         for what, message in entry.get("errors", {}).items():
             notes.append(f"{entry['name']} ({what}) failed: {message}")
