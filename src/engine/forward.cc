@@ -51,9 +51,9 @@ void attention_block(const Model& model, const LayerWeights& weights, int64_t la
   const int64_t q_width = config.heads * head_dim;
   const int64_t kv_width = config.kv_heads * head_dim;
   rms_norm(a.hidden, weights.input_norm, config.rms_norm_eps, a.normed);
-  linear_forward(weights.q, a.normed, tokens, a.queries, pool);
-  linear_forward(weights.k, a.normed, tokens, a.keys, pool);
-  linear_forward(weights.v, a.normed, tokens, a.values, pool);
+  const LinearWeight* projections[] = {&weights.q, &weights.k, &weights.v};
+  const std::span<float> projected[] = {a.queries, a.keys, a.values};
+  linear_forward_group(projections, a.normed, tokens, projected, pool);
   add_bias(a.queries, weights.q_bias);
   add_bias(a.keys, weights.k_bias);
   add_bias(a.values, weights.v_bias);
@@ -82,8 +82,9 @@ void mlp_block(const Model& model, const LayerWeights& weights, int64_t tokens, 
   const ModelConfig& config = model.config();
   const std::vector<float>& input_norm = config.sandwich_norms ? weights.pre_feedforward_norm : weights.post_attention_norm;
   rms_norm(a.hidden, input_norm, config.rms_norm_eps, a.normed);
-  linear_forward(weights.gate, a.normed, tokens, a.gate, pool);
-  linear_forward(weights.up, a.normed, tokens, a.up, pool);
+  const LinearWeight* projections[] = {&weights.gate, &weights.up};
+  const std::span<float> projected[] = {a.gate, a.up};
+  linear_forward_group(projections, a.normed, tokens, projected, pool);
   add_bias(a.gate, weights.gate_bias);
   add_bias(a.up, weights.up_bias);
   switch (config.activation) {
