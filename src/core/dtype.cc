@@ -1,10 +1,12 @@
 #include "core/dtype.h"
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cmath>
 
 #include "core/error.h"
+#include "core/f16_rounding.h"
 
 namespace hlwq {
 namespace {
@@ -139,9 +141,12 @@ void convert_from_float(std::span<const float> values, DType dtype, std::span<st
       }
       return;
     case DType::F16:
-      for (size_t i = 0; i < count; ++i) {
-        const uint16_t bits = float_to_f16(values[i]);
-        std::memcpy(destination.data() + 2 * i, &bits, 2);
+      // destination may be unaligned for uint16_t: convert in aligned chunks, then copy.
+      for (size_t first = 0; first < count; first += 256) {
+        uint16_t chunk[256];
+        const size_t length = std::min<size_t>(256, count - first);
+        floats_to_f16(values.subspan(first, length), std::span(chunk, length));
+        std::memcpy(destination.data() + 2 * first, chunk, 2 * length);
       }
       return;
     case DType::BF16:

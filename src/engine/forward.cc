@@ -43,17 +43,18 @@ struct Activations {
   std::vector<float> hidden, normed, queries, keys, values, attention, projected, gate, up;
 };
 
+// rope: the angles of each token of the pass (of this layer's frequencies).
 void attention_block(const Model& model, const LayerWeights& weights, int64_t layer, KvCache& cache,
-                     int64_t tokens, int64_t start_position, std::span<const double> inverse_frequencies,
-                     Activations& a, ThreadPool& pool) {
+                     int64_t tokens, int64_t start_position, std::span<const RopeAngles> rope, Activations& a,
+                     ThreadPool& pool) {
   const ModelConfig& config = model.config();
   const int64_t head_dim = config.head_dim;
   const int64_t q_width = config.heads * head_dim;
   const int64_t kv_width = config.kv_heads * head_dim;
   rms_norm(a.hidden, weights.input_norm, config.rms_norm_eps, a.normed);
-  linear_forward(weights.q, a.normed, tokens, a.queries, pool);
-  linear_forward(weights.k, a.normed, tokens, a.keys, pool);
-  linear_forward(weights.v, a.normed, tokens, a.values, pool);
+  const LinearWeight* projections[] = {&weights.q, &weights.k, &weights.v};
+  const std::span<float> projected[] = {a.queries, a.keys, a.values};
+  linear_forward_group(projections, a.normed, tokens, projected, pool);
   add_bias(a.queries, weights.q_bias);
   add_bias(a.keys, weights.k_bias);
   add_bias(a.values, weights.v_bias);
@@ -65,8 +66,8 @@ void attention_block(const Model& model, const LayerWeights& weights, int64_t la
     const int64_t position = start_position + token;
     std::span<float> query(a.queries.data() + token * q_width, q_width);
     std::span<float> key(a.keys.data() + token * kv_width, kv_width);
-    apply_rope(query, head_dim, position, inverse_frequencies);
-    apply_rope(key, head_dim, position, inverse_frequencies);
+    apply_rope(query, head_dim, rope[token]);
+    apply_rope(key, head_dim, rope[token]);
     cache.store(layer, position, key, std::span<const float>(a.values.data() + token * kv_width, kv_width));
   }
   causal_attention(a.queries, tokens, start_position, layer, cache,
@@ -82,8 +83,9 @@ void mlp_block(const Model& model, const LayerWeights& weights, int64_t tokens, 
   const ModelConfig& config = model.config();
   const std::vector<float>& input_norm = config.sandwich_norms ? weights.pre_feedforward_norm : weights.post_attention_norm;
   rms_norm(a.hidden, input_norm, config.rms_norm_eps, a.normed);
-  linear_forward(weights.gate, a.normed, tokens, a.gate, pool);
-  linear_forward(weights.up, a.normed, tokens, a.up, pool);
+  const LinearWeight* projections[] = {&weights.gate, &weights.up};
+  const std::span<float> projected[] = {a.gate, a.up};
+  linear_forward_group(projections, a.normed, tokens, projected, pool);
   add_bias(a.gate, weights.gate_bias);
   add_bias(a.up, weights.up_bias);
   switch (config.activation) {
@@ -107,15 +109,21 @@ std::vector<float> run_pass(const Model& model, KvCache& cache, std::span<const 
   for (int64_t token = 0; token < count; ++token) {
     model.embed(tokens[token], std::span<float>(a.hidden).subspan(token * hidden, hidden));
   }
+  // The RoPE angles of every token, made once for all layers (local: the sliding layers' own base).
   const std::vector<double> global_frequencies =
       rope_inverse_frequencies(config.head_dim, config.rope_theta, config.rope_scaling);
   const std::vector<double> local_frequencies =
       rope_inverse_frequencies(config.head_dim, config.local_rope_theta, RopeScaling{});
+  std::vector<RopeAngles> global_angles, local_angles;
+  for (int64_t token = 0; token < count; ++token) {
+    global_angles.push_back(rope_angles(start_position + token, global_frequencies));
+    if (!config.sliding_layers.empty()) local_angles.push_back(rope_angles(start_position + token, local_frequencies));
+  }
   for (int64_t layer = 0; layer < config.layers; ++layer) {
     const LayerWeights& weights = model.layers()[layer];
     const bool local = !config.sliding_layers.empty() && config.sliding_layers[layer];
-    attention_block(model, weights, layer, cache, count, start_position, local ? local_frequencies : global_frequencies,
-                    a, pool);
+    attention_block(model, weights, layer, cache, count, start_position, local ? local_angles : global_angles, a,
+                    pool);
     mlp_block(model, weights, count, a, pool);
     if (check_each_layer) {
       if (const auto index = find_nan(a.hidden)) {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "core/error.h"
+
 namespace hlwq {
 
 std::vector<double> rope_inverse_frequencies(int64_t head_dim, double theta, const RopeScaling& scaling) {
@@ -38,12 +40,25 @@ std::vector<double> rope_inverse_frequencies(int64_t head_dim, double theta, con
   return frequencies;
 }
 
-void apply_rope(std::span<float> x, int64_t head_dim, int64_t position, std::span<const double> inverse_frequencies) {
-  const int64_t half = head_dim / 2;
-  for (int64_t i = 0; i < half; ++i) {
+RopeAngles rope_angles(int64_t position, std::span<const double> inverse_frequencies) {
+  RopeAngles angles;
+  angles.cosines.resize(inverse_frequencies.size());
+  angles.sines.resize(inverse_frequencies.size());
+  for (size_t i = 0; i < inverse_frequencies.size(); ++i) {
     const double angle = static_cast<double>(position) * inverse_frequencies[i];
-    const float cosine = static_cast<float>(std::cos(angle));
-    const float sine = static_cast<float>(std::sin(angle));
+    angles.cosines[i] = static_cast<float>(std::cos(angle));
+    angles.sines[i] = static_cast<float>(std::sin(angle));
+  }
+  return angles;
+}
+
+void apply_rope(std::span<float> x, int64_t head_dim, const RopeAngles& angles) {
+  const int64_t half = head_dim / 2;
+  check(static_cast<int64_t>(angles.cosines.size()) == half && static_cast<int64_t>(angles.sines.size()) == half,
+        "internal: apply_rope with ", angles.cosines.size(), " angles for head_dim ", head_dim);
+  for (int64_t i = 0; i < half; ++i) {
+    const float cosine = angles.cosines[i];
+    const float sine = angles.sines[i];
     for (size_t head = 0; head + head_dim <= x.size(); head += head_dim) {
       const float first = x[head + i];
       const float second = x[head + i + half];
@@ -51,6 +66,12 @@ void apply_rope(std::span<float> x, int64_t head_dim, int64_t position, std::spa
       x[head + i + half] = second * cosine + first * sine;
     }
   }
+}
+
+void apply_rope(std::span<float> x, int64_t head_dim, int64_t position, std::span<const double> inverse_frequencies) {
+  check(static_cast<int64_t>(inverse_frequencies.size()) >= head_dim / 2, "internal: apply_rope with ",
+        inverse_frequencies.size(), " frequencies for head_dim ", head_dim);
+  apply_rope(x, head_dim, rope_angles(position, inverse_frequencies.first(head_dim / 2)));
 }
 
 }  // namespace hlwq

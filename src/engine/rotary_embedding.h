@@ -17,4 +17,15 @@ std::vector<double> rope_inverse_frequencies(int64_t head_dim, double theta, con
 // Rotates every head (x holds heads x head_dim values of one token) for `position`.
 void apply_rope(std::span<float> x, int64_t head_dim, int64_t position, std::span<const double> inverse_frequencies);
 
+// The rotation of one position: cos and sin of position * inverse_frequency[i] (computed in double,
+// rounded to float). Every layer of a pass rotates by the same angles, so the forward pass makes
+// them once per token instead of twice per layer (60 sincos per frequency and token on SmolLM2).
+struct RopeAngles {
+  std::vector<float> cosines, sines;
+};
+RopeAngles rope_angles(int64_t position, std::span<const double> inverse_frequencies);
+
+// apply_rope with angles made by rope_angles (head_dim / 2 of them): the same result bit for bit.
+void apply_rope(std::span<float> x, int64_t head_dim, const RopeAngles& angles);
+
 }  // namespace hlwq

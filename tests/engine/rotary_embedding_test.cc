@@ -7,6 +7,7 @@
 #include <numbers>
 #include <vector>
 
+#include "core/error.h"
 #include "test_util.h"
 
 namespace hlwq {
@@ -28,6 +29,26 @@ TEST(Rope, RotatesHalfPairsByPositionTimesFrequency) {
       EXPECT_NEAR(x[head * 8 + i + 4], b * std::cos(angle) + a * std::sin(angle), 1e-5);
     }
   }
+}
+
+// The angles made once per token (what the forward pass shares between layers) rotate exactly as
+// the per-call form, for Llama 3 scaled frequencies, nine heads and positions up to 100,000.
+TEST(Rope, AnglesOfAPositionRotateExactlyAsThePositionDoes) {
+  const int64_t head_dim = 64;
+  const auto frequencies =
+      rope_inverse_frequencies(head_dim, 500000.0, RopeScaling{RopeScalingType::llama3, 8.0, 1.0, 4.0, 8192});
+  uint32_t seed = 40;
+  for (int64_t position : {0, 1, 77, 4095, 100000}) {
+    std::vector<float> by_position = random_normal(9 * head_dim, seed++);
+    std::vector<float> by_angles = by_position;
+    apply_rope(by_position, head_dim, position, frequencies);
+    const RopeAngles angles = rope_angles(position, frequencies);
+    apply_rope(by_angles, head_dim, angles);
+    EXPECT_EQ(by_angles, by_position) << position;
+    if (position != 0) EXPECT_NE(by_angles, random_normal(9 * head_dim, seed - 1)) << position;
+  }
+  std::vector<float> x(head_dim, 1.0f);
+  EXPECT_THROW(apply_rope(x, head_dim + 2, rope_angles(3, frequencies)), Error);
 }
 
 TEST(Rope, ScalingRules) {

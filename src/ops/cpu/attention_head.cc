@@ -1,5 +1,6 @@
 // SIMD attention for one query head over F32/F16/BF16 cache rows: scores four
-// positions at a time (four independent multiply-add chains), a vectorized exp
+// positions at a time (four independent multiply-add chains; on AVX-512 reduced
+// together by one transpose-and-add tree), a vectorized exp
 // for the softmax, then the values summed into at most eight register
 // accumulators per pass over the positions.
 #include "ops/attention_head.h"
@@ -47,6 +48,17 @@ void Scores(const float* HWY_RESTRICT query, const T* HWY_RESTRICT keys, size_t 
       sum2 = hn::MulAdd(q, LoadWeights(d, rows[2] + i), sum2);
       sum3 = hn::MulAdd(q, LoadWeights(d, rows[3] + i), sum3);
     }
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    // Whole 16-lane rows (head_dim 64, 128, ...): the four sums by one transpose-and-add tree, not
+    // four horizontal sums, which were most of the port-5 work of a short context's scores.
+    if constexpr (sizeof(sum0) == 64) {
+      if (vector_end == head_dim) {
+        const __m512 sums[4] = {sum0.raw, sum1.raw, sum2.raw, sum3.raw};
+        _mm_storeu_ps(scores + p, _mm_mul_ps(SumOfFourVectors(sums), _mm_set1_ps(scale)));
+        continue;
+      }
+    }
+#endif
     float totals[4] = {hn::GetLane(hn::SumOfLanes(d, sum0)), hn::GetLane(hn::SumOfLanes(d, sum1)),
                        hn::GetLane(hn::SumOfLanes(d, sum2)), hn::GetLane(hn::SumOfLanes(d, sum3))};
     for (size_t k = 0; k < 4; ++k) {

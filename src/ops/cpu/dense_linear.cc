@@ -49,8 +49,7 @@ bool dense_linear_applies(const LinearWeight& weight) {
          (weight.dtype == DType::F32 || weight.dtype == DType::F16 || weight.dtype == DType::BF16);
 }
 
-void dense_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
-                          std::span<float> y, ThreadPool& pool) {
+RowProduct dense_row_product(const LinearWeight& weight, std::span<const float> x, int64_t batch, std::span<float> y) {
   check(dense_linear_applies(weight), "internal: dense_linear_forward on a non-dense weight");
   // Dense rows are read in place; a large batch walks them in chunks so each activation tile is
   // read once per chunk rather than once per row.
@@ -61,8 +60,15 @@ void dense_linear_forward(const LinearWeight& weight, std::span<const float> x, 
   auto* kernel = weight.dtype == DType::F32    ? HWY_DYNAMIC_DISPATCH(DenseRowsF32)
                  : weight.dtype == DType::BF16 ? HWY_DYNAMIC_DISPATCH(DenseRowsBF16)
                                                : HWY_DYNAMIC_DISPATCH(DenseRowsF16);
-  parallel_rows(pool, shape,
-                [&](const RowProductShape& part, size_t begin, size_t end) { kernel(data, part, begin, end); });
+  return {shape, [data, kernel](const RowProductShape& part, size_t begin, size_t end) {
+            kernel(data, part, begin, end);
+          }};
+}
+
+void dense_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
+                          std::span<float> y, ThreadPool& pool) {
+  const RowProduct product = dense_row_product(weight, x, batch, y);
+  parallel_rows(pool, product.shape, product.kernel);
 }
 
 }  // namespace hlwq

@@ -2,6 +2,7 @@
 // codes' domain (x' = H(s * x_block), orthonormal; x' = x for rotation none), then each weight row
 // is its codes' centroids (decoded with SIMD shifts, masks and lane permutations) times the block
 // gains / sqrt(d), dotted with x'. One kernel for every codebook and rotation.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -826,27 +827,59 @@ std::vector<float> rotate_activations(const HlwqCodec& codec, std::span<const fl
 
 }  // namespace
 
-void hlwq_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
-                         std::span<float> y, ThreadPool& pool) {
+std::shared_ptr<const std::vector<float>> hlwq_rotated_activations(const LinearWeight& weight,
+                                                                   std::span<const float> x, int64_t batch,
+                                                                   ThreadPool& pool) {
+  check(hlwq_linear_applies(weight), "internal: hlwq_linear_forward on a weight it does not apply to");
+  check(batch >= 0 && x.size() == static_cast<size_t>(batch * weight.columns), "internal: hlwq_linear_forward x has ",
+        x.size(), " values for batch ", batch, " and ", weight.columns, " columns");
+  return std::make_shared<const std::vector<float>>(
+      rotate_activations(*weight.codec, x, static_cast<size_t>(batch), pool));
+}
+
+bool hlwq_same_rotation(const LinearWeight& a, const LinearWeight& b) {
+  if (!hlwq_linear_applies(a) || !hlwq_linear_applies(b)) return false;
+  const HlwqCodec &first = *a.codec, &second = *b.codec;
+  const std::span<const float> first_signs = first.padded_signs(), second_signs = second.padded_signs();
+  return first.layout().columns == second.layout().columns && first.params().block == second.params().block &&
+         first.params().rotation == second.params().rotation &&
+         std::equal(first_signs.begin(), first_signs.end(), second_signs.begin(), second_signs.end());
+}
+
+RowProduct hlwq_row_product(const LinearWeight& weight, std::shared_ptr<const std::vector<float>> rotated,
+                            int64_t batch, std::span<float> y) {
   check(hlwq_linear_applies(weight), "internal: hlwq_linear_forward on a weight it does not apply to");
   const HlwqCodec& codec = *weight.codec;
   const HlwqRowLayout& layout = codec.layout();
-  RowProductShape shape = linear_product_shape(weight, x, batch, y, "hlwq_linear_forward");
-  const size_t rows = shape.rows;
+  const size_t rows = static_cast<size_t>(weight.rows);
   check(layout.columns == weight.columns && weight.codes.size() == rows * layout.code_bytes &&
             weight.norms.size() == rows * static_cast<size_t>(layout.blocks) * sizeof(uint16_t),
         "internal: hlwq_linear_forward sizes do not match the ", rows, "x", weight.columns, " weight");
   // The product runs on the rotated activations: rows of whole blocks (zero-padded).
   const size_t padded = static_cast<size_t>(layout.blocks * codec.params().block);
-  const std::vector<float> rotated = rotate_activations(codec, x, shape.batch, pool);
-  shape.x = rotated.data();
+  check(batch >= 0 && rotated != nullptr && rotated->size() == static_cast<size_t>(batch) * padded &&
+            y.size() == static_cast<size_t>(batch) * rows,
+        "internal: hlwq_linear_forward sizes do not match the ", rows, "x", weight.columns, " weight");
+  RowProductShape shape;
+  shape.x = rotated->data();
+  shape.batch = static_cast<size_t>(batch);
   shape.x_stride = shape.length = padded;
+  shape.y = y.data();
+  shape.rows = rows;
   shape.chunk_rows = chunk_rows_for(shape.batch, padded);
   const uint8_t* codes = weight.codes.as<uint8_t>().data();
   const uint16_t* norms = weight.norms.as<uint16_t>().data();
-  parallel_rows(pool, shape, [&](const RowProductShape& part, size_t begin, size_t end) {
-    HWY_DYNAMIC_DISPATCH(HlwqRows)(codec, codes, norms, part, begin, end);
-  });
+  // The kernel holds the rotated activations: the shape points into them.
+  return {shape, [&codec, codes, norms, rotated = std::move(rotated)](const RowProductShape& part, size_t begin,
+                                                                      size_t end) {
+            HWY_DYNAMIC_DISPATCH(HlwqRows)(codec, codes, norms, part, begin, end);
+          }};
+}
+
+void hlwq_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
+                         std::span<float> y, ThreadPool& pool) {
+  const RowProduct product = hlwq_row_product(weight, hlwq_rotated_activations(weight, x, batch, pool), batch, y);
+  parallel_rows(pool, product.shape, product.kernel);
 }
 
 }  // namespace hlwq

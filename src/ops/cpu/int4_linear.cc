@@ -47,15 +47,20 @@ bool int4_linear_applies(const LinearWeight& weight) {
          weight.int4.group_size > 0 && weight.columns % weight.int4.group_size == 0;
 }
 
-void int4_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
-                         std::span<float> y, ThreadPool& pool) {
+RowProduct int4_row_product(const LinearWeight& weight, std::span<const float> x, int64_t batch, std::span<float> y) {
   check(int4_linear_applies(weight), "internal: int4_linear_forward on a weight it does not apply to");
   const RowProductShape shape = linear_product_shape(weight, x, batch, y, "int4_linear_forward");
   check_grouped_weight(weight, shape.length / 2, weight.int4.group_size, false, "int4_linear_forward");
-  parallel_rows(pool, shape, [&](const RowProductShape& part, size_t begin, size_t end) {
-    HWY_DYNAMIC_DISPATCH(Int4Rows)(weight.packed.as<uint8_t>().data(), weight.scales.data(),
-                                   static_cast<size_t>(weight.int4.group_size), part, begin, end);
-  });
+  return {shape, [&weight](const RowProductShape& part, size_t begin, size_t end) {
+            HWY_DYNAMIC_DISPATCH(Int4Rows)(weight.packed.as<uint8_t>().data(), weight.scales.data(),
+                                           static_cast<size_t>(weight.int4.group_size), part, begin, end);
+          }};
+}
+
+void int4_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
+                         std::span<float> y, ThreadPool& pool) {
+  const RowProduct product = int4_row_product(weight, x, batch, y);
+  parallel_rows(pool, product.shape, product.kernel);
 }
 
 }  // namespace hlwq

@@ -60,17 +60,23 @@ bool mlx_affine_linear_applies(const LinearWeight& weight) {
          weight.affine.group_size > 0 && weight.columns % weight.affine.group_size == 0;
 }
 
-void mlx_affine_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
-                               std::span<float> y, ThreadPool& pool) {
+RowProduct mlx_affine_row_product(const LinearWeight& weight, std::span<const float> x, int64_t batch,
+                                  std::span<float> y) {
   check(mlx_affine_linear_applies(weight), "internal: mlx_affine_linear_forward on a weight it does not apply to");
   const RowProductShape shape = linear_product_shape(weight, x, batch, y, "mlx_affine_linear_forward");
   check_grouped_weight(weight, affine_packed_words_per_row(weight.columns, weight.affine.bits) * 4,
                        weight.affine.group_size, true, "mlx_affine_linear_forward");
-  parallel_rows(pool, shape, [&](const RowProductShape& part, size_t begin, size_t end) {
-    HWY_DYNAMIC_DISPATCH(MlxAffineRows)(weight.packed.as<uint32_t>().data(), weight.scales.data(),
-                                        weight.biases.data(), weight.affine.bits,
-                                        static_cast<size_t>(weight.affine.group_size), part, begin, end);
-  });
+  return {shape, [&weight](const RowProductShape& part, size_t begin, size_t end) {
+            HWY_DYNAMIC_DISPATCH(MlxAffineRows)(weight.packed.as<uint32_t>().data(), weight.scales.data(),
+                                                weight.biases.data(), weight.affine.bits,
+                                                static_cast<size_t>(weight.affine.group_size), part, begin, end);
+          }};
+}
+
+void mlx_affine_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
+                               std::span<float> y, ThreadPool& pool) {
+  const RowProduct product = mlx_affine_row_product(weight, x, batch, y);
+  parallel_rows(pool, product.shape, product.kernel);
 }
 
 }  // namespace hlwq

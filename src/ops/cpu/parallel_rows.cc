@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 
@@ -9,8 +10,6 @@ namespace hlwq {
 
 namespace {
 
-// The small-batch kernels read each weight row once for the whole batch (the decode path).
-constexpr size_t kSmallBatch = 4;
 // Tokens per task are at least this many (fewer would spend more time making panels ready than
 // multiplying with them) ...
 constexpr size_t kMinTaskTokens = 16;
@@ -91,6 +90,22 @@ void parallel_rows(ThreadPool& pool, const RowProductShape& shape, const RowProd
       kernel(part, split.row_range(task % split.row_blocks).first,
              split.row_range((run_end - 1) % split.row_blocks).second);
       task = run_end;
+    }
+  });
+}
+
+void parallel_rows_of_group(ThreadPool& pool, std::span<const RowProduct> products) {
+  // first_rows[i]: where product i's rows start in the concatenation.
+  std::vector<size_t> first_rows(products.size() + 1, 0);
+  for (size_t i = 0; i < products.size(); ++i) {
+    check(products[i].shape.batch <= kSmallBatch, "internal: parallel_rows_of_group on a batch of ",
+          products[i].shape.batch, " tokens");
+    first_rows[i + 1] = first_rows[i] + products[i].shape.rows;
+  }
+  pool.parallel_for(first_rows.back(), [&](size_t begin, size_t end) {
+    for (size_t i = 0; i < products.size(); ++i) {
+      const size_t first = std::max(begin, first_rows[i]), last = std::min(end, first_rows[i + 1]);
+      if (first < last) products[i].kernel(products[i].shape, first - first_rows[i], last - first_rows[i]);
     }
   });
 }

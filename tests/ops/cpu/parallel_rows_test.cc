@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iterator>
 #include <vector>
 
 #include "core/error.h"
@@ -96,6 +97,41 @@ TEST(ParallelRows, KernelSeesNarrowedShapes) {
       }
     }
   }
+}
+
+// Products of 0 to 192 rows in one pool call: every row of every product computed exactly once, each
+// kernel called with its own shape and local row ranges; batches above 4 are refused.
+TEST(ParallelRows, GroupCoversEveryRowOfEveryProductOnce) {
+  const size_t product_rows[] = {37, 0, 1, 192, 13};
+  for (size_t threads : {1, 2, 3, 8}) {
+    ThreadPool pool(static_cast<int>(threads));
+    for (size_t batch : {size_t{1}, size_t{4}}) {
+      std::vector<std::vector<int>> counts;
+      std::vector<RowProduct> products;
+      for (size_t i = 0; i < std::size(product_rows); ++i) counts.emplace_back(product_rows[i] * batch, 0);
+      for (size_t i = 0; i < std::size(product_rows); ++i) {
+        RowProductShape shape{nullptr, batch, 8, 8, nullptr, product_rows[i], 1};
+        std::vector<int>& count = counts[i];
+        products.push_back({shape, [&count, i, shape](const RowProductShape& part, size_t begin, size_t end) {
+                              EXPECT_EQ(part.rows, shape.rows) << i;
+                              EXPECT_EQ(part.batch, shape.batch) << i;
+                              ASSERT_LE(begin, end);
+                              ASSERT_LE(end, shape.rows) << i;
+                              for (size_t t = 0; t < part.batch; ++t) {
+                                for (size_t r = begin; r < end; ++r) ++count[t * part.rows + r];
+                              }
+                            }});
+      }
+      parallel_rows_of_group(pool, products);
+      for (size_t i = 0; i < counts.size(); ++i) {
+        EXPECT_TRUE(std::all_of(counts[i].begin(), counts[i].end(), [](int count) { return count == 1; }))
+            << "product " << i << ", " << threads << " threads, batch " << batch;
+      }
+    }
+  }
+  ThreadPool pool(2);
+  const RowProduct large{RowProductShape{nullptr, 5, 8, 8, nullptr, 10, 32}, [](const RowProductShape&, size_t, size_t) {}};
+  EXPECT_THROW(parallel_rows_of_group(pool, std::span<const RowProduct>(&large, 1)), Error);
 }
 
 TEST(ParallelRows, ShapeChecksSizes) {
