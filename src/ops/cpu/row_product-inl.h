@@ -33,6 +33,14 @@ HWY_INLINE void PrefetchAhead(const void* data, size_t ahead) {
   hwy::Prefetch(reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(data) + ahead));
 }
 
+// Prefetches the cache lines of bytes [offset, offset + bytes) past `data` (as PrefetchAhead: the
+// range may lie past the end of the buffer).
+HWY_INLINE void PrefetchRange(const void* data, size_t offset, size_t bytes) {
+  if (bytes == 0) return;
+  for (size_t byte = 0; byte < bytes; byte += 64) PrefetchAhead(data, offset + byte);
+  PrefetchAhead(data, offset + bytes - 1);  // the last line when the range does not start one
+}
+
 // One vector of weights widened to float.
 template <class D>
 HWY_INLINE hn::Vec<D> LoadWeights(D d, const float* HWY_RESTRICT weights) {
@@ -425,16 +433,22 @@ HWY_INLINE void NibbleRowTile(const NibbleRowsShape& nibbles, size_t row, size_t
 HWY_INLINE bool NibbleLinesApply(size_t group_size) { return group_size % 32 == 0 && 128 % group_size == 0; }
 
 // out[t * padded + 128 L + 16 m + k] = x[t * x_stride + 128 L + 8 k + m], zero past `columns`;
-// padded: columns rounded up to whole lines.
+// padded: columns rounded up to whole lines; columns a multiple of 8 (NibbleLinesApply). One masked
+// gather per 16 values: the scalar loop with its bounds test per value was ~0.3 us of every call
+// of every thread on a 576-wide row.
 HWY_INLINE void NibbleLineOrder(const float* HWY_RESTRICT x, size_t x_stride, size_t batch, size_t columns,
                                 size_t padded, float* HWY_RESTRICT out) {
+  const __m512i eight_k = _mm512_set_epi32(120, 112, 104, 96, 88, 80, 72, 64, 56, 48, 40, 32, 24, 16, 8, 0);
   for (size_t t = 0; t < batch; ++t) {
     for (size_t line = 0; line < padded; line += 128) {
+      // Lanes k with 8 k < columns - line: whole words of the line (a partial last line has fewer).
+      const size_t words = std::min<size_t>(16, (columns - line) / 8);
+      const __mmask16 valid = static_cast<__mmask16>((1u << words) - 1);
+      const float* HWY_RESTRICT line_x = x + t * x_stride + line;
       for (size_t m = 0; m < 8; ++m) {
-        for (size_t k = 0; k < 16; ++k) {
-          const size_t column = line + 8 * k + m;
-          out[t * padded + line + 16 * m + k] = column < columns ? x[t * x_stride + column] : 0.0f;
-        }
+        const __m512i index = _mm512_add_epi32(eight_k, _mm512_set1_epi32(static_cast<int>(m)));
+        _mm512_store_ps(out + t * padded + line + 16 * m,
+                        _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, index, line_x, 4));
       }
     }
   }
@@ -494,16 +508,19 @@ HWY_INLINE __m256d NibbleOffsetsOfFourRows(const NibbleRowsShape& nibbles, size_
                                            const double* HWY_RESTRICT group_sums) {
   if (nibbles.biases == nullptr && nibbles.code_offset == 0.0f) return _mm256_setzero_pd();
   const __m512d code_offset = _mm512_set1_pd(static_cast<double>(nibbles.code_offset));
-  __m512d accumulated[4];
-  for (size_t q = 0; q < 4; ++q) {
-    const float* HWY_RESTRICT scales = nibbles.scales + (row + q) * groups;
-    const float* HWY_RESTRICT biases = nibbles.biases != nullptr ? nibbles.biases + (row + q) * groups : nullptr;
-    accumulated[q] = _mm512_setzero_pd();
-    for (size_t g = 0; g < groups; g += 8) {
-      const __mmask8 valid = static_cast<__mmask8>(groups - g >= 8 ? 0xff : (1u << (groups - g)) - 1);
-      __m512d bias = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, scales + g)), code_offset);
-      if (biases != nullptr) bias = _mm512_add_pd(bias, _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, biases + g)));
-      accumulated[q] = _mm512_fmadd_pd(bias, _mm512_maskz_loadu_pd(valid, group_sums + g), accumulated[q]);
+  // Groups outer, rows inner (unrolled): the four sums stay in registers (rows outer kept them in
+  // memory, a store and reload per step); each row's sum still runs over g in order.
+  __m512d accumulated[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+  for (size_t g = 0; g < groups; g += 8) {
+    const __mmask8 valid = static_cast<__mmask8>(groups - g >= 8 ? 0xff : (1u << (groups - g)) - 1);
+    const __m512d sums = _mm512_maskz_loadu_pd(valid, group_sums + g);
+    for (size_t q = 0; q < 4; ++q) {
+      const size_t first = (row + q) * groups + g;
+      __m512d bias = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, nibbles.scales + first)), code_offset);
+      if (nibbles.biases != nullptr) {
+        bias = _mm512_add_pd(bias, _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, nibbles.biases + first)));
+      }
+      accumulated[q] = _mm512_fmadd_pd(bias, sums, accumulated[q]);
     }
   }
   const __m512d pair01 = _mm512_add_pd(_mm512_shuffle_f64x2(accumulated[0], accumulated[1], 0x44),
@@ -516,12 +533,61 @@ HWY_INLINE __m256d NibbleOffsetsOfFourRows(const NibbleRowsShape& nibbles, size_
   return _mm512_castpd512_pd256(_mm512_permutexvar_pd(_mm512_set_epi64(0, 0, 0, 0, 6, 4, 2, 0), ones));
 }
 
+// The last line of two rows when it holds at most half a line of words (576 columns: 4.5 lines),
+// the two halves in one register: lanes 0..7 row a's words, lanes 8..15 row b's. Every lane does
+// what NibbleLine does to it (the same lookups, multiply-adds and scale, in the same order); the
+// lanes NibbleLine spends on code 0 times zero activations are not computed, which left the totals
+// unchanged there (adding +0 to a sum that started at +0). One line's work instead of two: ~6% of
+// a 576-wide row's port-5 and multiply-add work. x_doubled[16 m + k] = the ordered x of the
+// half line at 16 m + k % 8 (HalfLinePairOrder).
+HWY_INLINE void NibbleHalfLinePair(const uint8_t* HWY_RESTRICT packed_a, const uint8_t* HWY_RESTRICT packed_b,
+                                   size_t prefetch, __mmask8 words_valid, const float* HWY_RESTRICT scales_a,
+                                   const float* HWY_RESTRICT scales_b, __mmask16 scales_valid, __m512i group_of_lane,
+                                   const float* HWY_RESTRICT x_doubled, __m512& total_a, __m512& total_b) {
+  const __m512 codes_as_floats = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i words = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_maskz_loadu_epi32(words_valid, packed_a)),
+                                           _mm256_maskz_loadu_epi32(words_valid, packed_b), 1);
+  PrefetchAhead(packed_a, prefetch);
+  PrefetchAhead(packed_b, prefetch);
+  __m512 sums[1][2] = {{_mm512_setzero_ps(), _mm512_setzero_ps()}};
+  NibbleLineStep<0, 1>(words, codes_as_floats, x_doubled, 0, sums);
+  NibbleLineStep<1, 1>(words, codes_as_floats, x_doubled, 0, sums);
+  NibbleLineStep<2, 1>(words, codes_as_floats, x_doubled, 0, sums);
+  NibbleLineStep<3, 1>(words, codes_as_floats, x_doubled, 0, sums);
+  NibbleLineStep<4, 1>(words, codes_as_floats, x_doubled, 0, sums);
+  NibbleLineStep<5, 1>(words, codes_as_floats, x_doubled, 0, sums);
+  NibbleLineStep<6, 1>(words, codes_as_floats, x_doubled, 0, sums);
+  NibbleLineStep<7, 1>(words, codes_as_floats, x_doubled, 0, sums);
+  const __m512 scale_a = _mm512_permutexvar_ps(group_of_lane, _mm512_maskz_loadu_ps(scales_valid, scales_a));
+  const __m512 scale_b = _mm512_permutexvar_ps(group_of_lane, _mm512_maskz_loadu_ps(scales_valid, scales_b));
+  // Lanes 0..7 of a, then lanes 0..7 of b (128-bit blocks 0, 1 of each).
+  const __m512 scale = _mm512_shuffle_f32x4(scale_a, scale_b, 0x44);
+  const __m512 totals = _mm512_fmadd_ps(_mm512_add_ps(sums[0][0], sums[0][1]), scale,
+                                        _mm512_shuffle_f32x4(total_a, total_b, 0x44));
+  total_a = _mm512_insertf32x8(total_a, _mm512_castps512_ps256(totals), 0);
+  total_b = _mm512_insertf32x8(total_b, _mm512_extractf32x8_ps(totals, 1), 0);
+}
+
+// x_doubled for NibbleHalfLinePair from the ordered activations of the half line at x_line.
+HWY_INLINE void HalfLinePairOrder(const float* HWY_RESTRICT x_line, float* HWY_RESTRICT x_doubled) {
+  for (size_t m = 0; m < 8; ++m) {
+    for (size_t k = 0; k < 16; ++k) x_doubled[16 * m + k] = x_line[16 * m + k % 8];
+  }
+}
+
+// How far ahead NibbleLineRows prefetches a row's scales and biases: two calls of four rows, about
+// 2.3 KB of codes of a 576-wide row (over 200 ns at one core's share of the bandwidth).
+constexpr size_t kSideRowsAhead = 8;
+
 // kRows consecutive rows for kTile activation rows (NibbleLineOrder, `padded` floats each);
 // group_sums as in NibbleRowTile. Four rows of one activation row (decode) are reduced together.
+// x_doubled: HalfLinePairOrder of the last line when it holds at most 64 columns and kRows is even
+// (its rows then go in pairs through NibbleHalfLinePair), else null.
 template <size_t kRows, size_t kTile>
 HWY_INLINE void NibbleLineRows(const NibbleRowsShape& nibbles, size_t row, size_t columns, size_t padded,
                                const float* HWY_RESTRICT x, const double* HWY_RESTRICT group_sums,
-                               float* HWY_RESTRICT out, size_t out_stride) {
+                               float* HWY_RESTRICT out, size_t out_stride,
+                               const float* HWY_RESTRICT x_doubled = nullptr) {
   const size_t group_size = nibbles.group_size;
   const size_t groups = columns / group_size;
   const size_t row_bytes = columns / 2;
@@ -537,6 +603,13 @@ HWY_INLINE void NibbleLineRows(const NibbleRowsShape& nibbles, size_t row, size_
   // The same line kRows rows on (the next call's rows), at least 1 KiB ahead.
   const size_t prefetch = std::max<size_t>(1024, kRows * row_bytes);
   const __mmask16 line_scales = static_cast<__mmask16>((1u << groups_per_line) - 1);
+  // The scales and biases kSideRowsAhead rows on: the codes' prefetch does not cover them, and
+  // without it the first scale load and the biases of the offsets below each missed the cache
+  // (perf, SmolLM2's 576-wide MLX rows: a fifth of the product's samples waited in the offsets).
+  const size_t side_bytes = kRows * groups * sizeof(float);
+  const size_t side_ahead = (row + kSideRowsAhead) * groups * sizeof(float);
+  PrefetchRange(nibbles.scales, side_ahead, side_bytes);
+  if (nibbles.biases != nullptr) PrefetchRange(nibbles.biases, side_ahead, side_bytes);
   __m512 totals[kRows][kTile];
   for (size_t r = 0; r < kRows; ++r) {
     for (size_t t = 0; t < kTile; ++t) totals[r][t] = _mm512_setzero_ps();
@@ -554,7 +627,20 @@ HWY_INLINE void NibbleLineRows(const NibbleRowsShape& nibbles, size_t row, size_
     // missing lanes are code 0 times zero activations.
     const __mmask16 words = static_cast<__mmask16>((1u << ((columns - line) / 8)) - 1);
     const __mmask16 scales = static_cast<__mmask16>((1u << (groups - first_group)) - 1);
-    for (size_t r = 0; r < kRows; ++r) {
+    bool paired = false;
+    if constexpr (kRows % 2 == 0 && kTile == 1) {
+      if (x_doubled != nullptr) {
+        paired = true;
+        for (size_t r = 0; r < kRows; r += 2) {
+          NibbleHalfLinePair(nibbles.packed + (row + r) * row_bytes + line / 2,
+                             nibbles.packed + (row + r + 1) * row_bytes + line / 2, prefetch,
+                             static_cast<__mmask8>(words), nibbles.scales + (row + r) * groups + first_group,
+                             nibbles.scales + (row + r + 1) * groups + first_group, scales, group_of_lane, x_doubled,
+                             totals[r][0], totals[r + 1][0]);
+        }
+      }
+    }
+    for (size_t r = 0; r < kRows && !paired; ++r) {
       NibbleLine<kTile>(nibbles.packed + (row + r) * row_bytes + line / 2, prefetch, words,
                         nibbles.scales + (row + r) * groups + first_group, scales, group_of_lane, x + line, padded,
                         totals[r]);
@@ -607,7 +693,14 @@ HWY_INLINE void NibbleRows(const NibbleRowsShape& nibbles, const RowProductShape
     const double* sums = group_sums.get();
     size_t row = begin;
     if (shape.batch == 1) {
-      for (; row + 4 <= end; row += 4) NibbleLineRows<4, 1>(nibbles, row, columns, padded, x, sums, shape.y + row, shape.rows);
+      // A last line of at most 64 columns goes two rows to a register.
+      HWY_ALIGN float x_doubled[128];
+      const bool half_line = padded - columns >= 64;
+      if (half_line) HalfLinePairOrder(x + padded - 128, x_doubled);
+      for (; row + 4 <= end; row += 4) {
+        NibbleLineRows<4, 1>(nibbles, row, columns, padded, x, sums, shape.y + row, shape.rows,
+                             half_line ? x_doubled : nullptr);
+      }
     }
     for (; row < end; ++row) {
       float* out = shape.y + row;
