@@ -112,13 +112,18 @@ TEST(QualityStudy, FewerBitsMoveFurtherFromTheReferenceAndResultsAreReused) {
   EXPECT_EQ(nlohmann::json::parse(read_file(study / "quality.json"))["rows"].size(), 5u);
 
   // --report-only measures nothing even where results are missing: results of the CPU runtime do
-  // not stand for --backend cuda, so every row is reported unmeasured, with the note given.
+  // not stand for --backend cuda, so every row is reported unmeasured, with the note given and a
+  // warning that names the setting that differs.
   ASSERT_EQ(run_study(folder.path(), text, log, "--backend cuda --report-only --note 'measured elsewhere'"), 0) << log;
   EXPECT_EQ(fs::last_write_time(cached), written);
   EXPECT_EQ(log.find("PPL "), std::string::npos) << "--report-only measured:\n" << log;
   const nlohmann::json report = nlohmann::json::parse(read_file(study / "quality.json"));
   for (const nlohmann::json& row : report["rows"]) EXPECT_TRUE(row["protocols"].empty()) << row.dump(1);
   EXPECT_NE(read_file(study / "quality.md").find("measured elsewhere"), std::string::npos);
+  EXPECT_NE(log.find("warning: hlwq-q4 llama: the saved result was measured otherwise and is left out "
+                     "(engine 'hlwq' there, 'hlwq --backend cuda' here)"),
+            std::string::npos)
+      << log;
 }
 
 }  // namespace
