@@ -124,14 +124,16 @@ TEST(LinearForward, HlwqLargeBlocksMatchReference) {
   }
 }
 
-// The decode path at every batch tile (1 to 4 activation rows), 4 and 5 bits, blocks of 64 (two
-// blocks per 64-byte line of nibbles; 700 columns: 11 blocks, the last line half empty), 128 and
-// 256 (several lines per block), a partial last block: on AVX-512 the kernel that indexes the
-// centroid table with whole shifted words of codes and permutes the activations.
+// The decode path at every batch tile (1 to 4 activation rows), blocks of 64 (two blocks per
+// 64-byte line of nibbles; 700 columns: 11 blocks, the last line half empty), 128 and 256 (several
+// lines per block), a partial last block. On AVX-512: for 4 and 5 bits the kernel that indexes the
+// centroid table with whole shifted words of codes and permutes the activations; for 2 and 3 bits
+// at blocks 64 and 128 the compile-time geometry (Q3's 1-bit plane is half a vector at 64); for 6
+// bits the four-vector lookup; for 8 the gather.
 TEST(LinearForward, HlwqDecodeTilesMatchReference) {
   ThreadPool pool(1);
   uint32_t seed = 250;
-  for (int bits : {4, 5}) {
+  for (int bits : {2, 3, 4, 5, 6, 8}) {
     for (int block : {64, 128, 256}) {
       const int64_t rows = 11, columns = 700;
       const std::vector<float> matrix = random_normal(rows * columns, seed++, 0.05f);
@@ -282,6 +284,7 @@ std::vector<LinearWeight> one_weight_per_format(int64_t rows) {
   weights.push_back(make_hlwq_linear_weight(make_codec(7, 64, true, 576), matrix, rows, pool));
   weights.push_back(make_hlwq_linear_weight(make_codec(6, 128, true, 576), matrix, rows, pool));
   weights.push_back(make_hlwq_linear_weight(make_codec(8, 64, false, 576), matrix, rows, pool));
+  weights.push_back(make_hlwq_linear_weight(make_codec(3, 64, true, 576), matrix, rows, pool));
   weights.push_back(make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::F32, matrix, rows, 576));
   weights.push_back(make_mlx_affine_linear_weight(AffineParams{3, 32}, DType::F32, matrix, rows, 576));
   weights.push_back(make_int4_linear_weight(Int4Params{64}, DType::BF16, matrix, rows, 576));

@@ -3,11 +3,13 @@
 // is its codes' centroids (decoded with SIMD shifts, masks and lane permutations) times the block
 // gains / sqrt(d), dotted with x'. One kernel for every codebook and rotation.
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -57,14 +59,29 @@ HWY_INLINE float HalfToFloat(uint16_t half) {
 // How c[code] is looked up, fixed per call so the inner loops carry no branch: one lane
 // permutation when the codebook fits a vector (Q4 on AVX-512), two vectors (AVX-512: one
 // two-table permutation, vpermt2ps, for Q5; elsewhere two permutations and a blend, e.g. Q4 on
-// AVX2), a gather otherwise (slower: about 4x; Q6-Q8, Q5 on AVX2).
-enum class Lookup { kOneVector, kTwoVectors, kGather };
+// AVX2), four vectors on AVX-512 (Q6: two vpermt2ps and a blend), a gather otherwise (Q7 and Q8;
+// Q6 on AVX2). The four-vector lookup made Q6 decode 1.5x faster than the gather on the development
+// VM's Xeon; for Q8, eight vpermt2ps and seven blends were 10% slower than the gather.
+enum class Lookup { kOneVector, kTwoVectors, kFourVectors, kGather };
 
 HWY_INLINE Lookup LookupFor(const Centroids& table, size_t lanes) {
   if (table.levels <= lanes) return Lookup::kOneVector;
   if (table.levels <= 2 * lanes) return Lookup::kTwoVectors;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  if (lanes == 16 && table.levels <= 64) return Lookup::kFourVectors;
+#endif
   return Lookup::kGather;
 }
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// c[index] for indices below 64 in 512-bit registers: vpermt2ps reads the low 5 bits, so each
+// pair of table vectors gives one half's candidates, and bit 5 picks between them.
+HWY_INLINE __m512 LookupFourVectors(const float* HWY_RESTRICT table, __m512i index) {
+  const __m512 low = _mm512_permutex2var_ps(_mm512_load_ps(table), index, _mm512_load_ps(table + 16));
+  const __m512 high = _mm512_permutex2var_ps(_mm512_load_ps(table + 32), index, _mm512_load_ps(table + 48));
+  return _mm512_mask_blend_ps(_mm512_test_epi32_mask(index, _mm512_set1_epi32(32)), low, high);
+}
+#endif
 
 template <Lookup kLookup, class D>
 HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::RebindToSigned<D>> code) {
@@ -74,7 +91,13 @@ HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::R
   // 8-lane vectors on AVX-512 (blocks whose planes do not hold whole 16-lane vectors, e.g. Q7 at
   // block 64): the lookup kind was chosen for 16 lanes, so permute within 512-bit tables and keep
   // the lower half. The upper index lanes are undefined and their results unused.
-  if constexpr (sizeof(hn::Vec<D>) == 32 && kLookup != Lookup::kGather) {
+  if constexpr (kLookup == Lookup::kFourVectors) {  // no other target takes it
+    if constexpr (sizeof(hn::Vec<D>) == 32) {
+      return hn::Vec<D>{_mm512_castps512_ps256(LookupFourVectors(table.values, _mm512_castsi256_si512(code.raw)))};
+    } else {
+      return hn::Vec<D>{LookupFourVectors(table.values, code.raw)};
+    }
+  } else if constexpr (sizeof(hn::Vec<D>) == 32 && kLookup != Lookup::kGather) {
     const __m512i index = _mm512_castsi256_si512(code.raw);
     const __m512 low_table = _mm512_load_ps(table.values);
     if constexpr (kLookup == Lookup::kOneVector) {
@@ -110,6 +133,9 @@ HWY_INLINE hn::Vec<D> LookupCentroids(D d, const Centroids& table, hn::Vec<hn::R
   switch (LookupFor(table, hn::Lanes(d))) {
     case Lookup::kOneVector: return LookupCentroids<Lookup::kOneVector>(d, table, code);
     case Lookup::kTwoVectors: return LookupCentroids<Lookup::kTwoVectors>(d, table, code);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    case Lookup::kFourVectors: return LookupCentroids<Lookup::kFourVectors>(d, table, code);
+#endif
     default: return LookupCentroids<Lookup::kGather>(d, table, code);
   }
 }
@@ -193,18 +219,71 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<D>> BlockCodeVector(D /*tag*/, const Plane
   return hn::BitCast(hn::RebindToSigned<D>(), code);
 }
 
+// Byte offset of plane `plane` of a packed block: the planes before it, one after another.
+constexpr size_t PlaneStart(int bits, size_t block, size_t plane) {
+  size_t start = 0;
+  for (size_t p = 0; p < plane; ++p) start += block * static_cast<size_t>(code_planes(bits).planes[p].width) / 8;
+  return start;
+}
+
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// Plane kPlane's bits of codes kV * lanes .. of a block, shifted into place, with the geometry
+// known at compile time (2 and 3 bits at blocks of 64 and 128): offsets and shifts are immediates,
+// and the loads of one plane that several vectors share are one load after inlining. A plane of
+// half a vector (Q3's 8-byte 1-bit plane at block 64 in 16 lanes) is loaded into both halves of
+// one vector, and lane k takes field (kV lanes + k) / P by a per-lane shift.
+template <int kBits, size_t kBlock, size_t kV, size_t kPlane, class D>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> FixedPlaneBits(D /*tag*/, const uint8_t* HWY_RESTRICT packed) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::Rebind<uint8_t, D> du8;
+  constexpr size_t kLanes = hn::MaxLanes(D());
+  constexpr CodePlane kCodePlane = code_planes(kBits).planes[kPlane];
+  constexpr size_t kWidth = static_cast<size_t>(kCodePlane.width);
+  constexpr size_t kBytes = kBlock * kWidth / 8;
+  constexpr size_t kStart = PlaneStart(kBits, kBlock, kPlane);
+  hn::Vec<decltype(du)> bytes;
+  if constexpr (kBytes >= kLanes) {
+    static_assert(kBytes % kLanes == 0, "a run of codes stays in one field");
+    constexpr int kField = static_cast<int>(kV * kLanes / kBytes * kWidth);
+    bytes = hn::ShiftRight<kField>(hn::PromoteTo(du, hn::LoadU(du8, packed + kStart + kV * kLanes % kBytes)));
+  } else {
+    static_assert(2 * kBytes == kLanes, "half a vector");
+    static constexpr auto kFields = [] {
+      std::array<uint32_t, kLanes> fields{};
+      for (size_t k = 0; k < kLanes; ++k) fields[k] = static_cast<uint32_t>((kV * kLanes + k) / kBytes * kWidth);
+      return fields;
+    }();
+    const hn::Half<decltype(du8)> dh8;
+    const auto half = hn::LoadU(dh8, packed + kStart);
+    bytes = hn::Shr(hn::PromoteTo(du, hn::Combine(du8, half, half)), hn::LoadU(du, kFields.data()));
+  }
+  return hn::ShiftLeft<kCodePlane.shift>(hn::And(bytes, hn::Set(du, (1u << kWidth) - 1)));
+}
+
+template <int kBits, size_t kBlock, size_t kV, class D>
+HWY_INLINE hn::Vec<hn::RebindToSigned<D>> FixedBlockCodeVector(D d, const uint8_t* HWY_RESTRICT packed) {
+  static_assert(code_planes(kBits).count <= 2, "2 and 3 bits");
+  auto code = FixedPlaneBits<kBits, kBlock, kV, 0>(d, packed);
+  if constexpr (code_planes(kBits).count == 2) code = hn::Or(code, FixedPlaneBits<kBits, kBlock, kV, 1>(d, packed));
+  return hn::BitCast(hn::RebindToSigned<D>(), code);
+}
+#endif
+
 // Decode-time product for one tile of kTile activation rows (2 and 3 bits; 4..8 bits take
 // FusedRowsWide): per block, sum_i c[q_i] x'_i in
 // vectors (two chains per row so the multiply-add latency overlaps), then times the block's
-// norm / sqrt(d). No weight is ever stored.
-template <size_t kTile>
+// norm / sqrt(d). No weight is ever stored. kFixedBits and kFixedBlock (both or neither) give
+// the geometry at compile time: the walk's table lookups and variable shifts made Q3 at block 64
+// (its 8-byte 1-bit plane held no whole vector and went through scratch rows) decode at a sixth of
+// the bandwidth on AVX-512.
+template <class D, size_t kTile, Lookup kLookup, int kFixedBits = 0, size_t kFixedBlock = 0>
 void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const PlaneWalk& walk, const uint8_t* HWY_RESTRICT codes_row,
                   const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
                   float* HWY_RESTRICT out, size_t out_stride) {
-  const hn::ScalableTag<float> d;
+  const D d;
   const size_t lanes = hn::Lanes(d);
   const HlwqParams& params = codec.params();
-  const size_t block = static_cast<size_t>(params.block);
+  const size_t block = kFixedBlock != 0 ? kFixedBlock : static_cast<size_t>(params.block);
   const size_t packed_bytes = packed_block_bytes(params.bits, params.block);
   const float inverse_root = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
   hn::Vec<decltype(d)> totals[kTile];
@@ -214,12 +293,27 @@ void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const Plan
     const float* block_x = x + b * block;
     hn::Vec<decltype(d)> sums[kTile][2];
     for (size_t t = 0; t < kTile; ++t) sums[t][0] = sums[t][1] = hn::Zero(d);
-    for (size_t i = 0, v = 0; i < block; i += 2 * lanes, v += 2) {  // block is a multiple of 2 * lanes
-      const auto c0 = LookupCentroids(d, centroids, BlockCodeVector(d, walk, packed, v));
-      const auto c1 = LookupCentroids(d, centroids, BlockCodeVector(d, walk, packed, v + 1));
+    const auto accumulate = [&](hn::Vec<decltype(d)> c0, hn::Vec<decltype(d)> c1, size_t i) {
       for (size_t t = 0; t < kTile; ++t) {
         sums[t][0] = hn::MulAdd(c0, hn::LoadU(d, block_x + t * x_stride + i), sums[t][0]);
         sums[t][1] = hn::MulAdd(c1, hn::LoadU(d, block_x + t * x_stride + i + lanes), sums[t][1]);
+      }
+    };
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    if constexpr (kFixedBlock != 0) {
+      constexpr size_t kLanes = hn::MaxLanes(D());
+      [&]<size_t... kPair>(std::index_sequence<kPair...>) {
+        (accumulate(LookupCentroids<kLookup>(d, centroids, FixedBlockCodeVector<kFixedBits, kFixedBlock, 2 * kPair>(d, packed)),
+                    LookupCentroids<kLookup>(d, centroids, FixedBlockCodeVector<kFixedBits, kFixedBlock, 2 * kPair + 1>(d, packed)),
+                    2 * kPair * kLanes),
+         ...);
+      }(std::make_index_sequence<kFixedBlock / (2 * kLanes)>());
+    } else
+#endif
+    {
+      for (size_t i = 0, v = 0; i < block; i += 2 * lanes, v += 2) {  // block is a multiple of 2 * lanes
+        accumulate(LookupCentroids<kLookup>(d, centroids, BlockCodeVector(d, walk, packed, v)),
+                   LookupCentroids<kLookup>(d, centroids, BlockCodeVector(d, walk, packed, v + 1)), i);
       }
     }
     const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
@@ -398,10 +492,19 @@ void FusedRowsWideLookup(const HlwqCodec& codec, const Centroids& centroids, con
     case Lookup::kTwoVectors:
       return FusedRowsWide<D, kTile, kPlanes, Lookup::kTwoVectors, kNibbleAndUpper, kFixedBits, kFixedBlock>(
           codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
-    default:
-      return FusedRowsWide<D, kTile, kPlanes, Lookup::kGather, kNibbleAndUpper, kFixedBits, kFixedBlock>(
-          codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    case Lookup::kFourVectors:
+      if constexpr (kFixedBits == 0 || kFixedBits >= 6) {
+        return FusedRowsWide<D, kTile, kPlanes, Lookup::kFourVectors, kNibbleAndUpper, kFixedBits, kFixedBlock>(
+            codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
+      }
+      break;
+#endif
+    default: break;
   }
+  // Fixed-geometry variants leave out the kinds their bits never take; the gather serves any codebook.
+  FusedRowsWide<D, kTile, kPlanes, Lookup::kGather, kNibbleAndUpper, kFixedBits, kFixedBlock>(
+      codec, centroids, codes, norms, begin, end, shape.x, shape.x_stride, shape.y, shape.rows);
 }
 
 // Two planes with the second right above the nibble (5, 6 bits) take the byte-assembly step.
@@ -434,6 +537,53 @@ void FusedRowsWideAnyPlanes(const HlwqCodec& codec, const Centroids& centroids, 
       }
       return FusedRowsWideLookup<D, kTile, 2, false>(codec, centroids, codes, norms, begin, end, shape);
     default: return FusedRowsWideLookup<D, kTile, 3, false>(codec, centroids, codes, norms, begin, end, shape);
+  }
+}
+
+// Rows [begin, end) of a 2- or 3-bit code (at most 8 levels) for kTile activation rows.
+template <class D, size_t kTile, Lookup kLookup, int kFixedBits, size_t kFixedBlock>
+void FusedRowTiles(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
+                   const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const RowProductShape& shape) {
+  const auto walk = std::make_unique<PlaneWalk>(codec.params(), hn::Lanes(D()));
+  const size_t code_bytes = codec.layout().code_bytes;
+  const size_t blocks = static_cast<size_t>(codec.layout().blocks);
+  for (size_t row = begin; row < end; ++row) {
+    FusedRowTile<D, kTile, kLookup, kFixedBits, kFixedBlock>(codec, centroids, *walk, codes + row * code_bytes, norms + row * blocks, shape.x,
+                                    shape.x_stride, shape.y + row, shape.rows);
+  }
+}
+
+template <class D, size_t kTile, int kFixedBits, size_t kFixedBlock>
+void FusedRowTilesLookup(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
+                         const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const RowProductShape& shape) {
+  const Lookup lookup = LookupFor(centroids, hn::Lanes(hn::ScalableTag<float>()));
+  if constexpr (kFixedBits != 0) {  // AVX-512 only, where 8 levels are one vector
+    if (lookup == Lookup::kOneVector) {
+      return FusedRowTiles<D, kTile, Lookup::kOneVector, kFixedBits, kFixedBlock>(codec, centroids, codes, norms,
+                                                                                  begin, end, shape);
+    }
+    return FusedRowTiles<D, kTile, Lookup::kGather, kFixedBits, kFixedBlock>(codec, centroids, codes, norms, begin,
+                                                                             end, shape);
+  } else {
+    switch (lookup) {
+      case Lookup::kOneVector:
+        return FusedRowTiles<D, kTile, Lookup::kOneVector, 0, 0>(codec, centroids, codes, norms, begin, end, shape);
+      case Lookup::kTwoVectors:
+        return FusedRowTiles<D, kTile, Lookup::kTwoVectors, 0, 0>(codec, centroids, codes, norms, begin, end, shape);
+      default: return FusedRowTiles<D, kTile, Lookup::kGather, 0, 0>(codec, centroids, codes, norms, begin, end, shape);
+    }
+  }
+}
+
+// The fused decode of 2 and 3 bits for 1..4 activation rows, in vectors of tag D.
+template <class D, int kFixedBits = 0, size_t kFixedBlock = 0>
+void FusedRowTilesForBatch(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
+                           const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const RowProductShape& shape) {
+  switch (shape.batch) {
+    case 4: return FusedRowTilesLookup<D, 4, kFixedBits, kFixedBlock>(codec, centroids, codes, norms, begin, end, shape);
+    case 3: return FusedRowTilesLookup<D, 3, kFixedBits, kFixedBlock>(codec, centroids, codes, norms, begin, end, shape);
+    case 2: return FusedRowTilesLookup<D, 2, kFixedBits, kFixedBlock>(codec, centroids, codes, norms, begin, end, shape);
+    default: return FusedRowTilesLookup<D, 1, kFixedBits, kFixedBlock>(codec, centroids, codes, norms, begin, end, shape);
   }
 }
 
@@ -736,37 +886,36 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
     if (codec.params().bits == 5) return NibbleWordProduct<true>(codec, centroids, codes, norms, shape, begin, end);
     return NibbleWordProduct<false>(codec, centroids, codes, norms, shape, begin, end);
   }
+  // 2 and 3 bits at the blocks --block auto gives (64 and 128), geometry fixed at compile time.
+  if (shape.batch <= 4 && lanes == 16 && (block == 64 || block == 128) &&
+      (codec.params().bits == 2 || codec.params().bits == 3)) {
+    using D = hn::ScalableTag<float>;
+    if (codec.params().bits == 3) {
+      if (block == 64) return FusedRowTilesForBatch<D, 3, 64>(codec, centroids, codes, norms, begin, end, shape);
+      return FusedRowTilesForBatch<D, 3, 128>(codec, centroids, codes, norms, begin, end, shape);
+    }
+    if (block == 64) return FusedRowTilesForBatch<D, 2, 64>(codec, centroids, codes, norms, begin, end, shape);
+    return FusedRowTilesForBatch<D, 2, 128>(codec, centroids, codes, norms, begin, end, shape);
+  }
 #endif
   if (shape.batch <= 4 && block >= 2 * lanes && block / lanes <= PlaneWalk::kMaxVectors &&
       PlanesHoldWholeVectors(codec.params(), lanes)) {
     // Decode (small batch): codes straight into multiply-adds, one pass over the weight.
     if (codec.params().bits >= 4) {
-      FusedRowsWideForBatch<hn::ScalableTag<float>>(codec, centroids, codes, norms, begin, end, shape);
-      return;
+      return FusedRowsWideForBatch<hn::ScalableTag<float>>(codec, centroids, codes, norms, begin, end, shape);
     }
-    const auto walk = std::make_unique<PlaneWalk>(codec.params(), lanes);
-    for (size_t row = begin; row < end; ++row) {
-      const uint8_t* codes_row = codes + row * code_bytes;
-      const uint16_t* norms_row = norms + row * blocks;
-      float* out = shape.y + row;
-      switch (shape.batch) {
-        case 4: FusedRowTile<4>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
-        case 3: FusedRowTile<3>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
-        case 2: FusedRowTile<2>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
-        default: FusedRowTile<1>(codec, centroids, *walk, codes_row, norms_row, shape.x, shape.x_stride, out, shape.rows); break;
-      }
-    }
-    return;
+    return FusedRowTilesForBatch<hn::ScalableTag<float>>(codec, centroids, codes, norms, begin, end, shape);
   }
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
   // AVX-512 with a block whose planes hold whole 8-lane but not 16-lane vectors and that the
   // nibble-word path above does not take (Q6 at block 32, Q7 at block 64): the same fused decode
   // in 256-bit vectors. The scratch path below would decode every weight to floats first.
   using HalfTag = hn::CappedTag<float, 8>;
-  if (shape.batch <= 4 && codec.params().bits >= 4 && lanes == 16 && block >= 16 &&
-      PlanesHoldWholeVectors(codec.params(), 8)) {
-    FusedRowsWideForBatch<HalfTag>(codec, centroids, codes, norms, begin, end, shape);
-    return;
+  if (shape.batch <= 4 && lanes == 16 && block >= 16 && PlanesHoldWholeVectors(codec.params(), 8)) {
+    if (codec.params().bits >= 4) {
+      return FusedRowsWideForBatch<HalfTag>(codec, centroids, codes, norms, begin, end, shape);
+    }
+    return FusedRowTilesForBatch<HalfTag>(codec, centroids, codes, norms, begin, end, shape);
   }
 #endif
   // Larger batches (or small blocks): decode rows into scratch once, reuse them for every batch tile.
@@ -781,6 +930,9 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
   switch (LookupFor(centroids, lanes)) {
     case Lookup::kOneVector: return decode(std::integral_constant<Lookup, Lookup::kOneVector>());
     case Lookup::kTwoVectors: return decode(std::integral_constant<Lookup, Lookup::kTwoVectors>());
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    case Lookup::kFourVectors: return decode(std::integral_constant<Lookup, Lookup::kFourVectors>());
+#endif
     default: return decode(std::integral_constant<Lookup, Lookup::kGather>());
   }
 }
