@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "hwy/aligned_allocator.h"
 #include "hwy/cache_control.h"
+#include "ops/cpu/hlwq_q8_byte_lookup.h"
 #include "ops/cpu/linear_kernels.h"
 #include "ops/cpu/parallel_rows.h"
 #include "quant/code_packing.h"
@@ -885,6 +886,10 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
   if (shape.batch <= 4 && NibbleWordsApply(codec.params(), centroids)) {
     if (codec.params().bits == 5) return NibbleWordProduct<true>(codec, centroids, codes, norms, shape, begin, end);
     return NibbleWordProduct<false>(codec, centroids, codes, norms, shape, begin, end);
+  }
+  // Q8 with AVX-512 VBMI: byte-plane lookups instead of gathers (hlwq_q8_byte_lookup.cc).
+  if (hlwq_q8_byte_lookup_applies(codec.params(), shape.batch)) {
+    return hlwq_q8_byte_lookup_rows(codec, codec.codebook().centroids, codes, norms, shape, begin, end);
   }
   // 2 and 3 bits at the blocks --block auto gives (64 and 128), geometry fixed at compile time.
   if (shape.batch <= 4 && lanes == 16 && (block == 64 || block == 128) &&
