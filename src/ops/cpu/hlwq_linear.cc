@@ -62,7 +62,8 @@ HWY_INLINE float HalfToFloat(uint16_t half) {
 // two-table permutation, vpermt2ps, for Q5; elsewhere two permutations and a blend, e.g. Q4 on
 // AVX2), four vectors on AVX-512 (Q6: two vpermt2ps and a blend), a gather otherwise (Q7 and Q8;
 // Q6 on AVX2). The four-vector lookup made Q6 decode 1.5x faster than the gather on the development
-// VM's Xeon; for Q8, eight vpermt2ps and seven blends were 10% slower than the gather.
+// VM's Xeon; for Q8, eight vpermt2ps and seven blends were 10% slower than the gather, and CPUs with
+// AVX-512 VBMI take Q8 elsewhere (hlwq_q8_byte_lookup.cc: byte planes, 64 codes a permutation).
 enum class Lookup { kOneVector, kTwoVectors, kFourVectors, kGather };
 
 HWY_INLINE Lookup LookupFor(const Centroids& table, size_t lanes) {
@@ -304,9 +305,12 @@ void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const Plan
     if constexpr (kFixedBlock != 0) {
       constexpr size_t kLanes = hn::MaxLanes(D());
       [&]<size_t... kPair>(std::index_sequence<kPair...>) {
-        (accumulate(LookupCentroids<kLookup>(d, centroids, FixedBlockCodeVector<kFixedBits, kFixedBlock, 2 * kPair>(d, packed)),
-                    LookupCentroids<kLookup>(d, centroids, FixedBlockCodeVector<kFixedBits, kFixedBlock, 2 * kPair + 1>(d, packed)),
-                    2 * kPair * kLanes),
+        // Vectors 2 kPair and 2 kPair + 1 of the block, every index a constant.
+        (accumulate(
+             LookupCentroids<kLookup>(d, centroids, FixedBlockCodeVector<kFixedBits, kFixedBlock, 2 * kPair>(d, packed)),
+             LookupCentroids<kLookup>(d, centroids,
+                                      FixedBlockCodeVector<kFixedBits, kFixedBlock, 2 * kPair + 1>(d, packed)),
+             2 * kPair * kLanes),
          ...);
       }(std::make_index_sequence<kFixedBlock / (2 * kLanes)>());
     } else
@@ -545,12 +549,14 @@ void FusedRowsWideAnyPlanes(const HlwqCodec& codec, const Centroids& centroids, 
 template <class D, size_t kTile, Lookup kLookup, int kFixedBits, size_t kFixedBlock>
 void FusedRowTiles(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
                    const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const RowProductShape& shape) {
+  // The run-time walk; the fixed geometry does not read it (a few KB, once per call).
   const auto walk = std::make_unique<PlaneWalk>(codec.params(), hn::Lanes(D()));
   const size_t code_bytes = codec.layout().code_bytes;
   const size_t blocks = static_cast<size_t>(codec.layout().blocks);
   for (size_t row = begin; row < end; ++row) {
-    FusedRowTile<D, kTile, kLookup, kFixedBits, kFixedBlock>(codec, centroids, *walk, codes + row * code_bytes, norms + row * blocks, shape.x,
-                                    shape.x_stride, shape.y + row, shape.rows);
+    FusedRowTile<D, kTile, kLookup, kFixedBits, kFixedBlock>(codec, centroids, *walk, codes + row * code_bytes,
+                                                             norms + row * blocks, shape.x, shape.x_stride,
+                                                             shape.y + row, shape.rows);
   }
 }
 
