@@ -115,7 +115,10 @@ HLWQ_VBMI_TARGET inline float SumOfLanes(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(quarters, _mm_movehdup_ps(quarters)));
 }
 
-template <size_t kTile>
+// kBlock64: blocks of 64 (one group of codes from two half planes), else multiples of 128. Two
+// instantiations, so that each keeps the 16 table registers across its loop: with both layouts in
+// one function the compiler reloaded the table from memory for every block of 64.
+template <size_t kTile, bool kBlock64>
 HLWQ_VBMI_TARGET void Q8Rows(const BytePlanes& table, size_t block, size_t blocks, size_t code_bytes,
                              const uint8_t* codes, const uint16_t* norms, const RowProductShape& shape, size_t begin,
                              size_t end) {
@@ -136,7 +139,7 @@ HLWQ_VBMI_TARGET void Q8Rows(const BytePlanes& table, size_t block, size_t block
         for (size_t m = 0; m < 4; ++m) sums[t][m] = _mm512_setzero_ps();
       }
       __m512 values[4];
-      if (block == 64) {
+      if constexpr (kBlock64) {
         // 32 bytes a plane: codes 0..31 and 32..63, joined into one group of 64.
         const __m256i low_plane = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(packed));
         const __m256i high_plane = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(packed + 32));
@@ -163,6 +166,13 @@ HLWQ_VBMI_TARGET void Q8Rows(const BytePlanes& table, size_t block, size_t block
     }
     for (size_t t = 0; t < kTile; ++t) shape.y[t * shape.rows + row] = SumOfLanes(totals[t]);
   }
+}
+
+template <size_t kTile>
+void Q8RowsForBlock(const BytePlanes& table, size_t block, size_t blocks, size_t code_bytes, const uint8_t* codes,
+                    const uint16_t* norms, const RowProductShape& shape, size_t begin, size_t end) {
+  if (block == 64) return Q8Rows<kTile, true>(table, block, blocks, code_bytes, codes, norms, shape, begin, end);
+  Q8Rows<kTile, false>(table, block, blocks, code_bytes, codes, norms, shape, begin, end);
 }
 
 #undef HLWQ_VBMI_TARGET
@@ -195,10 +205,10 @@ void hlwq_q8_byte_lookup_rows(const HlwqCodec& codec, std::span<const float> cen
   const size_t blocks = static_cast<size_t>(codec.layout().blocks);
   const size_t code_bytes = codec.layout().code_bytes;
   switch (shape.batch) {
-    case 4: return Q8Rows<4>(table, block, blocks, code_bytes, codes, norms, shape, begin, end);
-    case 3: return Q8Rows<3>(table, block, blocks, code_bytes, codes, norms, shape, begin, end);
-    case 2: return Q8Rows<2>(table, block, blocks, code_bytes, codes, norms, shape, begin, end);
-    default: return Q8Rows<1>(table, block, blocks, code_bytes, codes, norms, shape, begin, end);
+    case 4: return Q8RowsForBlock<4>(table, block, blocks, code_bytes, codes, norms, shape, begin, end);
+    case 3: return Q8RowsForBlock<3>(table, block, blocks, code_bytes, codes, norms, shape, begin, end);
+    case 2: return Q8RowsForBlock<2>(table, block, blocks, code_bytes, codes, norms, shape, begin, end);
+    default: return Q8RowsForBlock<1>(table, block, blocks, code_bytes, codes, norms, shape, begin, end);
   }
 #endif
 }
