@@ -22,7 +22,7 @@ void add_bench_command(CLI::App& app) {
   auto* model_option = command->add_option("-m,--model", flags->model, "model folder");
   command->add_option("--synthetic", flags->synthetic, "random weights of a real shape: smollm2-135m, qwen3-0.6b, llama3-1b")
       ->excludes(model_option);
-  command->add_option("--format", flags->format, "synthetic model format: bf16, hlwq-q4, hlwq-q5, mlx4, int4")
+  command->add_option("--format", flags->format, "synthetic model format: bf16, hlwq-q2 to hlwq-q8, mlx4, int4")
       ->capture_default_str();
   command->add_option("-p", flags->options.prompt_tokens, "prompt tokens (prefill)")->capture_default_str();
   command->add_option("-n", flags->options.generated_tokens, "generated tokens (decode)")->capture_default_str();

@@ -132,6 +132,12 @@ constexpr SyntheticShape kShapes[] = {
     {"llama3-1b", 2048, 8192, 16, 32, 8, 128256, true},
 };
 
+// "hlwq-qN" with N from 2 to 8: N; anything else: 0.
+int hlwq_format_bits(const std::string& format) {
+  if (format.size() != 7 || !format.starts_with("hlwq-q") || format[6] < '2' || format[6] > '8') return 0;
+  return format[6] - '0';
+}
+
 }  // namespace
 
 fs::path make_synthetic_model(const std::string& shape_name, const std::string& format, const fs::path& work,
@@ -141,8 +147,9 @@ fs::path make_synthetic_model(const std::string& shape_name, const std::string& 
     if (shape_name == candidate.name) shape = &candidate;
   }
   check(shape != nullptr, "unknown synthetic model '", shape_name, "' (known: smollm2-135m, qwen3-0.6b, llama3-1b)");
-  check(format == "bf16" || format == "hlwq-q4" || format == "hlwq-q5" || format == "mlx4" || format == "int4",
-        "unknown --format '", format, "' (bf16, hlwq-q4, hlwq-q5, mlx4, int4)");
+  const int hlwq_bits = hlwq_format_bits(format);
+  check(format == "bf16" || hlwq_bits != 0 || format == "mlx4" || format == "int4", "unknown --format '", format,
+        "' (bf16, hlwq-q2 to hlwq-q8, mlx4, int4)");
   const fs::path dense = work / (shape_name + "-bf16");
   fs::create_directories(dense);
   const int64_t head_dim = shape->hidden / shape->heads;
@@ -187,9 +194,9 @@ fs::path make_synthetic_model(const std::string& shape_name, const std::string& 
   write_text_file(dense / "tokenizer.json", R"({"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}})");
   if (format == "bf16") return dense;
   const fs::path converted = work / (shape_name + "-" + format);
-  if (format == "hlwq-q4" || format == "hlwq-q5") {
+  if (hlwq_bits != 0) {
     QuantizeOptions options;
-    options.params.bits = format == "hlwq-q4" ? 4 : 5;
+    options.params.bits = hlwq_bits;
     options.fit_block_to_rows = true;  // as `hlwq quantize` does by default
     options.params.gain = BlockGain::least_squares;
     options.threads = threads;

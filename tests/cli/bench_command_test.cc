@@ -34,6 +34,11 @@ TEST(BenchCommand, ModelFolderAndSyntheticModel) {
   EXPECT_LT(report["decode_bytes_per_token"].get<double>(), 140e6);
   const CommandResult unknown = run_hlwq("bench --synthetic gpt5 -n 1");
   EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
+  for (const char* format : {"hlwq-q9", "hlwq-q1", "hlwq-q", "hlwq-q44"}) {
+    const CommandResult refused = run_hlwq(std::string("bench --synthetic smollm2-135m -n 1 --format ") + format);
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_NE(refused.output.find("hlwq-q2 to hlwq-q8"), std::string::npos) << refused.output;
+  }
 }
 
 }  // namespace
