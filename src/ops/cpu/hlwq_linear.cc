@@ -527,7 +527,7 @@ void FusedRowsWideAnyPlanes(const HlwqCodec& codec, const Centroids& centroids, 
     case 1: return FusedRowsWideLookup<D, kTile, 1, false>(codec, centroids, codes, norms, begin, end, shape);
     case 2:
       if (SecondPlaneAboveNibble(codec.params())) {
-        // The usual layouts get compile-time plane geometry (Q5 and Q6 at block 128; Q5 at 64, which
+        // The usual layouts get compile-time plane geometry (Q5 and Q6 at blocks 128 and 64, which
         // --block auto gives rows 128 does not divide).
         if (codec.params().block == 128 && codec.params().bits == 5) {
           return FusedRowsWideLookup<D, kTile, 2, true, 5, 128>(codec, centroids, codes, norms, begin, end, shape);
@@ -537,6 +537,9 @@ void FusedRowsWideAnyPlanes(const HlwqCodec& codec, const Centroids& centroids, 
         }
         if (codec.params().block == 128 && codec.params().bits == 6) {
           return FusedRowsWideLookup<D, kTile, 2, true, 6, 128>(codec, centroids, codes, norms, begin, end, shape);
+        }
+        if (codec.params().block == 64 && codec.params().bits == 6) {
+          return FusedRowsWideLookup<D, kTile, 2, true, 6, 64>(codec, centroids, codes, norms, begin, end, shape);
         }
         return FusedRowsWideLookup<D, kTile, 2, true>(codec, centroids, codes, norms, begin, end, shape);
       }
