@@ -275,11 +275,11 @@ HWY_INLINE hn::Vec<hn::RebindToSigned<D>> FixedBlockCodeVector(D d, const uint8_
 // FusedRowsWide): per block, sum_i c[q_i] x'_i in
 // vectors (two chains per row so the multiply-add latency overlaps), then times the block's
 // norm / sqrt(d). No weight is ever stored. kFixedBits and kFixedBlock (both or neither) give
-// the geometry at compile time: the walk's table lookups and variable shifts made Q3 at block 64
+// the geometry at compile time, and `walk` is then null: the walk's table lookups and variable shifts made Q3 at block 64
 // (its 8-byte 1-bit plane held no whole vector and went through scratch rows) decode at a sixth of
 // the bandwidth on AVX-512.
 template <class D, size_t kTile, Lookup kLookup, int kFixedBits = 0, size_t kFixedBlock = 0>
-void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const PlaneWalk& walk, const uint8_t* HWY_RESTRICT codes_row,
+void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const PlaneWalk* walk, const uint8_t* HWY_RESTRICT codes_row,
                   const uint16_t* HWY_RESTRICT norms_row, const float* HWY_RESTRICT x, size_t x_stride,
                   float* HWY_RESTRICT out, size_t out_stride) {
   const D d;
@@ -317,8 +317,8 @@ void FusedRowTile(const HlwqCodec& codec, const Centroids& centroids, const Plan
 #endif
     {
       for (size_t i = 0, v = 0; i < block; i += 2 * lanes, v += 2) {  // block is a multiple of 2 * lanes
-        accumulate(LookupCentroids<kLookup>(d, centroids, BlockCodeVector(d, walk, packed, v)),
-                   LookupCentroids<kLookup>(d, centroids, BlockCodeVector(d, walk, packed, v + 1)), i);
+        accumulate(LookupCentroids<kLookup>(d, centroids, BlockCodeVector(d, *walk, packed, v)),
+                   LookupCentroids<kLookup>(d, centroids, BlockCodeVector(d, *walk, packed, v + 1)), i);
       }
     }
     const auto scale = hn::Set(d, HalfToFloat(norms_row[b]) * inverse_root);
@@ -552,12 +552,12 @@ void FusedRowsWideAnyPlanes(const HlwqCodec& codec, const Centroids& centroids, 
 template <class D, size_t kTile, Lookup kLookup, int kFixedBits, size_t kFixedBlock>
 void FusedRowTiles(const HlwqCodec& codec, const Centroids& centroids, const uint8_t* HWY_RESTRICT codes,
                    const uint16_t* HWY_RESTRICT norms, size_t begin, size_t end, const RowProductShape& shape) {
-  // The run-time walk; the fixed geometry does not read it (a few KB, once per call).
-  const auto walk = std::make_unique<PlaneWalk>(codec.params(), hn::Lanes(D()));
+  // The run-time walk (a few KB); the fixed geometry needs none.
+  const auto walk = kFixedBlock == 0 ? std::make_unique<PlaneWalk>(codec.params(), hn::Lanes(D())) : nullptr;
   const size_t code_bytes = codec.layout().code_bytes;
   const size_t blocks = static_cast<size_t>(codec.layout().blocks);
   for (size_t row = begin; row < end; ++row) {
-    FusedRowTile<D, kTile, kLookup, kFixedBits, kFixedBlock>(codec, centroids, *walk, codes + row * code_bytes,
+    FusedRowTile<D, kTile, kLookup, kFixedBits, kFixedBlock>(codec, centroids, walk.get(), codes + row * code_bytes,
                                                              norms + row * blocks, shape.x, shape.x_stride,
                                                              shape.y + row, shape.rows);
   }
@@ -898,7 +898,7 @@ void HlwqRows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norm
   }
   // Q8 with AVX-512 VBMI: byte-plane lookups instead of gathers (hlwq_q8_byte_lookup.cc).
   if (hlwq_q8_byte_lookup_applies(codec.params(), shape.batch)) {
-    return hlwq_q8_byte_lookup_rows(codec, codec.codebook().centroids, codes, norms, shape, begin, end);
+    return hlwq_q8_byte_lookup_rows(codec, codes, norms, shape, begin, end);
   }
   // 2 and 3 bits at the blocks --block auto gives (64 and 128), geometry fixed at compile time.
   if (shape.batch <= 4 && lanes == 16 && (block == 64 || block == 128) &&

@@ -17,6 +17,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <span>
 
 #include "core/error.h"
 #include "quant/code_packing.h"
@@ -195,12 +196,12 @@ bool hlwq_q8_byte_lookup_applies(const HlwqParams& params, size_t batch) {
 #endif
 }
 
-void hlwq_q8_byte_lookup_rows(const HlwqCodec& codec, std::span<const float> centroids, const uint8_t* codes,
-                              const uint16_t* norms, const RowProductShape& shape, size_t begin, size_t end) {
-  check(hlwq_q8_byte_lookup_applies(codec.params(), shape.batch) && centroids.size() <= 256,
+void hlwq_q8_byte_lookup_rows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norms,
+                              const RowProductShape& shape, size_t begin, size_t end) {
+  check(hlwq_q8_byte_lookup_applies(codec.params(), shape.batch),
         "internal: hlwq_q8_byte_lookup_rows on a weight or CPU it does not serve");
 #if HLWQ_Q8_BYTE_LOOKUP
-  const BytePlanes table(centroids);
+  const BytePlanes table(codec.codebook().centroids);  // 256 centroids: bits is 8
   const size_t block = static_cast<size_t>(codec.params().block);
   const size_t blocks = static_cast<size_t>(codec.layout().blocks);
   const size_t code_bytes = codec.layout().code_bytes;

@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <span>
 
 #include "ops/cpu/row_product.h"
 #include "quant/hlwq_codec.h"
@@ -17,7 +16,7 @@ namespace hlwq {
 bool hlwq_q8_byte_lookup_applies(const HlwqParams& params, size_t batch);
 
 // Rows [begin, end) of y = W x' for the rotated activations of `shape` (as HlwqRows computes them).
-void hlwq_q8_byte_lookup_rows(const HlwqCodec& codec, std::span<const float> centroids, const uint8_t* codes,
-                              const uint16_t* norms, const RowProductShape& shape, size_t begin, size_t end);
+void hlwq_q8_byte_lookup_rows(const HlwqCodec& codec, const uint8_t* codes, const uint16_t* norms,
+                              const RowProductShape& shape, size_t begin, size_t end);
 
 }  // namespace hlwq

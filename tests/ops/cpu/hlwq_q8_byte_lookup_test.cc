@@ -60,8 +60,8 @@ TEST(HlwqQ8ByteLookup, MatchesTheReferenceProduct) {
       std::vector<float> expected(batch * rows), actual(batch * rows, 12345.0f);
       linear_forward_reference(weight, x, batch, expected);
       const RowProduct product = hlwq_row_product(weight, hlwq_rotated_activations(weight, x, batch, pool), batch, actual);
-      hlwq_q8_byte_lookup_rows(*codec, codec->codebook().centroids, weight.codes.as<uint8_t>().data(),
-                               weight.norms.as<uint16_t>().data(), product.shape, 0, static_cast<size_t>(rows));
+      hlwq_q8_byte_lookup_rows(*codec, weight.codes.as<uint8_t>().data(), weight.norms.as<uint16_t>().data(),
+                               product.shape, 0, static_cast<size_t>(rows));
       for (int64_t b = 0; b < batch; ++b) {
         for (int64_t r = 0; r < rows; ++r) {
           double magnitude = 0;
@@ -79,7 +79,7 @@ TEST(HlwqQ8ByteLookup, RefusesWhatItDoesNotServe) {
   const HlwqCodec codec(q8_params(32), 64);
   RowProductShape shape;
   shape.batch = 1;
-  EXPECT_THROW(hlwq_q8_byte_lookup_rows(codec, codec.codebook().centroids, nullptr, nullptr, shape, 0, 0), Error);
+  EXPECT_THROW(hlwq_q8_byte_lookup_rows(codec, nullptr, nullptr, shape, 0, 0), Error);
 }
 
 }  // namespace
