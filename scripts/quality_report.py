@@ -110,8 +110,9 @@ def header_lines(data: dict) -> list:
         f"{machine['system']}; hlwq {machine['hlwq_commit']}; {machine['date']}. Perplexity ran "
         f"{machine['jobs']} job(s) x {machine['threads']} threads (the reference alone with "
         f"{machine['jobs'] * machine['threads']})"
-        + (". hlwq's rows ran with `hlwq ppl --backend cuda`: the same models with every weight dequantized "
-           "to F32 on the GPU (tests/engine/gpu_forward_test.cc bounds its logits against the CPU runtime's)."
+        + (". hlwq's rows ran with `hlwq ppl --backend cuda`, the same models on the GPU (results saved before "
+           "2026-12-07 with every weight dequantized to F32 there); tests/engine/cuda_runner_test.cc bounds the "
+           "GPU's logits against the CPU runtime's."
            if machine.get("ppl_backend") == "cuda" else "."),
     ]
     if data.get("bench_command"):

@@ -1,42 +1,54 @@
-// `hlwq bench (-m DIR | --synthetic NAME [--format F]) [-p 512] [-n 128] [--threads N] [--json]`
+// `hlwq bench (-m DIR | --synthetic NAME [--format F] [--quantize-embeddings]) [-p 512] [-n 128]
+// [--backend cpu|cuda] [--threads N] [--json]`
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "core/error.h"
-#include "core/staged_directory.h"
+#include "core/thread_pool.h"
 #include "eval/bench.h"
-#include "cli/temporary_work_folder.h"
 
 namespace hlwq::cli {
 
 void add_bench_command(CLI::App& app) {
   struct Flags {
-    std::string model, synthetic, format = "hlwq-q4";
+    std::string model, synthetic, format = "hlwq-q4", backend = "cpu";
+    bool quantize_embeddings = false;
     BenchOptions options;
     bool json = false;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand("bench", "prefill/decode speed and the fraction of the memory roofline");
   auto* model_option = command->add_option("-m,--model", flags->model, "model folder");
-  command->add_option("--synthetic", flags->synthetic, "random weights of a real shape: smollm2-135m, qwen3-0.6b, llama3-1b")
+  command
+      ->add_option("--synthetic", flags->synthetic,
+                   "random weights of a real shape, made in memory: smollm2-135m, qwen3-0.6b, llama3-1b, llama3-8b, "
+                   "qwen3-8b")
       ->excludes(model_option);
   command->add_option("--format", flags->format, "synthetic model format: bf16, hlwq-q2 to hlwq-q8, mlx4, int4")
       ->capture_default_str();
+  command->add_flag("--quantize-embeddings", flags->quantize_embeddings,
+                    "synthetic model: the token embedding in --format too (else BF16)");
   command->add_option("-p", flags->options.prompt_tokens, "prompt tokens (prefill)")->capture_default_str();
   command->add_option("-n", flags->options.generated_tokens, "generated tokens (decode)")->capture_default_str();
   command->add_option("--repetitions", flags->options.repetitions, "best of this many runs")->capture_default_str();
   command->add_option("--threads", flags->options.threads, "worker threads (default: all cores)");
+  command->add_option("--backend", flags->backend, "where the model runs: cpu or cuda")->capture_default_str();
   command->add_flag("--json", flags->json, "print JSON");
   command->callback([flags] {
     check(!flags->model.empty() || !flags->synthetic.empty(), "give -m DIR or --synthetic NAME");
+    flags->options.backend = parse_backend_kind(flags->backend);
     BenchReport report;
     if (!flags->synthetic.empty()) {
-      const TemporaryWorkFolder work;
-      const auto folder = make_synthetic_model(flags->synthetic, flags->format, work.path(), flags->options.threads);
-      report = bench_model(folder, flags->options);
-      report.model = flags->synthetic + " (" + flags->format + ", synthetic)";
+      const ModelConfig config = synthetic_model_config(flags->synthetic);
+      const RandomLinearFormat format = synthetic_format(flags->format);
+      ThreadPool pool(flags->options.threads);
+      const Model model = Model::synthetic(config, format, flags->quantize_embeddings, pool);
+      report = bench_loaded_model(model,
+                                  flags->synthetic + " (" + flags->format +
+                                      (flags->quantize_embeddings ? ", embeddings too" : "") + ", synthetic)",
+                                  flags->options);
     } else {
       report = bench_model(flags->model, flags->options);
     }

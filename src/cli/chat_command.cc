@@ -1,4 +1,5 @@
-// `hlwq chat -m DIR [-n 256] [--temp 0.7] [--seed S] [--ctx C] [--truncate] [--threads N]`: an
+// `hlwq chat -m DIR [-n 256] [--temp 0.7] [--seed S] [--ctx C] [--truncate] [--threads N]
+// [--backend cpu|cuda]`: an
 // interactive conversation on stdin/stdout with the model's chat template (ChatML, Qwen3,
 // Llama-3 or Llama-3.1) and the history kept. Each turn re-runs the whole conversation as one
 // prefill (simple; the KV cache is not reused yet). A conversation that outgrows the context is an error,
@@ -12,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "engine/generate.h"
+#include "ops/cpu/cpu_backend.h"
 #include "engine/prompt_truncation.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/chat_window.h"
@@ -21,7 +23,7 @@ namespace hlwq::cli {
 
 void add_chat_command(CLI::App& app) {
   struct Flags {
-    std::string model, system;
+    std::string model, system, backend = "cpu";
     int64_t max_new_tokens = 256, context = 0;
     int threads = 0;
     bool truncate = false;
@@ -42,9 +44,13 @@ void add_chat_command(CLI::App& app) {
                     "drop the oldest turns (then the start of the newest message) when the conversation "
                     "and -n do not fit in the context");
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
+  command->add_option("--backend", flags->backend, "where the model runs: cpu or cuda")->capture_default_str();
   command->callback([flags] {
     const Tokenizer tokenizer = Tokenizer::from_folder(flags->model);
     ThreadPool pool(flags->threads);
+    const std::unique_ptr<Backend> backend = parse_backend_kind(flags->backend) == BackendKind::cpu
+                                                 ? std::make_unique<CpuBackend>(pool)
+                                                 : make_backend(BackendKind::cuda, flags->threads);
     const Model model = Model::load(flags->model, pool);
     GenerateOptions options;
     options.max_new_tokens = flags->max_new_tokens;
@@ -78,7 +84,7 @@ void add_chat_command(CLI::App& app) {
       }
       StreamingDecoder decoder(tokenizer);
       std::string reply;
-      generate(model, prompt, options, pool, [&](int32_t token) {
+      generate(model, *backend, prompt, options, [&](int32_t token) {
         const std::string piece = decoder.push(token);
         reply += piece;
         std::fputs(piece.c_str(), stdout);

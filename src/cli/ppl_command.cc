@@ -29,8 +29,7 @@ void add_ppl_command(CLI::App& app) {
   command->add_option("--kld-base", flags->kld_base, "compare with distributions saved by --save-logits");
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
   command->add_option("--backend", flags->backend,
-                      "cpu: run the stored formats; cuda: the same model dequantized to F32 on the GPU (fast "
-                      "quality measurement)")
+                      "where the model runs, on its stored formats: cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   command->add_flag("--progress", flags->progress, "show progress even when stderr is not a terminal");
@@ -41,7 +40,7 @@ void add_ppl_command(CLI::App& app) {
     options.stride = flags->stride;
     options.max_windows = flags->max_windows;
     options.threads = flags->threads;
-    options.backend = flags->backend == "cuda" ? PerplexityBackend::cuda : PerplexityBackend::cpu;
+    options.backend = parse_backend_kind(flags->backend);
     options.progress = flags->progress || Progress::stderr_is_terminal();
     if (!flags->save_logits.empty()) options.save_logits = flags->save_logits;
     if (!flags->kld_base.empty()) options.kld_base = flags->kld_base;

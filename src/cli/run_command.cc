@@ -1,5 +1,5 @@
 // `hlwq run -m DIR (-p TEXT | --ids 1,2,3) [-n 128] [--temp 0] [--seed S] [--top-k K] [--top-p P]
-// [--min-p P] [--repeat-penalty R] [--ctx C] [--truncate] [--threads N]`: generates on the CPU from any
+// [--min-p P] [--repeat-penalty R] [--ctx C] [--truncate] [--threads N] [--backend cpu|cuda]`: generates from any
 // model folder hlwq reads (dense, HLWQ, MLX affine, CT INT4). With -p the text streams out as it is
 // generated; with --ids the generated ids are printed. A prompt that does not fit beside -n in the
 // context is an error, or with --truncate loses its oldest tokens (a leading BOS stays).
@@ -14,6 +14,7 @@
 #include "cli/options.h"
 #include "convert/quantize_model.h"
 #include "engine/generate.h"
+#include "ops/cpu/cpu_backend.h"
 #include "engine/prompt_truncation.h"
 #include "tokenizer/tokenizer.h"
 
@@ -54,7 +55,7 @@ std::optional<int32_t> prompt_bos_id(const std::optional<Tokenizer>& tokenizer, 
 
 void add_run_command(CLI::App& app) {
   struct Flags {
-    std::string model, ids, prompt, kv_dtype = "f16";
+    std::string model, ids, prompt, kv_dtype = "f16", backend = "cpu";
     int64_t max_new_tokens = 128, context = 0, repeat_last_n = 64;
     int threads = 0;
     bool ignore_eos = false, truncate = false;
@@ -84,6 +85,7 @@ void add_run_command(CLI::App& app) {
       ->check(CLI::IsMember({"f16", "bf16", "f32"}));
   command->add_flag("--ignore-eos", flags->ignore_eos, "do not stop at the end-of-sequence id");
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
+  command->add_option("--backend", flags->backend, "where the model runs: cpu or cuda")->capture_default_str();
   command->callback([flags] {
     check(!flags->prompt.empty() || !flags->ids.empty(), "give a prompt with -p TEXT or --ids 1,2,3");
     std::optional<Tokenizer> tokenizer;
@@ -96,6 +98,9 @@ void add_run_command(CLI::App& app) {
       prompt = parse_ids(flags->ids);
     }
     ThreadPool pool(flags->threads);
+    const std::unique_ptr<Backend> backend = parse_backend_kind(flags->backend) == BackendKind::cpu
+                                                 ? std::make_unique<CpuBackend>(pool)
+                                                 : make_backend(BackendKind::cuda, flags->threads);
     const auto load_start = std::chrono::steady_clock::now();
     const Model model = Model::load(flags->model, pool);
     const double load_seconds =
@@ -132,7 +137,7 @@ void add_run_command(CLI::App& app) {
       std::fputs(flags->prompt.c_str(), stdout);
       std::fflush(stdout);
     }
-    const GenerateResult result = generate(model, prompt, options, pool, [&](int32_t token) {
+    const GenerateResult result = generate(model, *backend, prompt, options, [&](int32_t token) {
       if (decoder) {
         std::fputs(decoder->push(token).c_str(), stdout);
       } else {

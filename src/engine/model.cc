@@ -116,6 +116,48 @@ Model Model::load(const std::filesystem::path& folder, ThreadPool& pool) {
   return model;
 }
 
+Model Model::synthetic(const ModelConfig& config, const RandomLinearFormat& format, bool quantize_embeddings,
+                       ThreadPool& pool) {
+  Model model;
+  model.config_ = config;
+  uint64_t seed = 1;
+  const RandomLinearFormat bf16{LinearFormat::dense, DType::BF16};
+  const auto random = [&](const RandomLinearFormat& chosen, int64_t rows, int64_t columns) {
+    return make_random_linear_weight(chosen, rows, columns, seed++ * 0x9e3779b97f4a7c15ull, pool);
+  };
+  const auto norm = [&](int64_t size) {
+    std::vector<float> values(static_cast<size_t>(size));
+    for (size_t i = 0; i < values.size(); ++i) values[i] = 1.0f + 0.01f * static_cast<float>((i * 37) % 11) - 0.05f;
+    return values;
+  };
+  const int64_t q_width = config.heads * config.head_dim, kv_width = config.kv_heads * config.head_dim;
+  model.embedding_ = random(quantize_embeddings ? format : bf16, config.vocab_size, config.hidden_size);
+  for (int64_t index = 0; index < config.layers; ++index) {
+    LayerWeights layer;
+    layer.input_norm = norm(config.hidden_size);
+    layer.post_attention_norm = norm(config.hidden_size);
+    if (config.qk_norm) {
+      layer.q_norm = norm(config.head_dim);
+      layer.k_norm = norm(config.head_dim);
+    }
+    layer.q = random(format, q_width, config.hidden_size);
+    layer.k = random(format, kv_width, config.hidden_size);
+    layer.v = random(format, kv_width, config.hidden_size);
+    layer.o = random(format, config.hidden_size, q_width);
+    layer.gate = random(format, config.intermediate_size, config.hidden_size);
+    layer.up = random(format, config.intermediate_size, config.hidden_size);
+    layer.down = random(format, config.hidden_size, config.intermediate_size);
+    model.layers_.push_back(std::move(layer));
+  }
+  model.final_norm_ = norm(config.hidden_size);
+  model.tied_ = config.tie_word_embeddings;
+  if (!model.tied_) {
+    model.lm_head_ = random(format.format == LinearFormat::ct_int4 ? bf16 : format, config.vocab_size,
+                            config.hidden_size);
+  }
+  return model;
+}
+
 void Model::embed(int64_t token, std::span<float> out) const {
   check(token >= 0 && token < config_.vocab_size, "token id ", token, " is outside the vocabulary of ",
         config_.vocab_size);

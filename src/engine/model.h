@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "engine/model_config.h"
 #include "ops/linear_weight.h"
+#include "ops/linear_weight_builders.h"
 
 namespace hlwq {
 
@@ -32,6 +33,11 @@ class Model {
   // Reads config.json and the weights of a model folder (dense, HLWQ, MLX affine or CT INT4).
   // Throws hlwq::Error naming the tensor that is missing or misshapen.
   static Model load(const std::filesystem::path& folder, ThreadPool& pool);
+  // A model of `config`'s shape with random weights made in memory (bench --synthetic): every layer
+  // linear and the untied lm_head in `format` (the lm_head BF16 for CT INT4, which vLLM leaves
+  // unquantized), the embedding BF16 unless quantize_embeddings, norms near 1.
+  static Model synthetic(const ModelConfig& config, const RandomLinearFormat& format, bool quantize_embeddings,
+                         ThreadPool& pool);
 
   const ModelConfig& config() const { return config_; }
   const std::vector<LayerWeights>& layers() const { return layers_; }

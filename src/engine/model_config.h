@@ -9,22 +9,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ops/rotary_embedding.h"
+
 namespace hlwq {
 
 enum class Architecture { llama, qwen2, qwen3, gemma3 };
 
 // The gate of the MLP: silu (SwiGLU: llama, qwen) or gelu with the tanh approximation (GeGLU: gemma3).
 enum class Activation { silu, gelu_tanh };
-
-enum class RopeScalingType { none, linear, llama3 };
-
-struct RopeScaling {
-  RopeScalingType type = RopeScalingType::none;
-  double factor = 1.0;
-  double low_freq_factor = 1.0;                  // llama3
-  double high_freq_factor = 4.0;                 // llama3
-  int64_t original_max_position_embeddings = 0;  // llama3
-};
 
 struct ModelConfig {
   Architecture architecture = Architecture::llama;

@@ -8,9 +8,9 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "engine/forward.h"
-#include "engine/gpu_forward.h"
 #include "engine/model.h"
+#include "engine/model_runner.h"
+#include "ops/cpu/cpu_backend.h"
 #include "eval/kl_divergence.h"
 #include "eval/logits_file.h"
 #include "io/model_folder.h"
@@ -85,10 +85,13 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
   const Tokenizer tokenizer = Tokenizer::from_folder(model_folder);
   const std::vector<int32_t> tokens = tokenizer.encode(read_text_file(text_file), false);
   const int64_t vocab = model.config().vocab_size;
-  std::unique_ptr<GpuForward> gpu;
-  if (options.backend == PerplexityBackend::cuda) {
-    gpu = std::make_unique<GpuForward>(model, options.context, options.kv_cache_dtype, pool);
-  }
+  // One runner for every window: each window starts again at position 0 of its one sequence.
+  std::unique_ptr<Backend> backend = options.backend == BackendKind::cpu ? std::make_unique<CpuBackend>(pool)
+                                                                         : make_backend(options.backend, options.threads);
+  RunnerOptions runner_options;
+  runner_options.context_length = options.context;
+  runner_options.kv_cache_dtype = options.kv_cache_dtype;
+  ModelRunner runner(model, *backend, runner_options);
 
   PerplexityOptions protocol{options.context, options.stride, std::nullopt};
   if (options.stride == 0) protocol.bos_token = window_bos(model_folder, tokenizer);
@@ -149,12 +152,7 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
   const WindowLogits window_logits = [&](std::span<const int32_t> window, int64_t first_row,
                                          std::vector<float>& logits) {
     const auto pass_start = std::chrono::steady_clock::now();
-    if (gpu) {
-      gpu->window_logits(window, LogitsFrom{first_row}, logits);
-    } else {
-      KvCache cache = make_kv_cache(model, static_cast<int64_t>(window.size()), options.kv_cache_dtype);
-      logits = forward(model, cache, window, 0, LogitsFrom{first_row}, pool);
-    }
+    runner.forward(0, window, 0, LogitsFrom{first_row}, logits);
     forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - pass_start).count();
     tokens_through += static_cast<int64_t>(window.size());
     if (options.progress) std::fprintf(stderr, "\rppl: %lld tokens", static_cast<long long>(tokens_through));
@@ -163,7 +161,7 @@ ModelPerplexityReport model_perplexity(const fs::path& model_folder, const fs::p
   report.model = model_folder.filename().string();
   report.protocol = options.stride == 0 ? concat("llama.cpp, ctx ", options.context, protocol.bos_token ? ", BOS" : "")
                                         : concat("sliding, ctx ", options.context, ", stride ", options.stride);
-  report.backend = gpu ? "cuda (weights dequantized to F32)" : "cpu";
+  report.backend = backend_kind_name(options.backend);
   report.tokens_in_text = static_cast<int64_t>(tokens.size());
   report.perplexity = compute_perplexity(usable, vocab, protocol, window_logits, pool,
                                          saver || base ? visitor : ScoredWindowVisitor());

@@ -11,12 +11,9 @@
 
 #include "core/dtype.h"
 #include "eval/perplexity.h"
+#include "ops/backend.h"
 
 namespace hlwq {
-
-// Where the model runs: the CPU runtime on its stored formats, or the GPU evaluation forward
-// (engine/gpu_forward.h: the same model with every weight dequantized to F32).
-enum class PerplexityBackend { cpu, cuda };
 
 struct ModelPerplexityOptions {
   int64_t context = 512;
@@ -27,13 +24,13 @@ struct ModelPerplexityOptions {
   std::optional<std::filesystem::path> kld_base;
   DType kv_cache_dtype = DType::F16;
   bool progress = false;
-  PerplexityBackend backend = PerplexityBackend::cpu;
+  BackendKind backend = BackendKind::cpu;  // where the model runs, on its stored formats
 };
 
 struct ModelPerplexityReport {
   std::string model;
   std::string protocol;  // "llama.cpp (ctx 512)" or "sliding (ctx 512, stride 256)"
-  std::string backend;   // "cpu" or "cuda (weights dequantized to F32)"
+  std::string backend;   // "cpu" or "cuda"
   int64_t tokens_in_text = 0;
   PerplexityResult perplexity;
   std::optional<nlohmann::json> kl_divergence;

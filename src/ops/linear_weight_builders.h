@@ -30,4 +30,18 @@ LinearWeight make_mlx_affine_linear_weight(const AffineParams& params, DType sca
 LinearWeight make_int4_linear_weight(const Int4Params& params, DType scale_dtype, std::span<const float> weights,
                                      int64_t rows, int64_t columns);
 
+// A weight of the given shape in a storage format, filled with random contents directly (codes,
+// gains, scales), without a float matrix: what `hlwq bench --synthetic` runs at 8B sizes in
+// seconds. Values stay in the range of real weights (|w| about 0.004-0.06; no NaN or Inf), and
+// every product reads exactly the bytes a quantized model of that shape would.
+struct RandomLinearFormat {
+  LinearFormat format = LinearFormat::dense;
+  DType dense_dtype = DType::BF16;  // dense
+  int bits = 4;                     // hlwq (2..8), mlx_affine
+  int block = 128;                  // hlwq: the preferred block (fitted to the row as quantize does)
+  int group_size = 64;              // mlx_affine, ct_int4
+};
+LinearWeight make_random_linear_weight(const RandomLinearFormat& format, int64_t rows, int64_t columns, uint64_t seed,
+                                       ThreadPool& pool);
+
 }  // namespace hlwq

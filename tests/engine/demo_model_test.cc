@@ -34,9 +34,9 @@ TEST(DemoModel, MatchesTransformersTopLogits) {
   const int64_t vocab = fixture.at("vocab").get<int64_t>();
   ASSERT_EQ(model.config().vocab_size, vocab);
 
-  KvCache cache = make_kv_cache(model, 64, DType::F32);
+  CpuRun cache(model, 64, DType::F32, pool);
   auto start = std::chrono::steady_clock::now();
-  const std::vector<float> logits = forward(model, cache, ids, 0, LogitsFor::all_positions, pool);
+  const std::vector<float> logits = cache.forward(ids, 0, LogitsFor::all_positions);
   const double prefill_seconds = seconds_since(start);
   double largest = 0;
   for (size_t position = 0; position < ids.size(); ++position) {
@@ -61,9 +61,9 @@ TEST(DemoModel, MatchesTransformersTopLogits) {
   start = std::chrono::steady_clock::now();
   const int steps = 4;
   for (int step = 0; step < steps; ++step) {
-    const std::vector<float> next = forward(model, cache, std::span(generated).last(1),
+    const std::vector<float> next = cache.forward(std::span(generated).last(1),
                                             static_cast<int64_t>(ids.size() + generated.size() - 1),
-                                            LogitsFor::last_position, pool);
+                                            LogitsFor::last_position);
     generated.push_back(sampler.sample(next, generated));
   }
   const double decode_seconds = seconds_since(start);

@@ -13,7 +13,8 @@
 
 #include "convert/gguf_import.h"
 #include "core/error.h"
-#include "engine/forward.h"
+#include "engine/model_runner.h"
+#include "ops/cpu/cpu_backend.h"
 
 namespace hlwq {
 
@@ -60,11 +61,31 @@ inline Model import_f32_and_load(const std::filesystem::path& gguf, const std::f
   return Model::load(folder, pool);
 }
 
+// One sequence of a model on the CPU backend, for tests: passes of tokens at given positions.
+class CpuRun {
+ public:
+  CpuRun(const Model& model, int64_t context, DType cache_dtype, ThreadPool& pool)
+      : backend_(pool), runner_(model, backend_, RunnerOptions{context, 1, 0, 0, cache_dtype, true}) {}
+  std::vector<float> forward(std::span<const int32_t> tokens, int64_t start, LogitsFor which) {
+    return runner_.forward(0, tokens, start, which);
+  }
+  std::vector<float> forward(std::span<const int32_t> tokens, int64_t start, LogitsFrom which) {
+    std::vector<float> logits;
+    runner_.forward(0, tokens, start, which, logits);
+    return logits;
+  }
+  ModelRunner& runner() { return runner_; }
+
+ private:
+  CpuBackend backend_;
+  ModelRunner runner_;
+};
+
 // Prefill of the whole prompt, logits for every position, F32 KV cache.
 inline std::vector<float> prefill_logits(const Model& model, std::span<const int32_t> ids, ThreadPool& pool,
                                          DType cache_dtype = DType::F32) {
-  KvCache cache = make_kv_cache(model, 64, cache_dtype);
-  return forward(model, cache, ids, 0, LogitsFor::all_positions, pool);
+  CpuRun run(model, 64, cache_dtype, pool);
+  return run.forward(ids, 0, LogitsFor::all_positions);
 }
 
 }  // namespace hlwq

@@ -1,6 +1,6 @@
 // The engine against transformers: tiny llama / qwen2 / qwen3 / gemma3 logits, prefill vs decode, KV cache
 // dtypes, NaN reporting and input errors.
-#include "engine/forward.h"
+#include "engine/model_runner.h"
 
 #include <gtest/gtest.h>
 
@@ -41,29 +41,65 @@ TEST_P(TransformersLogits, DecodeMatchesPrefill) {
   const Model model = Model::load(folder, pool);
   const std::vector<float> prefill = prefill_logits(model, reference.ids, pool);
   // First half as one prefill, then one token at a time.
-  KvCache cache = make_kv_cache(model, 64, DType::F32);
+  CpuRun cache(model, 64, DType::F32, pool);
   const size_t half = reference.ids.size() / 2;
   std::vector<float> stepwise =
-      forward(model, cache, std::span(reference.ids).first(half), 0, LogitsFor::all_positions, pool);
+      cache.forward(std::span(reference.ids).first(half), 0, LogitsFor::all_positions);
   for (size_t position = half; position < reference.ids.size(); ++position) {
-    const std::vector<float> step = forward(model, cache, std::span(reference.ids).subspan(position, 1),
-                                            static_cast<int64_t>(position), LogitsFor::last_position, pool);
+    const std::vector<float> step = cache.forward(std::span(reference.ids).subspan(position, 1),
+                                            static_cast<int64_t>(position), LogitsFor::last_position);
     stepwise.insert(stepwise.end(), step.begin(), step.end());
   }
   EXPECT_LT(max_abs_difference(stepwise, prefill), 1e-5);
   // last_position returns the final row of all_positions.
-  KvCache fresh = make_kv_cache(model, 64, DType::F32);
-  const std::vector<float> last = forward(model, fresh, reference.ids, 0, LogitsFor::last_position, pool);
+  CpuRun fresh(model, 64, DType::F32, pool);
+  const std::vector<float> last = fresh.forward(reference.ids, 0, LogitsFor::last_position);
   EXPECT_LT(max_abs_difference(last, std::span(prefill).last(reference.vocab)), 1e-6);
   // LogitsFrom{k} returns rows k.. of all_positions.
   const int64_t first = static_cast<int64_t>(reference.ids.size()) / 3;
-  KvCache partial = make_kv_cache(model, 64, DType::F32);
-  const std::vector<float> tail = forward(model, partial, reference.ids, 0, LogitsFrom{first}, pool);
+  CpuRun partial(model, 64, DType::F32, pool);
+  const std::vector<float> tail = partial.forward(reference.ids, 0, LogitsFrom{first});
   ASSERT_EQ(tail.size(), (reference.ids.size() - first) * reference.vocab);
   EXPECT_LT(max_abs_difference(tail, std::span(prefill).subspan(first * reference.vocab)), 1e-6);
-  KvCache unused = make_kv_cache(model, 64, DType::F32);
-  EXPECT_THROW(forward(model, unused, reference.ids, 0, LogitsFrom{static_cast<int64_t>(reference.ids.size())}, pool),
+  CpuRun unused(model, 64, DType::F32, pool);
+  EXPECT_THROW(unused.forward(reference.ids, 0, LogitsFrom{static_cast<int64_t>(reference.ids.size())}),
                Error);
+}
+
+// Batched decode (one token of each of several sequences in one pass, as a server runs them) gives
+// each sequence the logits it gets alone: the same kernels, the same float order per row.
+TEST_P(TransformersLogits, BatchedDecodeMatchesSingleSequences) {
+  ThreadPool pool(2);
+  const std::filesystem::path folder = engine_fixture(GetParam());
+  const ReferenceLogits reference = read_reference_logits(folder);
+  const Model model = Model::load(folder, pool);
+  const std::vector<float> prefill = prefill_logits(model, reference.ids, pool);
+  CpuBackend backend(pool);
+  ModelRunner runner(model, backend, RunnerOptions{64, 3, 0, 0, DType::F32, true});
+  const int64_t count = static_cast<int64_t>(reference.ids.size());
+  // Sequence 1 starts two tokens later than sequence 2; sequence 0 stays unused.
+  const int64_t half = count / 2;
+  runner.forward(2, std::span(reference.ids).first(half), 0, LogitsFor::last_position);
+  runner.forward(1, std::span(reference.ids).first(half + 2), 0, LogitsFor::last_position);
+  std::vector<float> logits;
+  for (int64_t position = half; position + 2 < count; ++position) {
+    const int32_t tokens[] = {reference.ids[position + 2], reference.ids[position]};
+    const TokenPlace places[] = {{1, static_cast<int32_t>(position + 2)}, {2, static_cast<int32_t>(position)}};
+    runner.decode(tokens, places, logits);
+    const auto vocab = static_cast<size_t>(reference.vocab);
+    EXPECT_LT(max_abs_difference(std::span<const float>(logits).first(vocab),
+                                 std::span<const float>(prefill).subspan((position + 2) * vocab, vocab)),
+              1e-5);
+    EXPECT_LT(max_abs_difference(std::span<const float>(logits).subspan(vocab, vocab),
+                                 std::span<const float>(prefill).subspan(position * vocab, vocab)),
+              1e-5);
+  }
+  // Places outside the runner are errors.
+  const int32_t one[] = {1};
+  const TokenPlace bad_sequence[] = {{3, 0}};
+  EXPECT_THROW(runner.decode(one, bad_sequence, logits), Error);
+  const TokenPlace bad_position[] = {{0, 64}};
+  EXPECT_THROW(runner.decode(one, bad_position, logits), Error);
 }
 
 // F16 and BF16 caches round keys and values; logits stay close (bounds from the rounding: 2^-11 and
@@ -132,10 +168,10 @@ TEST(Forward, NanLogitsNameTheFirstLayerWithANan) {
   config["max_position_embeddings"] = 64;
   std::ofstream(temporary.path() / "config.json") << config.dump();
   const Model model = Model::load(temporary.path(), pool);
-  KvCache cache = make_kv_cache(model, 16, DType::F32);
+  CpuRun cache(model, 16, DType::F32, pool);
   const std::vector<int32_t> ids = {3, 1, 4, 1, 5};
   try {
-    forward(model, cache, ids, 0, LogitsFor::last_position, pool);
+    cache.forward(ids, 0, LogitsFor::last_position);
     FAIL() << "NaN logits were not reported";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("after layer 1 "), std::string::npos) << error.what();
@@ -145,18 +181,20 @@ TEST(Forward, NanLogitsNameTheFirstLayerWithANan) {
 TEST(Forward, RejectsBadTokensAndContextOverflow) {
   ThreadPool pool(1);
   const Model model = Model::load(engine_fixture("llama"), pool);
-  KvCache cache = make_kv_cache(model, 4, DType::F32);
+  CpuRun cache(model, 4, DType::F32, pool);
   const std::vector<int32_t> bad = {1, static_cast<int32_t>(model.config().vocab_size)};
-  EXPECT_THROW(forward(model, cache, bad, 0, LogitsFor::last_position, pool), Error);
+  EXPECT_THROW(cache.forward(bad, 0, LogitsFor::last_position), Error);
   const std::vector<int32_t> negative = {-1};
-  EXPECT_THROW(forward(model, cache, negative, 0, LogitsFor::last_position, pool), Error);
+  EXPECT_THROW(cache.forward(negative, 0, LogitsFor::last_position), Error);
   const std::vector<int32_t> five = {1, 2, 3, 4, 5};
-  EXPECT_THROW(forward(model, cache, five, 0, LogitsFor::last_position, pool), Error);
+  EXPECT_THROW(cache.forward(five, 0, LogitsFor::last_position), Error);
   const std::vector<int32_t> one = {1};
-  EXPECT_THROW(forward(model, cache, one, 4, LogitsFor::last_position, pool), Error);
-  EXPECT_THROW(forward(model, cache, std::span<const int32_t>(), 0, LogitsFor::last_position, pool), Error);
-  KvCache wrong_shape(2, 3, 16, 8, DType::F32);
-  EXPECT_THROW(forward(model, wrong_shape, one, 0, LogitsFor::last_position, pool), Error);
+  EXPECT_THROW(cache.forward(one, 4, LogitsFor::last_position), Error);
+  EXPECT_THROW(cache.forward(std::span<const int32_t>(), 0, LogitsFor::last_position), Error);
+  // A runner needs a positive context and at least one sequence.
+  CpuBackend backend(pool);
+  EXPECT_THROW(ModelRunner(model, backend, RunnerOptions{0, 1, 0, 0, DType::F32, true}), Error);
+  EXPECT_THROW(ModelRunner(model, backend, RunnerOptions{4, 0, 0, 0, DType::F32, true}), Error);
 }
 
 }  // namespace

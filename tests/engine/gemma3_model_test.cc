@@ -44,8 +44,8 @@ TEST(Gemma3Model, ImportsAndMatchesLlamaCppGreedyTokens) {
 
   // The prompt's logits at every position against transformers' on the same folder.
   {
-    KvCache cache = make_kv_cache(model, 64, DType::F32);
-    const std::vector<float> all = forward(model, cache, prompt_ids, 0, LogitsFor::all_positions, pool);
+    CpuRun cache(model, 64, DType::F32, pool);
+    const std::vector<float> all = cache.forward(prompt_ids, 0, LogitsFor::all_positions);
     const auto top_indices = fixture.at("transformers_top_indices").get<std::vector<std::vector<int64_t>>>();
     const auto top_values = fixture.at("transformers_top_values").get<std::vector<std::vector<double>>>();
     const int64_t vocab = model.config().vocab_size;
@@ -64,8 +64,8 @@ TEST(Gemma3Model, ImportsAndMatchesLlamaCppGreedyTokens) {
   }
 
   // Greedy decoding: prompt as one prefill, then one token at a time, the argmax fed back.
-  KvCache cache = make_kv_cache(model, 64, DType::F32);
-  std::vector<float> logits = forward(model, cache, prompt_ids, 0, LogitsFor::last_position, pool);
+  CpuRun cache(model, 64, DType::F32, pool);
+  std::vector<float> logits = cache.forward(prompt_ids, 0, LogitsFor::last_position);
   int64_t position = static_cast<int64_t>(prompt_ids.size());
   for (size_t step = 0; step < greedy_ids.size(); ++step) {
     std::vector<size_t> order(logits.size());
@@ -80,7 +80,7 @@ TEST(Gemma3Model, ImportsAndMatchesLlamaCppGreedyTokens) {
     ASSERT_EQ(static_cast<int32_t>(order[0]), greedy_ids[step]) << "step " << step;
     EXPECT_NEAR(margin, margins[step], 0.01) << "step " << step;
     const int32_t next = greedy_ids[step];
-    logits = forward(model, cache, std::span<const int32_t>(&next, 1), position++, LogitsFor::last_position, pool);
+    logits = cache.forward(std::span<const int32_t>(&next, 1), position++, LogitsFor::last_position);
   }
   std::printf("gemma3: import + load %.1f s; greedy text '%s'\n", load_seconds,
               tokenizer.decode(greedy_ids).c_str());

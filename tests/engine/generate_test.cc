@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine_fixture.h"
-#include "engine/forward.h"
+#include "engine/model_runner.h"
 
 namespace hlwq {
 namespace {
@@ -24,8 +24,8 @@ TEST(Generate, GreedyEqualsArgmaxOfFullRecomputation) {
   EXPECT_EQ(streamed, result.tokens);
   std::vector<int32_t> sequence = prompt;
   for (int32_t token : result.tokens) {
-    KvCache cache = make_kv_cache(model, 32, DType::F32);
-    const std::vector<float> logits = forward(model, cache, sequence, 0, LogitsFor::last_position, pool);
+    CpuRun run(model, 32, DType::F32, pool);
+    const std::vector<float> logits = run.forward(sequence, 0, LogitsFor::last_position);
     EXPECT_EQ(token, std::max_element(logits.begin(), logits.end()) - logits.begin());
     sequence.push_back(token);
   }

@@ -42,3 +42,12 @@ void Gemm::rows_times_weight(const float* x, int64_t tokens, const float* weight
 }
 
 }  // namespace hlwq::cuda
+
+namespace hlwq::cuda {
+
+void Gemm::set_stream(void* stream) {
+  check_cublas(cublasSetStream(static_cast<cublasHandle_t>(handle_), static_cast<cudaStream_t>(stream)),
+               "cublasSetStream");
+}
+
+}  // namespace hlwq::cuda

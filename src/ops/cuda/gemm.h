@@ -16,6 +16,8 @@ class Gemm {
 
   void rows_times_weight(const float* x, int64_t tokens, const float* weight, int64_t rows, int64_t columns,
                          float* y) const;
+  // Later products are enqueued on this stream (a cudaStream_t; nullptr: the default stream).
+  void set_stream(void* stream);
 
  private:
   void* handle_ = nullptr;  // cublasHandle_t

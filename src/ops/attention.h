@@ -7,7 +7,7 @@
 #include <span>
 
 #include "core/thread_pool.h"
-#include "engine/kv_cache.h"
+#include "ops/kv_cache.h"
 
 namespace hlwq {
 

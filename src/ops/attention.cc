@@ -1,4 +1,4 @@
-#include "engine/attention.h"
+#include "ops/attention.h"
 
 #include <algorithm>
 #include <cmath>

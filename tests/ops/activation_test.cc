@@ -1,5 +1,5 @@
 // SwiGLU and GeGLU gates against the written-out formula / torch's values.
-#include "engine/activation.h"
+#include "ops/activation.h"
 
 #include <gtest/gtest.h>
 

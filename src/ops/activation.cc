@@ -1,6 +1,6 @@
 // The MLP gates. silu_mul runs with SIMD and Highway's exp: at std::exp's ~4 ns a value it was
 // 0.19 ms of a 5.5 ms SmolLM2-135M decode step (1,536 values x 30 layers per token).
-#include "engine/activation.h"
+#include "ops/activation.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,7 +8,7 @@
 
 // clang-format off
 #undef HWY_TARGET_INCLUDE
-#define HWY_TARGET_INCLUDE "engine/activation.cc"
+#define HWY_TARGET_INCLUDE "ops/activation.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"

@@ -1,4 +1,4 @@
-#include "engine/rotary_embedding.h"
+#include "ops/rotary_embedding.h"
 
 #include <cmath>
 #include <numbers>

@@ -7,9 +7,17 @@
 #include <span>
 #include <vector>
 
-#include "engine/model_config.h"
-
 namespace hlwq {
+
+enum class RopeScalingType { none, linear, llama3 };
+
+struct RopeScaling {
+  RopeScalingType type = RopeScalingType::none;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;                  // llama3
+  double high_freq_factor = 4.0;                 // llama3
+  int64_t original_max_position_embeddings = 0;  // llama3
+};
 
 // head_dim / 2 inverse frequencies theta^(-2i / head_dim), scaled as `scaling` says.
 std::vector<double> rope_inverse_frequencies(int64_t head_dim, double theta, const RopeScaling& scaling);

@@ -1,5 +1,5 @@
 // Softmax and causal grouped-query attention against written-out formulas.
-#include "engine/attention.h"
+#include "ops/attention.h"
 
 #include <gtest/gtest.h>
 

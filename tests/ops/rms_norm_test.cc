@@ -1,5 +1,5 @@
 // RMSNorm against the written-out formula.
-#include "engine/rms_norm.h"
+#include "ops/rms_norm.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "engine/rms_norm.h"
+#include "ops/rms_norm.h"
 
 #include <cmath>
 

@@ -1,5 +1,5 @@
 // RoPE rotation and the linear / llama3 frequency scaling rules.
-#include "engine/rotary_embedding.h"
+#include "ops/rotary_embedding.h"
 
 #include <gtest/gtest.h>
 

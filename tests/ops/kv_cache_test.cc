@@ -1,5 +1,5 @@
 // KV cache rounding to its dtype and position checks.
-#include "engine/kv_cache.h"
+#include "ops/kv_cache.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The CUDA runtime on the device tool's GPU machine in one call: the GPU tests (kernels against the
+# CPU reference, the model runner on CUDA against the CPU runner), then `hlwq bench --backend cuda`
+# on synthetic Llama-3-8B-shaped models in every format (with and without quantized embeddings),
+# decode at longer contexts, and the peers (PyTorch's INT4 kernel, transformers BF16), a table last.
+#
+# Build here first: scripts/build_portable.sh (binaries in .device/bin), then call with
+# carry [".device/bin"]:  bash scripts/device_cuda_runtime.sh [tests] [bench] [context] [peers]
+# (no argument: all four). Logs and JSON land in $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-out/device}
+mkdir -p "$out"
+export LD_LIBRARY_PATH=$PWD/.device/bin:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+phases=${*:-tests bench context peers}
+hlwq=.device/bin/hlwq
+echo "machine: $(nproc) cores; $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)"
+
+has() { [[ " $phases " == *" $1 "* ]]; }
+
+if has tests; then
+  # The test binary reads fixtures from the source path it was built in and runs build/hlwq.
+  if [[ ! -e /work/main ]]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
+  mkdir -p build && ln -sf "$PWD/$hlwq" build/hlwq
+  .device/bin/hlwq_tests --gtest_filter="${GPU_TESTS:-CudaKernels.*:*DeviceLinear*:*CudaRunner*}" \
+    >"$out/gpu-tests.log" 2>&1 || true
+  grep -E "max \|cuda - cpu\||^\[  (FAILED|PASSED|SKIPPED) " "$out/gpu-tests.log" | tail -60 || true
+fi
+
+bench() {  # name, then hlwq bench arguments
+  local name=$1
+  shift
+  if ! timeout 240 "$hlwq" bench --backend cuda --json "$@" >"$out/bench-$name.json" 2>"$out/bench-$name.err"; then
+    echo "bench $name failed: $(tail -1 "$out/bench-$name.err")"
+  fi
+}
+
+if has bench; then
+  for format in bf16 hlwq-q4 hlwq-q5 mlx4 int4; do
+    bench "llama3-8b-$format" --synthetic llama3-8b --format "$format" -p 512 -n 128 --repetitions 2
+    bench "llama3-8b-$format-emb" --synthetic llama3-8b --format "$format" --quantize-embeddings -p 512 -n 128
+  done
+fi
+
+if has context; then
+  for context in 4096 16384; do
+    bench "llama3-8b-hlwq-q4-ctx$context" --synthetic llama3-8b --format hlwq-q4 -p "$context" -n 64
+  done
+fi
+
+if has peers; then
+  PYTHONUNBUFFERED=1 timeout 300 python3 scripts/peer_gpu_bench.py int4 hf-bf16 | tee "$out/peers.jsonl" || true
+fi
+
+python3 - "$out" <<'PY'
+import glob, json, os, sys
+print(f"{'bench':34} {'prefill tok/s':>13} {'decode tok/s':>12} {'MB/token':>9} {'GB/s':>6} {'roofline':>8} {'weights GB':>10} {'peak GB':>8}")
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
+    try:
+        r = json.load(open(path))
+    except ValueError:
+        continue
+    m = r["memory_bytes"]
+    name = os.path.basename(path)[6:-5]
+    print(f"{name:34} {r['prefill_tokens_per_second']:13.1f} {r['decode_tokens_per_second']:12.2f} "
+          f"{r['decode_bytes_per_token'] / 1e6:9.1f} {r['read_bandwidth_gb_per_second']:6.0f} "
+          f"{r['decode_roofline_fraction']:8.2f} {m['weights'] / 1e9:10.2f} {m['peak_in_use'] / 1e9:8.2f}")
+PY

@@ -1,0 +1,184 @@
+// The interface every model architecture is written against: memory on a device, weights uploaded
+// once in their own format, sequence state (KV caches), and the coarse ops a decoder layer needs.
+// The CPU backend (ops/cpu/cpu_backend.h) calls the Highway kernels; the CUDA backend
+// (ops/cuda/cuda_backend.h) enqueues kernels on one stream, so a decode step can be captured in a
+// CUDA graph. Ops are coarse (a whole linear, a whole attention) so a virtual call costs nothing
+// next to the work, and an architecture is only a composition of them (engine/forward.cc).
+//
+// A pass works on R "rows": tokens, each at a place (sequence slot, position), set once per pass
+// with set_pass(). Prefill is R tokens of one sequence; batched decode is one token of each of R
+// sequences. Every op reads the current pass's places; none takes host data, so a pass recorded
+// once can be replayed (set_pass, then replay).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/dtype.h"
+#include "ops/attention.h"
+#include "ops/linear_weight.h"
+
+namespace hlwq {
+
+enum class BackendKind { cpu, cuda };
+
+// "cpu" or "cuda"; anything else is an error that lists both.
+BackendKind parse_backend_kind(std::string_view name);
+const char* backend_kind_name(BackendKind kind);
+
+// A view of floats in a backend's memory: host memory on the CPU, GPU memory on CUDA. Host code
+// never reads through it; Backend::download copies values out.
+struct Floats {
+  float* data = nullptr;
+  int64_t size = 0;
+  Floats subspan(int64_t offset, int64_t count) const { return {data + offset, count}; }
+  Floats first(int64_t count) const { return {data, count}; }
+  // Rows first_row .. first_row + rows - 1 of a row-major matrix of `width` columns.
+  Floats rows(int64_t first_row, int64_t rows, int64_t width) const { return {data + first_row * width, rows * width}; }
+};
+
+// Owned floats on a backend, released with it.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Floats floats, std::shared_ptr<void> owner) : floats_(floats), owner_(std::move(owner)) {}
+  Floats floats() const { return floats_; }
+  int64_t size() const { return floats_.size; }
+  bool empty() const { return floats_.size == 0; }
+
+ private:
+  Floats floats_;
+  std::shared_ptr<void> owner_;
+};
+
+// A linear weight uploaded in its storage format.
+class BackendLinear {
+ public:
+  virtual ~BackendLinear() = default;
+  virtual int64_t rows() const = 0;
+  virtual int64_t columns() const = 0;
+  virtual uint64_t device_bytes() const = 0;
+};
+
+// The keys and values of `sequences` sequences of up to context_length positions each, per layer.
+struct KvCacheShape {
+  int64_t layers = 0;
+  int64_t kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t context_length = 0;
+  int64_t sequences = 1;
+  DType dtype = DType::F16;  // F32, F16 or BF16
+};
+
+class BackendKvCache {
+ public:
+  virtual ~BackendKvCache() = default;
+  virtual const KvCacheShape& shape() const = 0;
+  virtual uint64_t device_bytes() const = 0;
+};
+
+// The rotation of one set of RoPE frequencies (a model has one, Gemma 3 two). The CPU makes each
+// row's cos/sin once per pass (prepare_rope); CUDA reads a table of every position.
+class BackendRope {
+ public:
+  virtual ~BackendRope() = default;
+};
+
+// Where a pass's row sits.
+struct TokenPlace {
+  int32_t sequence = 0;
+  int32_t position = 0;
+};
+
+class BackendPassInputs {
+ public:
+  virtual ~BackendPassInputs() = default;
+};
+
+// A recorded pass (a CUDA graph); replayed after set_pass with places of the same count.
+class BackendGraph {
+ public:
+  virtual ~BackendGraph() = default;
+};
+
+struct BackendMemory {
+  uint64_t weights = 0;    // linear weights, norms, biases
+  uint64_t kv_cache = 0;
+  uint64_t scratch = 0;    // activations and the kernels' workspaces
+  uint64_t peak_in_use = 0;  // the device's own measure where it has one (CUDA), else 0
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual BackendKind kind() const = 0;
+  virtual std::string description() const = 0;  // e.g. "cpu, 2 threads" or "cuda, NVIDIA H100 80GB HBM3"
+
+  // Memory. allocate() counts as scratch, upload() as weights.
+  virtual Buffer allocate(int64_t floats) = 0;
+  virtual Buffer upload(std::span<const float> values) = 0;
+  // Copies floats [offset, offset + out.size()) of `from` to the host; waits for queued work.
+  virtual void download(Floats from, std::span<float> out) = 0;
+  virtual std::unique_ptr<BackendLinear> upload_linear(const LinearWeight& weight) = 0;
+  virtual std::unique_ptr<BackendKvCache> make_kv_cache(const KvCacheShape& shape) = 0;
+  virtual std::unique_ptr<BackendRope> make_rope(std::span<const double> inverse_frequencies, int64_t max_position) = 0;
+  virtual BackendMemory memory() const = 0;
+  // Bytes per second a large streaming read reaches on this device (the decode roofline's
+  // denominator), measured now.
+  virtual double measure_read_bandwidth() = 0;
+
+  // Where a pass's token ids and places live on the device, for passes of up to max_rows rows. A
+  // runner keeps its own, so the passes it records keep reading the same buffers.
+  virtual std::unique_ptr<BackendPassInputs> make_pass_inputs(int64_t max_rows) = 0;
+  // The rows of the next ops: token ids (checked by the caller) and their places, written into
+  // `inputs`, which the ops then read.
+  virtual void set_pass(BackendPassInputs& inputs, std::span<const int32_t> tokens,
+                        std::span<const TokenPlace> places) = 0;
+  // Rows of the embedding table for the pass's tokens, times scale: out is rows x columns.
+  virtual void embed(const BackendLinear& table, float scale, Floats out) = 0;
+  // y = x W^T for `rows` rows of x (the pass's first rows, or any rows the caller chose).
+  virtual void linear(const BackendLinear& weight, Floats x, int64_t rows, Floats y) = 0;
+  // Several weights of the same columns on one x: ys[i] = x weights[i]^T (may share work).
+  virtual void linear_group(std::span<const BackendLinear* const> weights, Floats x, int64_t rows,
+                            std::span<const Floats> ys) = 0;
+  // Each of the rows of `values` (its size / bias.size rows) plus bias.
+  virtual void add_bias(Floats values, Floats bias) = 0;
+  // RMSNorm of each weight.size-wide row of x into out (may alias x).
+  virtual void rms_norm(Floats x, Floats weight, double eps, Floats out) = 0;
+  // Makes the pass's rotations of `rope` (after set_pass; before apply_rope).
+  virtual void prepare_rope(BackendRope& rope) = 0;
+  // Rotates each head of each pass row (x: rows x heads*head_dim) at the row's position.
+  virtual void apply_rope(Floats x, int64_t heads, int64_t head_dim, const BackendRope& rope) = 0;
+  // Stores each pass row's keys and values (rows x kv_heads*head_dim) at its place in `layer`.
+  virtual void store_kv(BackendKvCache& cache, int64_t layer, Floats keys, Floats values) = 0;
+  // Causal attention of each pass row over its sequence's positions 0..position of `layer`.
+  virtual void attention(Floats queries, const BackendKvCache& cache, int64_t layer, const AttentionShape& shape,
+                         Floats out) = 0;
+  // gate = silu(gate) * up, or gelu_tanh(gate) * up.
+  virtual void silu_mul(Floats gate, Floats up) = 0;
+  virtual void gelu_tanh_mul(Floats gate, Floats up) = 0;
+  // target += addend.
+  virtual void add(Floats target, Floats addend) = 0;
+  // Waits for queued work; reports its errors.
+  virtual void synchronize() = 0;
+
+  // Recording a pass: ops between begin_recording and end_recording are recorded, not run (CUDA
+  // graphs); returns nothing where the backend cannot record (then run the ops each time).
+  virtual bool can_record() const { return false; }
+  virtual void begin_recording() {}
+  virtual std::unique_ptr<BackendGraph> end_recording() { return nullptr; }
+  virtual void replay(BackendGraph&) {}
+};
+
+// The CPU backend (threads: 0 = every core), or CUDA's; throws hlwq::Error when CUDA was not built
+// or no GPU is visible.
+std::unique_ptr<Backend> make_backend(BackendKind kind, int threads);
+
+// True when this hlwq was built with CUDA and a GPU is visible.
+bool cuda_backend_available();
+
+}  // namespace hlwq

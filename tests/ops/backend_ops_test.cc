@@ -1,0 +1,279 @@
+// One table of ops x backends: every op of the Backend interface, on every backend this machine has
+// (the CPU always, CUDA where a GPU is visible), against a plain reference in double on fresh random
+// inputs, with the error bound each row states. Rows of a pass sit at scattered places of several
+// sequences, as a batched decode has them.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/attention_head.h"
+#include "ops/backend.h"
+#include "ops/kv_cache.h"
+#include "ops/linear_weight_builders.h"
+#include "ops/rotary_embedding.h"
+#include "quant/hlwq_codec.h"
+#include "test_util.h"
+
+namespace hlwq {
+namespace {
+
+// max |a - b| / max |b|.
+double relative_difference(std::span<const float> a, std::span<const float> b) {
+  double largest_difference = 0, largest = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (std::isnan(a[i])) return INFINITY;
+    largest_difference = std::max(largest_difference, std::fabs(static_cast<double>(a[i]) - b[i]));
+    largest = std::max(largest, std::fabs(static_cast<double>(b[i])));
+  }
+  return largest > 0 ? largest_difference / largest : largest_difference;
+}
+
+std::vector<BackendKind> backends_here() {
+  std::vector<BackendKind> kinds = {BackendKind::cpu};
+  if (cuda_backend_available()) kinds.push_back(BackendKind::cuda);
+  return kinds;
+}
+
+class BackendOps : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  void SetUp() override { backend_ = make_backend(GetParam(), 2); }
+
+  Buffer upload(const std::vector<float>& values) { return backend_->upload(values); }
+  std::vector<float> download(const Buffer& buffer) {
+    std::vector<float> values(static_cast<size_t>(buffer.size()));
+    backend_->download(buffer.floats(), values);
+    return values;
+  }
+  // A pass of these places (tokens: row index mod 7).
+  void set_pass(const std::vector<TokenPlace>& places) {
+    std::vector<int32_t> tokens;
+    for (size_t i = 0; i < places.size(); ++i) tokens.push_back(static_cast<int32_t>(i % 7));
+    if (!inputs_) inputs_ = backend_->make_pass_inputs(64);
+    backend_->set_pass(*inputs_, tokens, places);
+  }
+  void report(const char* op, double error, double bound) {
+    std::printf("%-28s %-5s relative error %.2e (bound %.0e)\n", op, backend_kind_name(GetParam()), error, bound);
+    EXPECT_LT(error, bound) << op;
+  }
+
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<BackendPassInputs> inputs_;
+};
+
+TEST_P(BackendOps, ElementwiseAndNorms) {
+  const int64_t rows = 5, width = 320;
+  const std::vector<float> x = random_normal(rows * width, 1, 3.0f), weight = random_normal(width, 2);
+  const std::vector<float> gate = random_normal(rows * width, 3, 4.0f), up = random_normal(rows * width, 4);
+  const std::vector<float> bias = random_normal(width, 5);
+  // rms_norm
+  std::vector<float> expected(x.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double squares = 0;
+    for (int64_t i = 0; i < width; ++i) squares += static_cast<double>(x[r * width + i]) * x[r * width + i];
+    const double scale = 1.0 / std::sqrt(squares / width + 1e-5);
+    for (int64_t i = 0; i < width; ++i) expected[r * width + i] = static_cast<float>(weight[i] * x[r * width + i] * scale);
+  }
+  Buffer device_x = upload(x), device_weight = upload(weight), out = backend_->allocate(rows * width);
+  backend_->rms_norm(device_x.floats(), device_weight.floats(), 1e-5, out.floats());
+  report("rms_norm", relative_difference(download(out), expected), 1e-6);
+  // add_bias and add
+  for (size_t i = 0; i < expected.size(); ++i) expected[i] = x[i] + bias[i % width];
+  Buffer device_bias = upload(bias);
+  backend_->add_bias(device_x.floats(), device_bias.floats());
+  report("add_bias", relative_difference(download(device_x), expected), 1e-7);
+  Buffer device_up = upload(up);
+  for (size_t i = 0; i < expected.size(); ++i) expected[i] += up[i];
+  backend_->add(device_x.floats(), device_up.floats());
+  report("add", relative_difference(download(device_x), expected), 1e-7);
+  // silu_mul and gelu_tanh_mul
+  for (size_t i = 0; i < expected.size(); ++i) expected[i] = static_cast<float>(gate[i] / (1 + std::exp(-static_cast<double>(gate[i]))) * up[i]);
+  Buffer device_gate = upload(gate);
+  backend_->silu_mul(device_gate.floats(), device_up.floats());
+  report("silu_mul", relative_difference(download(device_gate), expected), 1e-6);
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const double g = gate[i];
+    expected[i] = static_cast<float>(0.5 * g * (1 + std::tanh(0.7978845608028654 * (g + 0.044715 * g * g * g))) * up[i]);
+  }
+  device_gate = upload(gate);
+  backend_->gelu_tanh_mul(device_gate.floats(), device_up.floats());
+  report("gelu_tanh_mul", relative_difference(download(device_gate), expected), 1e-6);
+}
+
+TEST_P(BackendOps, RopeAtScatteredPlaces) {
+  const int64_t heads = 4, head_dim = 64;
+  const std::vector<TokenPlace> places = {{0, 3}, {1, 0}, {2, 40}, {0, 4}, {1, 17}};
+  const auto rows = static_cast<int64_t>(places.size());
+  const std::vector<double> frequencies = rope_inverse_frequencies(head_dim, 500000.0, RopeScaling{});
+  std::vector<float> x = random_normal(rows * heads * head_dim, 6);
+  Buffer device_x = upload(x);
+  auto rope = backend_->make_rope(frequencies, 64);
+  set_pass(places);
+  backend_->prepare_rope(*rope);
+  backend_->apply_rope(device_x.floats(), heads, head_dim, *rope);
+  std::vector<float> expected = x;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t i = 0; i < head_dim / 2; ++i) {
+        const double angle = places[r].position * frequencies[i];
+        const double a = x[(r * heads + h) * head_dim + i], b = x[(r * heads + h) * head_dim + i + head_dim / 2];
+        expected[(r * heads + h) * head_dim + i] = static_cast<float>(a * std::cos(angle) - b * std::sin(angle));
+        expected[(r * heads + h) * head_dim + i + head_dim / 2] = static_cast<float>(b * std::cos(angle) + a * std::sin(angle));
+      }
+    }
+  }
+  report("apply_rope", relative_difference(download(device_x), expected), 1e-6);
+}
+
+// Keys and values stored over two passes (a prefill of each sequence, then a batched step) and read
+// by attention, against attention_head_reference over the same rounded rows.
+TEST_P(BackendOps, KvCacheAndAttention) {
+  const int64_t heads = 6, kv_heads = 2, head_dim = 64, layers = 2, layer = 1, context = 40;
+  const int64_t kv_width = kv_heads * head_dim, q_width = heads * head_dim;
+  for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+    auto cache = backend_->make_kv_cache(KvCacheShape{layers, kv_heads, head_dim, context, 3, dtype});
+    // The same rows kept on the host in a KvCache per sequence (the reference rounds alike).
+    std::vector<KvCache> host;
+    for (int s = 0; s < 3; ++s) host.emplace_back(layers, kv_heads, head_dim, context, dtype);
+    const auto run = [&](const std::vector<TokenPlace>& places, uint32_t seed) {
+      const auto rows = static_cast<int64_t>(places.size());
+      const std::vector<float> keys = random_normal(rows * kv_width, seed, 2.0f);
+      const std::vector<float> values = random_normal(rows * kv_width, seed + 1);
+      const std::vector<float> queries = random_normal(rows * q_width, seed + 2, 2.0f);
+      Buffer device_keys = upload(keys), device_values = upload(values), device_queries = upload(queries);
+      Buffer out = backend_->allocate(rows * q_width);
+      set_pass(places);
+      backend_->store_kv(*cache, layer, device_keys.floats(), device_values.floats());
+      backend_->attention(device_queries.floats(), *cache, layer, AttentionShape{heads, kv_heads, head_dim, 0},
+                          out.floats());
+      std::vector<float> expected(queries.size());
+      for (int64_t r = 0; r < rows; ++r) {
+        host[places[r].sequence].store(layer, places[r].position,
+                                       std::span<const float>(keys).subspan(r * kv_width, kv_width),
+                                       std::span<const float>(values).subspan(r * kv_width, kv_width));
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const KvCache& sequence = host[places[r].sequence];
+        for (int64_t h = 0; h < heads; ++h) {
+          AttentionHead head;
+          head.query = queries.data() + r * q_width + h * head_dim;
+          const size_t offset = static_cast<size_t>((h / (heads / kv_heads)) * head_dim) * dtype_size(dtype);
+          head.keys = sequence.layer_keys(layer).data() + offset;
+          head.values = sequence.layer_values(layer).data() + offset;
+          head.dtype = dtype;
+          head.row_stride = static_cast<size_t>(kv_width);
+          head.positions = static_cast<size_t>(places[r].position + 1);
+          head.head_dim = static_cast<size_t>(head_dim);
+          head.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+          attention_head_reference(head, std::span<float>(expected).subspan(r * q_width + h * head_dim, head_dim));
+        }
+      }
+      return relative_difference(download(out), expected);
+    };
+    // A prefill of sequence 2 (12 positions), of sequence 0 (5), then one step of each of 0, 2 and 1.
+    std::vector<TokenPlace> prefill;
+    for (int p = 0; p < 12; ++p) prefill.push_back({2, p});
+    const double first = run(prefill, 10);
+    prefill.clear();
+    for (int p = 0; p < 5; ++p) prefill.push_back({0, p});
+    const double second = run(prefill, 20);
+    const double step = run({{0, 5}, {2, 12}, {1, 0}}, 30);
+    const std::string name = std::string("store_kv+attention ") + std::string(dtype_name(dtype));
+    report(name.c_str(), std::max({first, second, step}), 1e-5);
+  }
+}
+
+struct LinearCase {
+  const char* name;
+  std::function<LinearWeight(const std::vector<float>&, int64_t, int64_t, ThreadPool&)> make;
+};
+
+std::vector<LinearCase> linear_cases() {
+  return {
+      {"dense bf16", [](const std::vector<float>& w, int64_t rows, int64_t columns, ThreadPool&) {
+         return make_dense_linear_weight(DType::BF16, w, rows, columns);
+       }},
+      {"hlwq q4 block 64", [](const std::vector<float>& w, int64_t rows, int64_t columns, ThreadPool& pool) {
+         HlwqParams params;
+         params.bits = 4;
+         params.block = 64;
+         params.gain = BlockGain::least_squares;
+         return make_hlwq_linear_weight(std::make_shared<const HlwqCodec>(params, columns), w, rows, pool);
+       }},
+      {"hlwq q5 block 128 signs", [](const std::vector<float>& w, int64_t rows, int64_t columns, ThreadPool& pool) {
+         HlwqParams params;
+         params.bits = 5;
+         params.block = 128;
+         params.sign_seed = 7;
+         return make_hlwq_linear_weight(std::make_shared<const HlwqCodec>(params, columns), w, rows, pool);
+       }},
+      {"mlx 4-bit g64", [](const std::vector<float>& w, int64_t rows, int64_t columns, ThreadPool&) {
+         return make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, w, rows, columns);
+       }},
+      {"ct int4 g128", [](const std::vector<float>& w, int64_t rows, int64_t columns, ThreadPool&) {
+         return make_int4_linear_weight(Int4Params{128}, DType::BF16, w, rows, columns);
+       }},
+  };
+}
+
+// linear, linear_group and embed for each format, batch 1 (decode) and 7 (a small prefill), against
+// linear_forward_reference and dequantize_linear_row.
+TEST_P(BackendOps, LinearsAndEmbedding) {
+  ThreadPool pool(2);
+  const int64_t rows = 96, columns = 256;
+  for (const LinearCase& test_case : linear_cases()) {
+    const LinearWeight weight = test_case.make(random_normal(rows * columns, 40, 0.02f), rows, columns, pool);
+    const LinearWeight other = test_case.make(random_normal(rows * columns, 41, 0.02f), rows, columns, pool);
+    auto device_weight = backend_->upload_linear(weight);
+    auto device_other = backend_->upload_linear(other);
+    for (int64_t batch : {1, 7}) {
+      const std::vector<float> x = random_normal(batch * columns, 42 + static_cast<uint32_t>(batch));
+      std::vector<float> expected(batch * rows), expected_other(batch * rows);
+      linear_forward_reference(weight, x, batch, expected);
+      linear_forward_reference(other, x, batch, expected_other);
+      Buffer device_x = upload(x), y = backend_->allocate(batch * rows), y_other = backend_->allocate(batch * rows);
+      backend_->linear(*device_weight, device_x.floats(), batch, y.floats());
+      const std::string name = std::string(test_case.name) + " batch " + std::to_string(batch);
+      report(("linear " + name).c_str(), relative_difference(download(y), expected), 1e-5);
+      const BackendLinear* group[] = {device_weight.get(), device_other.get()};
+      const Floats outputs[] = {y.floats(), y_other.floats()};
+      backend_->linear_group(group, device_x.floats(), batch, outputs);
+      report(("linear_group " + name).c_str(),
+             std::max(relative_difference(download(y), expected), relative_difference(download(y_other), expected_other)),
+             1e-5);
+    }
+    // embed: rows 0, 95, 3, 3 of the table times 0.5.
+    std::vector<TokenPlace> places = {{0, 0}, {0, 1}, {0, 2}, {0, 3}};
+    const std::vector<int32_t> tokens = {0, 95, 3, 3};
+    if (!inputs_) inputs_ = backend_->make_pass_inputs(64);
+    backend_->set_pass(*inputs_, tokens, places);
+    Buffer out = backend_->allocate(4 * columns);
+    backend_->embed(*device_weight, 0.5f, out.floats());
+    std::vector<float> expected(4 * columns);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const std::span<float> row = std::span<float>(expected).subspan(i * columns, columns);
+      dequantize_linear_row(weight, tokens[i], row, AffineArithmetic::dequantize);
+      for (float& value : row) value *= 0.5f;
+    }
+    report((std::string("embed ") + test_case.name).c_str(), relative_difference(download(out), expected), 1e-6);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryBackendHere, BackendOps, ::testing::ValuesIn(backends_here()),
+                         [](const ::testing::TestParamInfo<BackendKind>& info) {
+                           return std::string(backend_kind_name(info.param));
+                         });
+
+TEST(BackendKinds, NamesParseAndBadOnesAreErrors) {
+  EXPECT_EQ(parse_backend_kind("cpu"), BackendKind::cpu);
+  EXPECT_EQ(parse_backend_kind("cuda"), BackendKind::cuda);
+  EXPECT_NE(error_message([] { parse_backend_kind("metal"); }).find("unknown backend 'metal' (cpu, cuda)"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace hlwq
