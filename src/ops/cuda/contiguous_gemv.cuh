@@ -8,7 +8,7 @@
 //   float raw(unit, i)           value i of the unit (code as a float, or the dense value), i known
 //                                at compile time,
 // and this driver does the rest (the CTA shape of gemv_common.cuh): per unit the activations of
-// kCodes columns are loaded once per x row as float4 (from L1) and used for all kGemvRows rows.
+// kCodes columns are loaded once per x row as float4 (from L1) and used for all rows of the CTA.
 //
 // Affine formats at batch tiles <= 4 factor the group constants out of the unit:
 // sum_i (s q_i + b) x_i = s sum_i q_i x_i + b sum_i x_i, with sum_i x_i shared by the CTA's rows. Per
@@ -29,20 +29,21 @@ __global__ void __launch_bounds__(kGemvThreads)
   constexpr int kCodes = Format::kCodes;
   static_assert(kCodes % 4 == 0);
   constexpr bool kFactorUnit = Format::kAffine && kTile <= 4;
-  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kGemvRows;
+  constexpr int kRows = gemv_rows_per_cta(kTile);
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
   const int64_t units = Format::units(weight);
   const int64_t columns = weight.columns;
-  int64_t rows_here[kGemvRows];
+  int64_t rows_here[kRows];
 #pragma unroll
-  for (int r = 0; r < kGemvRows; ++r) rows_here[r] = min(first_row + r, weight.rows - 1);
+  for (int r = 0; r < kRows; ++r) rows_here[r] = min(first_row + r, weight.rows - 1);
 
-  float acc[kGemvRows][kTile] = {};
+  float acc[kRows][kTile] = {};
   for (int64_t unit = threadIdx.x; unit < units; unit += kGemvThreads) {
-    typename Format::Unit loaded[kGemvRows];
+    typename Format::Unit loaded[kRows];
 #pragma unroll
-    for (int r = 0; r < kGemvRows; ++r) loaded[r] = Format::load(weight, rows_here[r], unit);
+    for (int r = 0; r < kRows; ++r) loaded[r] = Format::load(weight, rows_here[r], unit);
     const float* x_unit = x + unit * kCodes;
-    float unit_acc[kGemvRows][kTile] = {};
+    float unit_acc[kRows][kTile] = {};
     float x_sum[kTile] = {};
 #pragma unroll
     for (int c = 0; c < kCodes / 4; ++c) {
@@ -53,7 +54,7 @@ __global__ void __launch_bounds__(kGemvThreads)
         if constexpr (kFactorUnit && Format::kOffset) x_sum[b] += (xv[b].x + xv[b].y) + (xv[b].z + xv[b].w);
       }
 #pragma unroll
-      for (int r = 0; r < kGemvRows; ++r) {
+      for (int r = 0; r < kRows; ++r) {
 #pragma unroll
         for (int t = 0; t < 4; ++t) {
           const float raw = Format::raw(loaded[r], 4 * c + t);
@@ -76,7 +77,7 @@ __global__ void __launch_bounds__(kGemvThreads)
     }
     if constexpr (kFactorUnit) {
 #pragma unroll
-      for (int r = 0; r < kGemvRows; ++r) {
+      for (int r = 0; r < kRows; ++r) {
 #pragma unroll
         for (int b = 0; b < kTile; ++b) {
           acc[r][b] = fmaf(loaded[r].scale, unit_acc[r][b], acc[r][b]);
@@ -85,7 +86,7 @@ __global__ void __launch_bounds__(kGemvThreads)
       }
     }
   }
-  reduce_and_store<kGemvRows, kTile>(acc, first_row, weight.rows, batch, y);
+  reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
 }
 
 template <class Format>
@@ -94,7 +95,7 @@ void launch_contiguous_gemv(const typename Format::View& weight, const float* x,
   with_batch_tile(batch, [&](auto tile) {
     constexpr int kTile = decltype(tile)::value;
     contiguous_gemv_kernel<Format, kTile>
-        <<<gemv_grid(weight.rows), kGemvThreads, 0, stream>>>(weight, x, static_cast<int>(batch), y);
+        <<<gemv_grid(weight.rows, kTile), kGemvThreads, 0, stream>>>(weight, x, static_cast<int>(batch), y);
   });
 }
 

@@ -58,6 +58,7 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
   constexpr PlaneGeometry kPlanes = plane_geometry(kBits);
   constexpr int kFields0 = 8 / kPlanes.width[0];  // runs of codes per unit of the first plane
   constexpr int kWords = kUnit / 4;
+  constexpr int kRows = gemv_rows_per_cta(kTile);
   __shared__ float codebook[1 << kBits];
   for (int i = threadIdx.x; i < (1 << kBits); i += blockDim.x) codebook[i] = weight.centroids[i];
   __syncthreads();
@@ -75,11 +76,11 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
   const int64_t units = weight.blocks << units_per_block_log2;
   const int64_t padded = weight.padded_columns;
 
-  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kGemvRows;
-  const uint8_t* row_codes[kGemvRows];
-  const uint16_t* row_gains[kGemvRows];
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
+  const uint8_t* row_codes[kRows];
+  const uint16_t* row_gains[kRows];
 #pragma unroll
-  for (int r = 0; r < kGemvRows; ++r) {
+  for (int r = 0; r < kRows; ++r) {
     const int64_t row = min(first_row + r, weight.rows - 1);
     row_codes[r] = weight.codes + row * weight.code_bytes;
     row_gains[r] = weight.gains + row * weight.blocks;
@@ -89,14 +90,14 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
   // it); the 16-row tile scales each codebook value (one multiply over up to 16 FMAs).
   constexpr bool kFactorGain = kTile <= 4;
   const char* codebook_bytes = reinterpret_cast<const char*>(codebook);
-  float acc[kGemvRows][kTile] = {};
+  float acc[kRows][kTile] = {};
   for (int64_t unit = threadIdx.x; unit < units; unit += kGemvThreads) {
     const int64_t block_index = unit >> units_per_block_log2;
     const int j = static_cast<int>(unit & ((int64_t{1} << units_per_block_log2) - 1)) * kUnit;
-    uint32_t words[kGemvRows][kPlanes.count][kWords];
-    float gain[kGemvRows];
+    uint32_t words[kRows][kPlanes.count][kWords];
+    float gain[kRows];
 #pragma unroll
-    for (int r = 0; r < kGemvRows; ++r) {
+    for (int r = 0; r < kRows; ++r) {
       const uint8_t* block_codes = row_codes[r] + block_index * block_bytes;
 #pragma unroll
       for (int p = 0; p < kPlanes.count; ++p) {
@@ -106,7 +107,7 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
       gain[r] = __half2float(__ushort_as_half(__ldg(row_gains[r] + block_index)));
     }
     const float* x_block = rotated + block_index * weight.block;
-    float unit_acc[kGemvRows][kTile] = {};
+    float unit_acc[kRows][kTile] = {};
 #pragma unroll
     for (int k = 0; k < kFields0; ++k) {
       // Field of each narrower plane holding the codes j + k P0 ..: j / P_p + k P0 / P_p.
@@ -125,7 +126,7 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
                                             : make_float4(0, 0, 0, 0);
         }
 #pragma unroll
-        for (int r = 0; r < kGemvRows; ++r) {
+        for (int r = 0; r < kRows; ++r) {
 #pragma unroll
           for (int t = 0; t < 4; ++t) {
             // The code times 4 (its byte offset in the codebook) straight from the word: the first
@@ -153,13 +154,13 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
     }
     if constexpr (kFactorGain) {
 #pragma unroll
-      for (int r = 0; r < kGemvRows; ++r) {
+      for (int r = 0; r < kRows; ++r) {
 #pragma unroll
         for (int b = 0; b < kTile; ++b) acc[r][b] = fmaf(gain[r], unit_acc[r][b], acc[r][b]);
       }
     }
   }
-  reduce_and_store<kGemvRows, kTile>(acc, first_row, weight.rows, batch, y);
+  reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
 }
 
 int log2_of(int value) {
@@ -181,7 +182,7 @@ void launch_unit(const HlwqView& weight, const float* rotated, int64_t batch, fl
   if constexpr (unit_reachable(kBits, kUnit)) {
     with_batch_tile(batch, [&](auto tile) {
       constexpr int kTile = decltype(tile)::value;
-      hlwq_gemv_kernel<kBits, kUnit, kTile><<<gemv_grid(weight.rows), kGemvThreads, 0, stream>>>(
+      hlwq_gemv_kernel<kBits, kUnit, kTile><<<gemv_grid(weight.rows, kTile), kGemvThreads, 0, stream>>>(
           weight, rotated, static_cast<int>(batch), y, log2_of(weight.block));
     });
   }
