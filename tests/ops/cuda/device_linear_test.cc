@@ -387,6 +387,8 @@ TEST_F(DeviceLinearTest, RepeatedDecodeCallsAllocateNothingAndReplayFromACudaGra
     cudaGraphExec_t executable = nullptr;
     cuda::check_cuda(cudaGraphInstantiate(&executable, graph, 0), "cudaGraphInstantiate");
     for (DeviceBuffer& y : ys) poison(y);
+    // The poison is on the legacy stream, which a non-blocking stream does not wait for.
+    cuda::check_cuda(cudaDeviceSynchronize(), "synchronize");
     cuda::check_cuda(cudaGraphLaunch(executable, stream), "cudaGraphLaunch");
     cuda::check_cuda(cudaStreamSynchronize(stream), "synchronize");
     for (size_t i = 0; i < device.size(); ++i) {
