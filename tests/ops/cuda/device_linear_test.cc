@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -36,10 +37,23 @@ using cuda::DeviceLinear;
 using cuda::LinearWorkspace;
 using cuda::PrefillPrecision;
 
+// Worst errors seen by the running test, printed when it ends (the bounds say pass/fail; these
+// say by how much).
+struct WorstErrors {
+  double float_path = 0, bf16_prefill = 0;
+  int64_t gather_ulps = 0;
+};
+WorstErrors worst;
+
 class DeviceLinearTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    worst = {};
+  }
+  void TearDown() override {
+    std::printf("    worst relative error: float paths %.2e, BF16 prefill %.2e; gather %lld ulp\n", worst.float_path,
+                worst.bf16_prefill, static_cast<long long>(worst.gather_ulps));
   }
 };
 
@@ -130,10 +144,12 @@ void expect_batches(const LinearWeight& weight, std::initializer_list<int64_t> b
   for (const int64_t batch : batches) {
     const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + static_cast<uint32_t>(batch));
     EXPECT_LE(error, kFloatBound) << describe(weight) << " batch " << batch;
+    worst.float_path = std::max(worst.float_path, error);
     if (batch > 16) {
       const double bf16_error =
           product_error(weight, batch, PrefillPrecision::bf16_tensor_cores, seed + static_cast<uint32_t>(batch));
       EXPECT_LE(bf16_error, kBf16Bound) << describe(weight) << " batch " << batch << " BF16 prefill";
+      worst.bf16_prefill = std::max(worst.bf16_prefill, bf16_error);
     }
   }
 }
@@ -346,6 +362,7 @@ TEST_F(DeviceLinearTest, GatherRowsEqualsTheCpuDequantizationForEveryFormat) {
       }
     }
     EXPECT_LE(worst_ulps, 1) << describe(weight);
+    worst.gather_ulps = std::max(worst.gather_ulps, worst_ulps);
   }
   cudaFree(tokens_device);
 }
