@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
   constexpr bool kFactorGain = kTile <= 4;
   const char* codebook_bytes = reinterpret_cast<const char*>(codebook);
   // The codes and gains of one unit of every row of the CTA, loaded into registers.
-  auto load_unit = [&](int64_t unit, uint32_t (&words)[kRows][kPlanes.count][kWords], float (&gain)[kRows]) {
+  auto load_unit = [&](int64_t unit, auto& words, auto& gain) {
     const int64_t block_index = unit >> units_per_block_log2;
     const int j = static_cast<int>(unit & ((int64_t{1} << units_per_block_log2) - 1)) * kUnit;
 #pragma unroll
