@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(kGemvThreads)
   constexpr int kCodes = Format::kCodes;
   static_assert(kCodes % 4 == 0);
   constexpr bool kFactorUnit = Format::kAffine && kTile <= 4;
-  constexpr int kRows = gemv_rows_per_cta(kTile, sizeof(typename Format::Unit) / 4);
+  constexpr int kRows = gemv_rows_per_cta(kTile);
   const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
   const int64_t units = Format::units(weight);
   const int64_t columns = weight.columns;
@@ -37,19 +37,11 @@ __global__ void __launch_bounds__(kGemvThreads)
 #pragma unroll
   for (int r = 0; r < kRows; ++r) rows_here[r] = min(first_row + r, weight.rows - 1);
 
-  // Software pipeline: the next unit's loads are in flight while this one is multiplied.
-  typename Format::Unit loaded[kRows];
-  if (threadIdx.x < units) {
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) loaded[r] = Format::load(weight, rows_here[r], threadIdx.x);
-  }
   float acc[kRows][kTile] = {};
   for (int64_t unit = threadIdx.x; unit < units; unit += kGemvThreads) {
-    typename Format::Unit next[kRows];
-    if (unit + kGemvThreads < units) {
+    typename Format::Unit loaded[kRows];
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) next[r] = Format::load(weight, rows_here[r], unit + kGemvThreads);
-    }
+    for (int r = 0; r < kRows; ++r) loaded[r] = Format::load(weight, rows_here[r], unit);
     const float* x_unit = x + unit * kCodes;
     float unit_acc[kRows][kTile] = {};
     float x_sum[kTile] = {};
@@ -93,8 +85,6 @@ __global__ void __launch_bounds__(kGemvThreads)
         }
       }
     }
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) loaded[r] = next[r];
   }
   reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
 }
@@ -105,8 +95,7 @@ void launch_contiguous_gemv(const typename Format::View& weight, const float* x,
   with_batch_tile(batch, [&](auto tile) {
     constexpr int kTile = decltype(tile)::value;
     contiguous_gemv_kernel<Format, kTile>
-        <<<gemv_grid(weight.rows, gemv_rows_per_cta(kTile, sizeof(typename Format::Unit) / 4)), kGemvThreads, 0,
-           stream>>>(weight, x, static_cast<int>(batch), y);
+        <<<gemv_grid(weight.rows, kTile), kGemvThreads, 0, stream>>>(weight, x, static_cast<int>(batch), y);
   });
 }
 

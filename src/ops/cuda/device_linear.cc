@@ -277,11 +277,7 @@ void prefill(const DeviceLinear& weight, const float* x, int64_t batch, float* y
     panel_product(handle, bf16, dense.data, weight.rows(), multiplied, batch, depth, y, weight.rows());
     return;
   }
-  // Equal panels of a multiple of 128 rows: cuBLAS picked a kernel 3x slower for a 2340-row panel
-  // (4096x14336 at 512 tokens) than for 2048 rows.
-  const int64_t panels = std::max<int64_t>(1, (weight.rows() * depth + kPanelElements - 1) / kPanelElements);
-  const int64_t even_rows = (weight.rows() + panels - 1) / panels;
-  const int64_t panel_rows = std::min<int64_t>(weight.rows(), (even_rows + 127) / 128 * 128);
+  const int64_t panel_rows = std::clamp<int64_t>(kPanelElements / depth, 1, weight.rows());
   void* panel = workspace.weight_panel(static_cast<uint64_t>(panel_rows * depth) * (bf16 ? 2 : 4));
   for (int64_t first = 0; first < weight.rows(); first += panel_rows) {
     const int64_t count = std::min(panel_rows, weight.rows() - first);

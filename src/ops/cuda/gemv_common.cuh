@@ -24,8 +24,8 @@ namespace hlwq::cuda::kernels {
 
 inline constexpr int kGemvThreads = 128;
 inline constexpr int kGemvWarps = kGemvThreads / 32;
-// Rows per CTA (the usual case, gemv_rows_per_cta below): four rows share each activation load
-// (L1 traffic per weight byte / 4) while a 1024-row matrix still gives 256 CTAs (about two per SM).
+// Rows per CTA (batch tiles 1 and 4): four rows share each activation load (L1 traffic per weight
+// byte / 4) while a 1024-row matrix still gives 256 CTAs (about two per SM on 132 SMs).
 inline constexpr int kGemvRows = 4;
 
 __device__ __forceinline__ float stored_float(const void* base, int64_t index, StoredFloat type) {
@@ -88,16 +88,12 @@ void with_batch_tile(int64_t batch, Launch&& launch) {
   }
 }
 
-// Weight rows per CTA. The 16-row batch tile holds 16 sums per weight row: with 4 weight rows it
-// needs more than the 255 registers a thread has (ptxas spilled 50-200 bytes), so it takes 2. Batch
-// 1 takes 8 rows when a row's unit is at most 6 registers (4- and 5-bit codes, dense): twice the
-// bytes in flight per thread (the loads of the next unit are in flight too) and half the CTAs
-// (each pays a barrier, a reduction and, for HLWQ, a codebook load) for the same weight.
-__host__ __device__ constexpr int gemv_rows_per_cta(int batch_tile, int unit_registers) {
-  return batch_tile >= 16 ? 2 : (batch_tile == 1 && unit_registers <= 6) ? 2 * kGemvRows : kGemvRows;
-}
+// The 16-row tile holds 16 sums per weight row: with 4 weight rows it needs more than the 255
+// registers a thread has (ptxas spilled 50-200 bytes), so it takes 2 rows per CTA.
+__host__ __device__ constexpr int gemv_rows_per_cta(int batch_tile) { return batch_tile >= 16 ? 2 : kGemvRows; }
 
-inline unsigned gemv_grid(int64_t rows, int rows_per_cta) {
+inline unsigned gemv_grid(int64_t rows, int batch_tile) {
+  const int rows_per_cta = gemv_rows_per_cta(batch_tile);
   return static_cast<unsigned>((rows + rows_per_cta - 1) / rows_per_cta);
 }
 

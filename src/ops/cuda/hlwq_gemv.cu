@@ -45,11 +45,6 @@ __global__ void hlwq_rotate_kernel(HlwqView weight, const float* x, float* rotat
   rotated[b * padded + column] = v * (1.0f / static_cast<float>(weight.block));
 }
 
-// Registers one row's unit takes: its words in every plane and the gain.
-__host__ __device__ constexpr int hlwq_unit_registers(int bits, int unit_bytes) {
-  return plane_geometry(bits).count * unit_bytes / 4 + 1;
-}
-
 // Bits [shift, shift + kWidth) of word, times 4.
 template <int kWidth>
 __device__ __forceinline__ uint32_t field_times_four(uint32_t word, int shift) {
@@ -63,8 +58,10 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
   constexpr PlaneGeometry kPlanes = plane_geometry(kBits);
   constexpr int kFields0 = 8 / kPlanes.width[0];  // runs of codes per unit of the first plane
   constexpr int kWords = kUnit / 4;
-  constexpr int kRows = gemv_rows_per_cta(kTile, hlwq_unit_registers(kBits, kUnit));
+  constexpr int kRows = gemv_rows_per_cta(kTile);
   __shared__ float codebook[1 << kBits];
+  for (int i = threadIdx.x; i < (1 << kBits); i += blockDim.x) codebook[i] = weight.centroids[i];
+  __syncthreads();
 
   // Plane sizes as shifts: P_p = block * width / 8.
   int plane_log2[3] = {0, 0, 0};
@@ -93,10 +90,12 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
   // it); the 16-row tile scales each codebook value (one multiply over up to 16 FMAs).
   constexpr bool kFactorGain = kTile <= 4;
   const char* codebook_bytes = reinterpret_cast<const char*>(codebook);
-  // The codes and gains of one unit of every row of the CTA, loaded into registers.
-  auto load_unit = [&](int64_t unit, auto& words, auto& gain) {
+  float acc[kRows][kTile] = {};
+  for (int64_t unit = threadIdx.x; unit < units; unit += kGemvThreads) {
     const int64_t block_index = unit >> units_per_block_log2;
     const int j = static_cast<int>(unit & ((int64_t{1} << units_per_block_log2) - 1)) * kUnit;
+    uint32_t words[kRows][kPlanes.count][kWords];
+    float gain[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       const uint8_t* block_codes = row_codes[r] + block_index * block_bytes;
@@ -107,22 +106,6 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
       }
       gain[r] = __half2float(__ushort_as_half(__ldg(row_gains[r] + block_index)));
     }
-  };
-  // Software pipeline: the next unit's loads are in flight while this one is multiplied, and the
-  // first unit's loads are issued before the codebook's barrier (which they then overlap).
-  uint32_t words[kRows][kPlanes.count][kWords];
-  float gain[kRows];
-  if (threadIdx.x < units) load_unit(threadIdx.x, words, gain);
-  for (int i = threadIdx.x; i < (1 << kBits); i += blockDim.x) codebook[i] = weight.centroids[i];
-  __syncthreads();
-
-  float acc[kRows][kTile] = {};
-  for (int64_t unit = threadIdx.x; unit < units; unit += kGemvThreads) {
-    const int64_t block_index = unit >> units_per_block_log2;
-    const int j = static_cast<int>(unit & ((int64_t{1} << units_per_block_log2) - 1)) * kUnit;
-    uint32_t next_words[kRows][kPlanes.count][kWords];
-    float next_gain[kRows];
-    if (unit + kGemvThreads < units) load_unit(unit + kGemvThreads, next_words, next_gain);
     const float* x_block = rotated + block_index * weight.block;
     float unit_acc[kRows][kTile] = {};
 #pragma unroll
@@ -176,15 +159,6 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
         for (int b = 0; b < kTile; ++b) acc[r][b] = fmaf(gain[r], unit_acc[r][b], acc[r][b]);
       }
     }
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      gain[r] = next_gain[r];
-#pragma unroll
-      for (int p = 0; p < kPlanes.count; ++p) {
-#pragma unroll
-        for (int w = 0; w < kWords; ++w) words[r][p][w] = next_words[r][p][w];
-      }
-    }
   }
   reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
 }
@@ -208,8 +182,7 @@ void launch_unit(const HlwqView& weight, const float* rotated, int64_t batch, fl
   if constexpr (unit_reachable(kBits, kUnit)) {
     with_batch_tile(batch, [&](auto tile) {
       constexpr int kTile = decltype(tile)::value;
-      constexpr int kRows = gemv_rows_per_cta(kTile, hlwq_unit_registers(kBits, kUnit));
-      hlwq_gemv_kernel<kBits, kUnit, kTile><<<gemv_grid(weight.rows, kRows), kGemvThreads, 0, stream>>>(
+      hlwq_gemv_kernel<kBits, kUnit, kTile><<<gemv_grid(weight.rows, kTile), kGemvThreads, 0, stream>>>(
           weight, rotated, static_cast<int>(batch), y, log2_of(weight.block));
     });
   }
