@@ -13,8 +13,9 @@
 // Affine formats at batch tiles <= 4 factor the group constants out of the unit:
 // sum_i (s q_i + b) x_i = s sum_i q_i x_i + b sum_i x_i, with sum_i x_i shared by the CTA's rows. Per
 // code that leaves the code extraction (shift, mask/OR), one exact add to make the float, and one FMA
-// per x row: about 4 instructions per code instead of 5, which is what keeps a 4-bit GEMV above the
-// ~13 bytes per SM clock the memory delivers on H100 (4 dispatches per clock per SM). The 16-row tile
+// per x row: about 4 instructions per code instead of 5 (predicted ~16 bytes of codes per SM clock
+// at 4 dispatches per clock, above the ~12 the H100's memory delivers per SM; measured far less,
+// 0.16-0.41 of the read bandwidth, limited by latency per CTA: docs/KERNELS.md). The 16-row tile
 // has too few registers for the per-unit sums and applies s q + b per code (one FMA amortized over
 // up to 16 x rows).
 #pragma once
