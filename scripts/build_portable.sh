@@ -5,9 +5,17 @@
 # beside it; the same for the test binary. Output: .device/bin/{hlwq,hlwq_tests,libhwy.so.1}
 # (git-ignored). The CUDA build links cuBLAS dynamically: the GPU machine's CUDA 13 has it. Run there as
 #   LD_LIBRARY_PATH=.device/bin .device/bin/hlwq ...
+# With target names as arguments (e.g. `scripts/build_portable.sh hlwq_gpu_tests linear_versions`)
+# only those are built and relinked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh >/dev/null
+targets=("$@")
+if [[ ${#targets[@]} -gt 0 && -f build/build.ninja ]]; then
+  cmake --build build --target "${targets[@]}" -j "$(nproc)" >/dev/null
+else
+  scripts/build.sh >/dev/null
+  [[ ${#targets[@]} -gt 0 ]] || targets=(hlwq hlwq_tests)
+fi
 mkdir -p .device/bin
 # Relinks one executable of build/ with libstdc++ and libgcc static, stripped.
 relink() {
@@ -19,7 +27,6 @@ relink() {
   (cd build && g++ -O3 $objects -o "../.device/bin/$target.partial" $paths $libraries -static-libstdc++ -static-libgcc -s)
   mv ".device/bin/$target.partial" ".device/bin/$target"
 }
-relink hlwq
-relink hlwq_tests
+for target in "${targets[@]}"; do relink "$target"; done
 cp "$(ldconfig -p | awk '/libhwy.so.1 / {print $NF; exit}')" .device/bin/libhwy.so.1
 ls -la .device/bin

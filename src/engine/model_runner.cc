@@ -237,13 +237,13 @@ void ModelRunner::pass(std::span<const int32_t> tokens, std::span<const TokenPla
   // Single-token and small decode passes are recorded once (after a first plain run has grown
   // every workspace) and replayed: a CUDA decode step is then one graph launch instead of hundreds.
   const bool recordable = options_.record_decode && backend_.can_record() && rows <= 16 && output_rows == rows;
-  if (recordable && u.graphs.contains(rows)) {
-    backend_.replay(*u.graphs[rows]);
+  if (recordable && u.graphs.contains(rows) && backend_.replay(*u.graphs[rows])) {
+    // replayed
   } else if (recordable && u.unrecorded_runs[rows] >= 1) {
     backend_.begin_recording();
     run_pass(rows, output_rows, false);
     u.graphs[rows] = backend_.end_recording();
-    backend_.replay(*u.graphs[rows]);
+    check(backend_.replay(*u.graphs[rows]), "internal: a pass recorded just now cannot be replayed");
   } else {
     run_pass(rows, output_rows, false);
     ++u.unrecorded_runs[rows];

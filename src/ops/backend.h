@@ -171,7 +171,9 @@ class Backend {
   virtual bool can_record() const { return false; }
   virtual void begin_recording() {}
   virtual std::unique_ptr<BackendGraph> end_recording() { return nullptr; }
-  virtual void replay(BackendGraph&) {}
+  // Replays a recorded pass; false (nothing run) when it is stale, e.g. a kernel workspace it
+  // points into was reallocated since by a larger pass: record it again.
+  virtual bool replay(BackendGraph&) { return false; }
 };
 
 // The CPU backend (threads: 0 = every core), or CUDA's; throws hlwq::Error when CUDA was not built

@@ -1,67 +1,37 @@
-#include "ops/cuda/read_bandwidth.h"
+// The card's streaming read bandwidth as our own kernel measures it: the roofline the GEMV timings
+// are divided by (bench/cuda/linear_versions). A grid-stride sum of 16-byte loads, four in flight
+// per thread, one atomic per CTA; the result is kept so the loads cannot be optimized away.
+#include "ops/cuda/gemv_common.cuh"
 
-#include <algorithm>
-#include <cstdint>
-
-#include <cuda_runtime.h>
-
-#include "core/error.h"
-#include "ops/cuda/device_buffer.h"
-
-namespace hlwq::cuda {
-
+namespace hlwq::cuda::kernels {
 namespace {
 
-// Each thread reads 4 uint4 per iteration (64 bytes in flight) and folds them into one word; one
-// word per thread is written, so the reads cannot be dropped.
-__global__ void read_kernel(const uint4* data, size_t count, uint32_t* sink) {
-  uint32_t sum = 0;
+__global__ void __launch_bounds__(256) streaming_read_sum_kernel(const float4* data, size_t vectors, float* sum) {
+  float total = 0;
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  for (; i + 3 * stride < count; i += 4 * stride) {
-    const uint4 a = data[i], b = data[i + stride], c = data[i + 2 * stride], d = data[i + 3 * stride];
-    sum ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
+  for (; i + 3 * stride < vectors; i += 4 * stride) {
+    const float4 a = __ldg(data + i), b = __ldg(data + i + stride), c = __ldg(data + i + 2 * stride),
+                 d = __ldg(data + i + 3 * stride);
+    total += (a.x + a.y + a.z + a.w) + (b.x + b.y + b.z + b.w) + (c.x + c.y + c.z + c.w) + (d.x + d.y + d.z + d.w);
   }
-  for (; i < count; i += stride) sum ^= data[i].x ^ data[i].y ^ data[i].z ^ data[i].w;
-  sink[static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x] = sum;
+  for (; i < vectors; i += stride) {
+    const float4 a = __ldg(data + i);
+    total += a.x + a.y + a.z + a.w;
+  }
+  total = warp_sum(total);
+  if (threadIdx.x % 32 == 0) atomicAdd(sum, total);
 }
-
-struct DeviceBytes {
-  explicit DeviceBytes(size_t bytes) { check_cuda(cudaMalloc(&data, bytes), "cudaMalloc"); }
-  ~DeviceBytes() { cudaFree(data); }
-  void* data = nullptr;
-};
 
 }  // namespace
 
-double measure_read_bandwidth() {
-  size_t free = 0, total = 0;
-  check_cuda(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
-  const size_t bytes = free > (size_t{16} << 30) ? size_t{4} << 30 : size_t{1} << 30;
-  DeviceBytes buffer(bytes);
-  check_cuda(cudaMemset(buffer.data, 0x5a, bytes), "cudaMemset");
-  int device = 0, multiprocessors = 0;
+void streaming_read_sum(const float* data, size_t floats, float* sum, cudaStream_t stream) {
+  int device = 0, sms = 0;
   check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-  check_cuda(cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device), "device attribute");
-  const int threads = 512, blocks = multiprocessors * 4;
-  DeviceBytes sink(static_cast<size_t>(threads) * blocks * sizeof(uint32_t));
-  cudaEvent_t start = nullptr, stop = nullptr;
-  check_cuda(cudaEventCreate(&start), "cudaEventCreate");
-  check_cuda(cudaEventCreate(&stop), "cudaEventCreate");
-  double best = 0;
-  for (int attempt = 0; attempt < 6; ++attempt) {  // the first warms up
-    cudaEventRecord(start);
-    read_kernel<<<blocks, threads>>>(static_cast<const uint4*>(buffer.data), bytes / sizeof(uint4),
-                                     static_cast<uint32_t*>(sink.data));
-    cudaEventRecord(stop);
-    check_cuda(cudaEventSynchronize(stop), "bandwidth read");
-    float milliseconds = 0;
-    cudaEventElapsedTime(&milliseconds, start, stop);
-    if (attempt > 0) best = std::max(best, static_cast<double>(bytes) / (milliseconds * 1e-3));
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return best;
+  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+  check_cuda(cudaMemsetAsync(sum, 0, sizeof(float), stream), "cudaMemsetAsync");
+  streaming_read_sum_kernel<<<sms * 8, 256, 0, stream>>>(reinterpret_cast<const float4*>(data), floats / 4, sum);
+  check_launch("streaming read");
 }
 
-}  // namespace hlwq::cuda
+}  // namespace hlwq::cuda::kernels

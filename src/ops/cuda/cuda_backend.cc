@@ -122,9 +122,12 @@ class CudaPassInputs final : public BackendPassInputs {
 
 class CudaGraph final : public BackendGraph {
  public:
-  explicit CudaGraph(cudaGraphExec_t exec) : exec_(exec) {}
+  CudaGraph(cudaGraphExec_t exec, uint64_t workspace_bytes) : exec_(exec), workspace_bytes_(workspace_bytes) {}
   ~CudaGraph() override { cudaGraphExecDestroy(exec_); }
   cudaGraphExec_t exec_;
+  // The kernels' workspace only grows (reallocating); a graph recorded at another size points into
+  // freed buffers.
+  uint64_t workspace_bytes_;
 };
 
 class CudaBackend final : public Backend {
@@ -310,11 +313,14 @@ class CudaBackend final : public Backend {
     const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     check_cuda(status, "cudaGraphInstantiate");
-    return std::make_unique<CudaGraph>(exec);
+    return std::make_unique<CudaGraph>(exec, workspace_.device_bytes());
   }
 
-  void replay(BackendGraph& graph) override {
-    check_cuda(cudaGraphLaunch(static_cast<CudaGraph&>(graph).exec_, stream_), "cudaGraphLaunch");
+  bool replay(BackendGraph& graph) override {
+    auto& recorded = static_cast<CudaGraph&>(graph);
+    if (recorded.workspace_bytes_ != workspace_.device_bytes()) return false;
+    check_cuda(cudaGraphLaunch(recorded.exec_, stream_), "cudaGraphLaunch");
+    return true;
   }
 
  private:

@@ -1,0 +1,103 @@
+// The decode product (batch 1..16) for formats whose units hold consecutive columns: MLX affine,
+// CompressedTensors INT4 and dense rows. A format supplies
+//   View                         the weight's device view,
+//   kCodes                       columns per unit (a multiple of 4),
+//   kAffine                      whether weights are scale * raw + offset per unit (quantized formats),
+//   units(view)                  units per row,
+//   Unit load(view, row, unit)   the unit's raw words and, for affine formats, scale and offset,
+//   float raw(unit, i)           value i of the unit (code as a float, or the dense value), i known
+//                                at compile time,
+// and this driver does the rest (the CTA shape of gemv_common.cuh): per unit the activations of
+// kCodes columns are loaded once per x row as float4 (from L1) and used for all rows of the CTA.
+//
+// Affine formats at batch tiles <= 4 factor the group constants out of the unit:
+// sum_i (s q_i + b) x_i = s sum_i q_i x_i + b sum_i x_i, with sum_i x_i shared by the CTA's rows. Per
+// code that leaves the code extraction (shift, mask/OR), one exact add to make the float, and one FMA
+// per x row: about 4 instructions per code instead of 5 (predicted ~16 bytes of codes per SM clock
+// at 4 dispatches per clock, above the ~12 the H100's memory delivers per SM; measured far less,
+// 0.16-0.41 of the read bandwidth, limited by latency per CTA: docs/KERNELS.md). The 16-row tile
+// has too few registers for the per-unit sums and applies s q + b per code (one FMA amortized over
+// up to 16 x rows).
+#pragma once
+
+#include "ops/cuda/gemv_common.cuh"
+
+namespace hlwq::cuda::kernels {
+
+template <class Format, int kTile>
+__global__ void __launch_bounds__(kGemvThreads)
+    contiguous_gemv_kernel(typename Format::View weight, const float* x, int batch, float* y) {
+  constexpr int kCodes = Format::kCodes;
+  static_assert(kCodes % 4 == 0);
+  constexpr bool kFactorUnit = Format::kAffine && kTile <= 4;
+  constexpr int kRows = gemv_rows_per_cta(kTile);
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
+  const int64_t units = Format::units(weight);
+  const int64_t columns = weight.columns;
+  int64_t rows_here[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) rows_here[r] = min(first_row + r, weight.rows - 1);
+
+  float acc[kRows][kTile] = {};
+  for (int64_t unit = threadIdx.x; unit < units; unit += kGemvThreads) {
+    typename Format::Unit loaded[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) loaded[r] = Format::load(weight, rows_here[r], unit);
+    const float* x_unit = x + unit * kCodes;
+    float unit_acc[kRows][kTile] = {};
+    float x_sum[kTile] = {};
+#pragma unroll
+    for (int c = 0; c < kCodes / 4; ++c) {
+      float4 xv[kTile];
+#pragma unroll
+      for (int b = 0; b < kTile; ++b) {
+        xv[b] = (kTile == 1 || b < batch) ? load_float4(x_unit + b * columns + 4 * c) : make_float4(0, 0, 0, 0);
+        if constexpr (kFactorUnit && Format::kOffset) x_sum[b] += (xv[b].x + xv[b].y) + (xv[b].z + xv[b].w);
+      }
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+          const float raw = Format::raw(loaded[r], 4 * c + t);
+          if constexpr (kFactorUnit) {
+#pragma unroll
+            for (int b = 0; b < kTile; ++b) {
+              const float xt = t == 0 ? xv[b].x : t == 1 ? xv[b].y : t == 2 ? xv[b].z : xv[b].w;
+              unit_acc[r][b] = fmaf(raw, xt, unit_acc[r][b]);
+            }
+          } else {
+            const float value = Format::weight(loaded[r], raw);
+#pragma unroll
+            for (int b = 0; b < kTile; ++b) {
+              const float xt = t == 0 ? xv[b].x : t == 1 ? xv[b].y : t == 2 ? xv[b].z : xv[b].w;
+              acc[r][b] = fmaf(value, xt, acc[r][b]);
+            }
+          }
+        }
+      }
+    }
+    if constexpr (kFactorUnit) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+        for (int b = 0; b < kTile; ++b) {
+          acc[r][b] = fmaf(loaded[r].scale, unit_acc[r][b], acc[r][b]);
+          if constexpr (Format::kOffset) acc[r][b] = fmaf(loaded[r].offset, x_sum[b], acc[r][b]);
+        }
+      }
+    }
+  }
+  reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
+}
+
+template <class Format>
+void launch_contiguous_gemv(const typename Format::View& weight, const float* x, int64_t batch, float* y,
+                            cudaStream_t stream) {
+  with_batch_tile(batch, [&](auto tile) {
+    constexpr int kTile = decltype(tile)::value;
+    contiguous_gemv_kernel<Format, kTile>
+        <<<gemv_grid(weight.rows, kTile), kGemvThreads, 0, stream>>>(weight, x, static_cast<int>(batch), y);
+  });
+}
+
+}  // namespace hlwq::cuda::kernels

@@ -1,0 +1,444 @@
+// The GPU linear layers (ops/cuda/device_linear.h) against the CPU's linear_forward_reference for
+// every format, code width / bits, block / group and a spread of batches (decode GEMV 1..16,
+// prefill 17+ in both precisions), on fresh random weights and activations; gather_rows against
+// dequantize_linear_row; and the workspace's promise that a repeated decode call can be captured in
+// a CUDA graph. Skips without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "ops/linear_weight.h"
+#include "ops/linear_weight_builders.h"
+#include "test_util.h"
+
+#ifdef HLWQ_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "ops/cuda/device_buffer.h"
+#include "ops/cuda/device_info.h"
+#include "ops/cuda/device_linear.h"
+#endif
+
+namespace hlwq {
+namespace {
+
+#ifdef HLWQ_HAVE_CUDA
+
+using cuda::DeviceBuffer;
+using cuda::DeviceLinear;
+using cuda::LinearWorkspace;
+using cuda::PrefillPrecision;
+
+// Worst errors seen by the running test, printed when it ends (the bounds say pass/fail; these
+// say by how much).
+struct WorstErrors {
+  double float_path = 0, bf16_prefill = 0;
+  int64_t gather_ulps = 0;
+};
+WorstErrors worst;
+
+class DeviceLinearTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    worst = {};
+  }
+  void TearDown() override {
+    std::printf("    worst relative error: float paths %.2e, BF16 prefill %.2e; gather %lld ulp\n", worst.float_path,
+                worst.bf16_prefill, static_cast<long long>(worst.gather_ulps));
+  }
+};
+
+DeviceBuffer on_device(const std::vector<float>& values) {
+  DeviceBuffer buffer(values.size());
+  buffer.upload(values.data(), values.size());
+  return buffer;
+}
+
+std::vector<float> on_host(const DeviceBuffer& buffer) {
+  std::vector<float> values(buffer.size());
+  buffer.download(values.data(), values.size());
+  return values;
+}
+
+// Fills a device buffer with NaNs, so a kernel that skips an output cannot pass.
+void poison(DeviceBuffer& buffer) {
+  cuda::check_cuda(cudaMemset(buffer.data(), 0xff, buffer.size() * sizeof(float)), "cudaMemset");
+}
+
+// max |a - b| / max |b|; infinity when a has a non-finite value.
+double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double largest_difference = 0, largest = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (!std::isfinite(a[i])) return std::numeric_limits<double>::infinity();
+    largest_difference = std::max(largest_difference, std::fabs(static_cast<double>(a[i]) - b[i]));
+    largest = std::max(largest, std::fabs(static_cast<double>(b[i])));
+  }
+  return largest > 0 ? largest_difference / largest : largest_difference;
+}
+
+ThreadPool& pool() {
+  static ThreadPool shared(0);
+  return shared;
+}
+
+// Random normal weights scaled like a real layer (std 0.02) and quantized to the format.
+std::vector<float> layer_weights(int64_t rows, int64_t columns, uint32_t seed) {
+  return random_normal(static_cast<size_t>(rows * columns), seed, 0.02f);
+}
+
+LinearWeight hlwq_weight(const HlwqParams& params, int64_t rows, int64_t columns, uint32_t seed) {
+  auto codec = std::make_shared<const HlwqCodec>(params, columns);
+  return make_hlwq_linear_weight(codec, layer_weights(rows, columns, seed), rows, pool());
+}
+
+std::string describe(const LinearWeight& weight) {
+  std::string text = std::to_string(weight.rows) + "x" + std::to_string(weight.columns) + " ";
+  switch (weight.format) {
+    case LinearFormat::dense: return text + "dense " + std::string(dtype_name(weight.dtype));
+    case LinearFormat::hlwq: {
+      const HlwqParams& p = weight.codec->params();
+      return text + "HLWQ Q" + std::to_string(p.bits) + " d" + std::to_string(p.block) +
+             (p.rotation == Rotation::none ? " no-rotation" : p.sign_seed ? " signs" : " no-signs") +
+             (p.codebook == CodebookKind::uniform ? " uniform" : "");
+    }
+    case LinearFormat::mlx_affine:
+      return text + "MLX " + std::to_string(weight.affine.bits) + "-bit g" + std::to_string(weight.affine.group_size) +
+             " " + std::string(dtype_name(weight.dtype));
+    case LinearFormat::ct_int4:
+      return text + "INT4 g" + std::to_string(weight.int4.group_size) + " " + std::string(dtype_name(weight.dtype));
+  }
+  return text;
+}
+
+// GPU product of a fresh random x against the CPU reference; returns the relative error.
+double product_error(const LinearWeight& weight, int64_t batch, PrefillPrecision precision, uint32_t seed) {
+  const std::vector<float> x = random_normal(static_cast<size_t>(batch * weight.columns), seed, 1.0f);
+  std::vector<float> expected(static_cast<size_t>(batch * weight.rows));
+  linear_forward_reference(weight, x, batch, expected);
+  const DeviceLinear device_weight(weight);
+  LinearWorkspace workspace;
+  workspace.set_prefill_precision(precision);
+  const DeviceBuffer x_device = on_device(x);
+  DeviceBuffer y_device(expected.size());
+  poison(y_device);
+  cuda::linear_forward(device_weight, x_device.data(), batch, y_device.data(), workspace, nullptr);
+  cuda::check_cuda(cudaDeviceSynchronize(), "synchronize");
+  return relative_error(on_host(y_device), expected);
+}
+
+// Float32 paths (GEMV, FP32 prefill) sum in another order than the reference's double: a few float
+// roundings per output. BF16 prefill rounds weights and x to 8-bit mantissas.
+constexpr double kFloatBound = 1e-5;
+constexpr double kBf16Bound = 2e-2;
+
+void expect_batches(const LinearWeight& weight, std::initializer_list<int64_t> batches, uint32_t seed) {
+  for (const int64_t batch : batches) {
+    const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + static_cast<uint32_t>(batch));
+    EXPECT_LE(error, kFloatBound) << describe(weight) << " batch " << batch;
+    worst.float_path = std::max(worst.float_path, error);
+    if (batch > 16) {
+      const double bf16_error =
+          product_error(weight, batch, PrefillPrecision::bf16_tensor_cores, seed + static_cast<uint32_t>(batch));
+      EXPECT_LE(bf16_error, kBf16Bound) << describe(weight) << " batch " << batch << " BF16 prefill";
+      worst.bf16_prefill = std::max(worst.bf16_prefill, bf16_error);
+    }
+  }
+}
+
+TEST_F(DeviceLinearTest, HlwqEveryWidthAndBlockMatchesTheReference) {
+  // Blocks 32, 64, 128 and 1024 reach every unit size of the GEMV (4, 8 and 16 bytes); columns that
+  // are not a multiple of the block exercise the padding, 37 rows a partial last CTA.
+  const int64_t extra_batches[] = {2, 4, 8, 13};
+  int index = 0;
+  for (int bits = 2; bits <= 8; ++bits) {
+    for (const int block : {32, 64, 128, 1024}) {
+      HlwqParams params;
+      params.bits = bits;
+      params.block = block;
+      params.sign_seed = 1234u + bits;
+      const int64_t columns = block == 1024 ? 2 * 1024 - 24 : 3 * block - 5;
+      const LinearWeight weight = hlwq_weight(params, 37, columns, 100 + index);
+      const int64_t extra = extra_batches[index++ % 4];
+      if (block == 64 || block == 128) {
+        expect_batches(weight, {1, 3, extra, 16, 17}, 1000 + index);
+      } else {
+        expect_batches(weight, {1, extra, 16}, 1000 + index);
+      }
+    }
+  }
+}
+
+TEST_F(DeviceLinearTest, HlwqVariantsMatchTheReference) {
+  // Rotation none, the uniform (absmax) codebook, Hadamard without signs.
+  for (const int bits : {3, 4, 5, 8}) {
+    HlwqParams none;
+    none.bits = bits;
+    none.block = 64;
+    none.rotation = Rotation::none;
+    expect_batches(hlwq_weight(none, 29, 200, 7 + bits), {1, 5, 64}, 70);
+    HlwqParams uniform;
+    uniform.bits = bits;
+    uniform.block = 128;
+    uniform.codebook = CodebookKind::uniform;
+    uniform.sign_seed = 5u;
+    expect_batches(hlwq_weight(uniform, 29, 256, 17 + bits), {1, 16, 17}, 80);
+    HlwqParams unsigned_hadamard;
+    unsigned_hadamard.bits = bits;
+    unsigned_hadamard.block = 256;
+    expect_batches(hlwq_weight(unsigned_hadamard, 29, 512, 27 + bits), {2, 13}, 90);
+  }
+}
+
+TEST_F(DeviceLinearTest, MlxAffineEveryBitsGroupAndDtypeMatchesTheReference) {
+  const DType dtypes[] = {DType::BF16, DType::F16, DType::F32};
+  int index = 0;
+  for (const int bits : {2, 3, 4, 5, 6, 8}) {
+    for (const int group : {32, 64, 128}) {
+      const DType dtype = dtypes[index % 3];
+      const LinearWeight weight =
+          make_mlx_affine_linear_weight(AffineParams{bits, group}, dtype, layer_weights(37, 384, 300 + index), 37, 384);
+      if (group == 64) {
+        expect_batches(weight, {1, 4, 13, 16, 17, 64}, 3000 + index);
+      } else {
+        expect_batches(weight, {1, 2, 8}, 3000 + index);
+      }
+      ++index;
+    }
+  }
+}
+
+TEST_F(DeviceLinearTest, Int4EveryGroupAndDtypeMatchesTheReference) {
+  int index = 0;
+  for (const int group : {32, 64, 128}) {
+    for (const DType dtype : {DType::BF16, DType::F16, DType::F32}) {
+      const LinearWeight weight =
+          make_int4_linear_weight(Int4Params{group}, dtype, layer_weights(37, 512, 400 + index), 37, 512);
+      expect_batches(weight, {1, 3, 16, 17}, 4000 + index++);
+    }
+  }
+}
+
+TEST_F(DeviceLinearTest, DenseEveryDtypeMatchesTheReference) {
+  int index = 0;
+  for (const DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+    // 37x512: vector loads; 7x33: the any-shape kernel and odd prefill panels.
+    expect_batches(make_dense_linear_weight(dtype, layer_weights(37, 512, 500 + index), 37, 512), {1, 4, 16, 17, 64},
+                   5000 + index);
+    expect_batches(make_dense_linear_weight(dtype, layer_weights(7, 33, 600 + index), 7, 33), {1, 3, 17}, 6000 + index);
+    ++index;
+  }
+}
+
+TEST_F(DeviceLinearTest, PrefillAt512TokensMatchesTheReference) {
+  HlwqParams q4;
+  q4.bits = 4;
+  q4.block = 128;
+  q4.sign_seed = 9u;
+  const LinearWeight weights[] = {
+      hlwq_weight(q4, 96, 1024, 41),
+      make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, layer_weights(96, 1024, 42), 96, 1024),
+      make_int4_linear_weight(Int4Params{128}, DType::BF16, layer_weights(96, 1024, 43), 96, 1024),
+      make_dense_linear_weight(DType::BF16, layer_weights(96, 1024, 44), 96, 1024),
+  };
+  for (const LinearWeight& weight : weights) expect_batches(weight, {512}, 77);
+}
+
+TEST_F(DeviceLinearTest, GroupSharesOneRotationAndEqualsSeparateCalls) {
+  HlwqParams q4;
+  q4.bits = 4;
+  q4.block = 128;
+  q4.sign_seed = 3u;
+  HlwqParams q5 = q4;
+  q5.bits = 5;
+  HlwqParams other_rotation = q4;
+  other_rotation.sign_seed = 4u;
+  const int64_t columns = 640;
+  const LinearWeight host[] = {
+      hlwq_weight(q4, 64, columns, 51), hlwq_weight(q5, 16, columns, 52),
+      make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, layer_weights(16, columns, 53), 16, columns),
+      hlwq_weight(other_rotation, 24, columns, 54)};
+  std::vector<DeviceLinear> device;
+  for (const LinearWeight& weight : host) device.emplace_back(weight);
+  const std::vector<const DeviceLinear*> pointers = {&device[0], &device[1], &device[2], &device[3]};
+  for (const int64_t batch : {int64_t{1}, int64_t{6}, int64_t{20}}) {
+    const std::vector<float> x = random_normal(static_cast<size_t>(batch * columns), 55 + batch, 1.0f);
+    const DeviceBuffer x_device = on_device(x);
+    LinearWorkspace workspace;
+    std::vector<DeviceBuffer> grouped, separate;
+    std::vector<float*> outputs;
+    for (const LinearWeight& weight : host) {
+      grouped.emplace_back(static_cast<size_t>(batch * weight.rows));
+      separate.emplace_back(static_cast<size_t>(batch * weight.rows));
+      poison(grouped.back());
+      outputs.push_back(grouped.back().data());
+    }
+    cuda::linear_forward_group(pointers, x_device.data(), batch, outputs, workspace, nullptr);
+    for (size_t i = 0; i < device.size(); ++i) {
+      cuda::linear_forward(device[i], x_device.data(), batch, separate[i].data(), workspace, nullptr);
+    }
+    for (size_t i = 0; i < device.size(); ++i) {
+      const std::vector<float> from_group = on_host(grouped[i]), alone = on_host(separate[i]);
+      EXPECT_EQ(0, std::memcmp(from_group.data(), alone.data(), alone.size() * sizeof(float)))
+          << describe(host[i]) << " batch " << batch;
+      std::vector<float> expected(alone.size());
+      linear_forward_reference(host[i], x, batch, expected);
+      EXPECT_LE(relative_error(from_group, expected), kFloatBound) << describe(host[i]) << " batch " << batch;
+    }
+  }
+  std::vector<float*> one_output = {nullptr};
+  EXPECT_NE(error_message([&] {
+              LinearWorkspace workspace;
+              cuda::linear_forward_group(pointers, nullptr, 1, one_output, workspace, nullptr);
+            }),
+            "(no error)");
+}
+
+// Largest difference in units in the last place (0 for equal floats).
+int64_t ulps_apart(float a, float b) {
+  int32_t ia, ib;
+  std::memcpy(&ia, &a, 4);
+  std::memcpy(&ib, &b, 4);
+  if (ia < 0) ia = std::numeric_limits<int32_t>::min() - ia;
+  if (ib < 0) ib = std::numeric_limits<int32_t>::min() - ib;
+  return std::abs(static_cast<int64_t>(ia) - ib);
+}
+
+TEST_F(DeviceLinearTest, GatherRowsEqualsTheCpuDequantizationForEveryFormat) {
+  std::vector<LinearWeight> weights;
+  for (int bits = 2; bits <= 8; ++bits) {
+    HlwqParams params;
+    params.bits = bits;
+    params.block = bits % 2 == 0 ? 64 : 128;
+    params.sign_seed = 11u;
+    if (bits == 3) params.sign_seed.reset();
+    if (bits == 6) {
+      params.sign_seed.reset();
+      params.rotation = Rotation::none;
+    }
+    weights.push_back(hlwq_weight(params, 23, 300, 700 + bits));
+  }
+  int index = 0;
+  for (const int bits : {2, 3, 4, 5, 6, 8}) {
+    const DType dtype = std::array{DType::BF16, DType::F16, DType::F32}[index % 3];
+    weights.push_back(make_mlx_affine_linear_weight(AffineParams{bits, index % 2 == 0 ? 64 : 32}, dtype,
+                                                    layer_weights(23, 256, 800 + index), 23, 256));
+    ++index;
+  }
+  for (const DType dtype : {DType::BF16, DType::F16, DType::F32}) {
+    weights.push_back(make_int4_linear_weight(Int4Params{32}, dtype, layer_weights(23, 256, 900), 23, 256));
+    weights.push_back(make_dense_linear_weight(dtype, layer_weights(23, 100, 901), 23, 100));
+  }
+  const std::vector<int32_t> tokens = {0, 22, 5, -1, 23, 5, 11};
+  const float scale = 1.75f;
+  int32_t* tokens_device = nullptr;
+  cuda::check_cuda(cudaMalloc(&tokens_device, tokens.size() * sizeof(int32_t)), "cudaMalloc");
+  cuda::check_cuda(cudaMemcpy(tokens_device, tokens.data(), tokens.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
+                   "upload");
+  for (const LinearWeight& weight : weights) {
+    const DeviceLinear device_weight(weight);
+    DeviceBuffer out(tokens.size() * static_cast<size_t>(weight.columns));
+    poison(out);
+    cuda::gather_rows(device_weight, tokens_device, static_cast<int64_t>(tokens.size()), scale, out.data(), nullptr);
+    const std::vector<float> got = on_host(out);
+    std::vector<float> row(static_cast<size_t>(weight.columns));
+    int64_t worst_ulps = 0;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const bool valid = tokens[i] >= 0 && tokens[i] < weight.rows;
+      if (valid) dequantize_linear_row(weight, tokens[i], row, AffineArithmetic::dequantize);
+      for (int64_t c = 0; c < weight.columns; ++c) {
+        const float expected = valid ? scale * row[c] : 0.0f;
+        const float actual = got[i * weight.columns + c];
+        ASSERT_TRUE(std::isfinite(actual)) << describe(weight) << " token " << tokens[i] << " column " << c;
+        worst_ulps = std::max(worst_ulps, ulps_apart(actual, expected));
+      }
+    }
+    EXPECT_LE(worst_ulps, 1) << describe(weight);
+    worst.gather_ulps = std::max(worst.gather_ulps, worst_ulps);
+  }
+  cudaFree(tokens_device);
+}
+
+TEST_F(DeviceLinearTest, RepeatedDecodeCallsAllocateNothingAndReplayFromACudaGraph) {
+  HlwqParams q4;
+  q4.bits = 4;
+  q4.block = 128;
+  q4.sign_seed = 21u;
+  const int64_t columns = 512;
+  const LinearWeight host[] = {
+      hlwq_weight(q4, 64, columns, 61),
+      make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, layer_weights(32, columns, 62), 32, columns),
+      make_int4_linear_weight(Int4Params{128}, DType::BF16, layer_weights(32, columns, 63), 32, columns),
+      make_dense_linear_weight(DType::BF16, layer_weights(32, columns, 64), 32, columns)};
+  std::vector<DeviceLinear> device;
+  for (const LinearWeight& weight : host) device.emplace_back(weight);
+  cudaStream_t stream = nullptr;
+  cuda::check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  for (const int64_t batch : {int64_t{1}, int64_t{4}}) {
+    const std::vector<float> x = random_normal(static_cast<size_t>(batch * columns), 65 + batch, 1.0f);
+    const DeviceBuffer x_device = on_device(x);
+    std::vector<DeviceBuffer> ys;
+    for (const LinearWeight& weight : host) ys.emplace_back(static_cast<size_t>(batch * weight.rows));
+    LinearWorkspace workspace;
+    // The first call grows the workspace; capturing the same shapes must then allocate nothing.
+    for (size_t i = 0; i < device.size(); ++i) {
+      cuda::linear_forward(device[i], x_device.data(), batch, ys[i].data(), workspace, stream);
+    }
+    cuda::check_cuda(cudaStreamSynchronize(stream), "synchronize");
+    const uint64_t bytes_before = workspace.device_bytes();
+    cudaGraph_t graph = nullptr;
+    cuda::check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "cudaStreamBeginCapture");
+    for (size_t i = 0; i < device.size(); ++i) {
+      cuda::linear_forward(device[i], x_device.data(), batch, ys[i].data(), workspace, stream);
+    }
+    cuda::check_cuda(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");
+    EXPECT_EQ(workspace.device_bytes(), bytes_before);
+    cudaGraphExec_t executable = nullptr;
+    cuda::check_cuda(cudaGraphInstantiate(&executable, graph, 0), "cudaGraphInstantiate");
+    for (DeviceBuffer& y : ys) poison(y);
+    // The poison is on the legacy stream, which a non-blocking stream does not wait for.
+    cuda::check_cuda(cudaDeviceSynchronize(), "synchronize");
+    cuda::check_cuda(cudaGraphLaunch(executable, stream), "cudaGraphLaunch");
+    cuda::check_cuda(cudaStreamSynchronize(stream), "synchronize");
+    for (size_t i = 0; i < device.size(); ++i) {
+      std::vector<float> expected(static_cast<size_t>(batch * host[i].rows));
+      linear_forward_reference(host[i], x, batch, expected);
+      EXPECT_LE(relative_error(on_host(ys[i]), expected), kFloatBound) << describe(host[i]) << " batch " << batch;
+    }
+    cudaGraphExecDestroy(executable);
+    cudaGraphDestroy(graph);
+  }
+  cudaStreamDestroy(stream);
+}
+
+TEST_F(DeviceLinearTest, ReportsWhatItCannotRunAndHowMuchMemoryItHolds) {
+  LinearWeight f64;
+  f64.format = LinearFormat::dense;
+  f64.rows = 2;
+  f64.columns = 4;
+  f64.dtype = DType::F64;
+  f64.data = AlignedBuffer(size_t{2 * 4 * 8});
+  EXPECT_NE(error_message([&] { DeviceLinear weight(f64); }).find("F64"), std::string::npos);
+  HlwqParams q4;
+  q4.bits = 4;
+  q4.block = 128;
+  const LinearWeight weight = hlwq_weight(q4, 8, 256, 71);
+  const DeviceLinear device_weight(weight);
+  EXPECT_EQ(device_weight.device_bytes(), weight.codes.size() + weight.norms.size() + 16 * sizeof(float));
+  const LinearWeight mlx =
+      make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, layer_weights(8, 256, 72), 8, 256);
+  EXPECT_EQ(DeviceLinear(mlx).device_bytes(), mlx.stored_bytes());  // BF16 scales stay BF16
+}
+
+#endif  // HLWQ_HAVE_CUDA
+
+}  // namespace
+}  // namespace hlwq
