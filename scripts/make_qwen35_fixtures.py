@@ -15,8 +15,9 @@ Written (all float32 unless said):
                saved in bfloat16 in 3 shards (model.language_model.*, model.visual.*, lm_head.*) like the
                published checkpoints, plus two mtp.* tensors the published checkpoints carry and
                transformers ignores
-  Each model folder has a minimal tokenizer.json (an empty BPE: hlwq's convert commands want one), ids.json ({"ids": [...], "vocab": V}) and logits.f32 (ids x vocab float32, the
-  text logits at every position; for multimodal, computed in float32 from the bfloat16 weights).
+  Each model folder has a minimal tokenizer.json (an empty BPE: hlwq's convert commands want one),
+  ids.json ({"ids": [...], "vocab": V}) and logits.f32 (ids x vocab float32: the text logits at every
+  position of transformers' float32 model loaded from the folder; multimodal: from its bfloat16 weights).
   ops.safetensors: inputs and transformers/torch outputs of the layer math (see make_ops below).
 
 Every model: 4 layers, layer_types linear, linear, linear, full (the published 3:1 pattern), hidden 64,
@@ -91,6 +92,14 @@ def write_logits(folder, ids, logits, vocab):
     logits[0].to(torch.float32).numpy().astype("<f4").tofile(os.path.join(folder, "logits.f32"))
 
 
+def saved_model_logits(model_class, folder, ids):
+    # From the folder as saved, loaded in float32: casting the in-memory model to bfloat16 and back
+    # would also round its rotary inverse frequencies (a buffer), which loading recomputes.
+    model = model_class.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
 def fresh(name):
     folder = os.path.join(OUT, name)
     shutil.rmtree(folder, ignore_errors=True)
@@ -105,11 +114,9 @@ def make_text(name, tied, seed):
     randomize(model, seed)
     if tied:
         model.tie_weights()
-    ids = prompt(config.vocab_size)
-    with torch.no_grad():
-        logits = model(ids).logits
     model.save_pretrained(folder, safe_serialization=True)
-    write_logits(folder, ids, logits, config.vocab_size)
+    ids = prompt(config.vocab_size)
+    write_logits(folder, ids, saved_model_logits(transformers.Qwen3_5ForCausalLM, folder, ids), config.vocab_size)
 
 
 def make_multimodal(seed):
@@ -126,10 +133,8 @@ def make_multimodal(seed):
     # ignores on load: two of its tensors, so that convert/ is tested on them.
     add_mtp_tensors(folder, config.text_config.hidden_size, seed)
     # Logits in float32 from the bfloat16 weights (what an engine reading the folder computes).
-    model = model.to(torch.float32)
     ids = prompt(config.text_config.vocab_size)
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits
+    logits = saved_model_logits(transformers.Qwen3_5ForConditionalGeneration, folder, ids)
     write_logits(folder, ids, logits, config.text_config.vocab_size)
 
 
