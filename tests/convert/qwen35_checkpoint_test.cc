@@ -192,6 +192,25 @@ TEST(Qwen35Checkpoint, MlxExportQuantizesOnlyTheDecoder) {
   EXPECT_FALSE(after.has("model.language_model.layers.0.linear_attn.out_proj.scales"));
 }
 
+TEST(Qwen35Checkpoint, CompressedTensorsExportIgnoresTheVisionTower) {
+  TemporaryFolder temporary;
+  const fs::path input = qwen35_fixture("multimodal");
+  quantize_model(input, temporary.path() / "hlwq", QuantizeOptions{});
+  ExportOptions options;
+  options.target = ExportTarget::ct_int4;
+  options.group_size = 32;  // divides every decoder input (64, 96, 128)
+  export_model(temporary.path() / "hlwq", temporary.path() / "ct", options);
+  const ModelFolder before = ModelFolder::open(input), after = ModelFolder::open(temporary.path() / "ct");
+  const nlohmann::json ignore = read_json_file(temporary.path() / "ct" / "config.json")["quantization_config"]["ignore"];
+  const std::set<std::string> ignored(ignore.begin(), ignore.end());
+  for (const char* module : {"model.visual.blocks.0.attn.qkv", "model.visual.merger.linear_fc1", "mtp.fc", "lm_head"}) {
+    EXPECT_TRUE(ignored.count(module)) << module;
+  }
+  EXPECT_TRUE(same_bytes(before, after, "model.visual.blocks.0.attn.qkv.weight"));
+  EXPECT_TRUE(after.has("model.language_model.layers.0.linear_attn.in_proj_qkv.weight_packed"));
+  EXPECT_FALSE(ignored.count("model.language_model.layers.0.linear_attn.in_proj_qkv"));
+}
+
 // --- Cross-checks with the reference loaders (python) ---------------------------------------------
 
 bool python_has(const std::string& modules) {
