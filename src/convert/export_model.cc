@@ -62,6 +62,11 @@ std::string strip_weight_suffix(const std::string& name) {
   return name.substr(0, name.size() - std::strlen(".weight"));
 }
 
+bool is_recurrent_decay_rate(const LogicalTensor& tensor) {
+  const std::string_view name = tensor.name;
+  return name == "A_log" || name.ends_with(".A_log");
+}
+
 bool is_linear_weight(const LogicalTensor& tensor) {
   const std::string& name = tensor.name;
   return tensor.shape.size() == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
@@ -124,9 +129,18 @@ ExportSummary export_model(const fs::path& input, const fs::path& output, const 
   for (const LogicalTensor& tensor : model.tensors()) {
     total_bytes += tensor.stored_bytes;
     const bool float_tensor = tensor.quantized() || is_float(tensor.dtype);
-    const DType dense_dtype = options.keep_original_dtype ? tensor.dtype : out_dtype;
+    // A_log stays in its dtype (float32 in the published Qwen3.5 checkpoints, as mlx-lm keeps it):
+    // rounding it to bfloat16 would move each head's decay rate exp(A_log) by up to |A_log| x 0.4%.
+    const bool keeps_dtype = options.keep_original_dtype || (!tensor.quantized() && is_recurrent_decay_rate(tensor));
+    const DType dense_dtype = keeps_dtype ? tensor.dtype : out_dtype;
     Action action = float_tensor ? Action::dense : Action::copy;
-    if (options.target == ExportTarget::mlx && is_linear_weight(tensor) && float_tensor) {
+    // The vision tower and the multi-token-prediction head are written densely: mlx-lm drops them,
+    // and vLLM reads them through the same config as the decoder.
+    const bool outside_decoder = is_outside_text_decoder(tensor.name) && !tensor.quantized();
+    if (outside_decoder && options.target == ExportTarget::ct_int4 && is_linear_weight(tensor)) {
+      ignored_modules.push_back(strip_weight_suffix(tensor.name));
+    }
+    if (options.target == ExportTarget::mlx && is_linear_weight(tensor) && float_tensor && !outside_decoder) {
       if (affine_can_quantize(tensor.shape[1], affine)) {
         action = Action::affine;
       } else {
@@ -134,7 +148,7 @@ ExportSummary export_model(const fs::path& input, const fs::path& output, const 
       }
     }
     if (options.target == ExportTarget::ct_int4 && is_linear_weight(tensor) && float_tensor &&
-        !is_embedding_name(tensor.name)) {
+        !is_embedding_name(tensor.name) && !outside_decoder) {
       if (tensor.name != "lm_head.weight" && int4_can_quantize(tensor.shape[1], int4)) {
         action = Action::int4;
       } else {

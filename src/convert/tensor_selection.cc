@@ -15,10 +15,12 @@ std::regex compile(const std::string& pattern, const char* flag) {
 }
 
 // Kept in 16 bit by default (HLWQ.md): MoE routers, shared-expert gates and the recurrent
-// parameters of hybrid models. They are small, and their errors are amplified downstream.
+// parameters of hybrid models: A_log, dt_bias, conv1d, D, and the gated delta-net's in_proj_a /
+// in_proj_b (value_heads x hidden: they set the state's decay and write strength through exp and
+// sigmoid). They are small, and their errors are amplified downstream.
 const std::regex& default_keep_pattern() {
   static const std::regex pattern(
-      R"((^|\.)(mlp\.gate|router|shared_expert_gate|A_log|dt_bias|conv1d|D)(\.weight)?$)");
+      R"((^|\.)(mlp\.gate|router|shared_expert_gate|A_log|dt_bias|conv1d|D|in_proj_a|in_proj_b)(\.weight)?$)");
   return pattern;
 }
 
@@ -29,6 +31,10 @@ bool is_embedding_name(std::string_view name) {
     if (name.find(marker) != std::string_view::npos) return true;
   }
   return false;
+}
+
+bool is_outside_text_decoder(std::string_view name) {
+  return name.starts_with("model.visual.") || name.starts_with("mtp.");
 }
 
 TensorSelector::TensorSelector(const TensorSelection& selection) : selection_(selection) {
@@ -44,6 +50,8 @@ bool TensorSelector::selects(std::string_view name, DType dtype, const std::vect
   if (is_embedding_name(text) && !selection_.quantize_embeddings) return false;
   if (std::regex_search(text, default_keep_pattern())) return false;
   if (include_ && !std::regex_search(text, *include_)) return false;
+  // The vision tower and the multi-token-prediction head only when --include names them.
+  if (is_outside_text_decoder(text) && !include_) return false;
   if (exclude_ && std::regex_search(text, *exclude_)) return false;
   return true;
 }

@@ -1,6 +1,9 @@
 // Which tensors a quantizer touches: every linear weight of at least 256 elements (2-D float
-// ".weight"), keeping norms, biases, 1-D tensors, embeddings and small routing gates in their
-// original dtype, then narrowed by the user's --include / --exclude regular expressions.
+// ".weight") of the text decoder, keeping norms, biases, 1-D tensors, embeddings, small routing
+// gates and the recurrent parameters of hybrid layers in their original dtype, then narrowed by the
+// user's --include / --exclude regular expressions. The parts of a multimodal checkpoint outside the
+// text decoder (Qwen3.5's vision tower model.visual.*, its multi-token-prediction head mtp.*) are
+// quantized only when --include is given and matches them.
 #pragma once
 
 #include <optional>
@@ -30,5 +33,8 @@ class TensorSelector {
 };
 
 bool is_embedding_name(std::string_view name);
+
+// model.visual.* and mtp.*: tensors of a multimodal checkpoint that the text decoder does not use.
+bool is_outside_text_decoder(std::string_view name);
 
 }  // namespace hlwq

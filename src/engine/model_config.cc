@@ -7,7 +7,10 @@
 
 namespace hlwq {
 
-std::string supported_architectures() { return "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM"; }
+std::string supported_architectures() {
+  return "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, Qwen3_5ForCausalLM, "
+         "Qwen3_5ForConditionalGeneration";
+}
 
 namespace {
 
@@ -151,6 +154,66 @@ void parse_gemma3(const nlohmann::json& config, ModelConfig& model, const std::s
   model.attention_scale = 1.0 / std::sqrt(query_scalar);
 }
 
+
+// Qwen3.5's layer kinds: "layer_types", else (as transformers derives it) every
+// full_attention_interval-th layer full attention and the others linear.
+std::vector<LayerKind> qwen3_5_layer_kinds(const nlohmann::json& config, int64_t layers, const std::string& where) {
+  std::vector<LayerKind> kinds(static_cast<size_t>(layers));
+  const auto types = config.find("layer_types");
+  if (types == config.end() || types->is_null()) {
+    check(config.contains("full_attention_interval") && !config["full_attention_interval"].is_null(),
+          "missing key \"layer_types\" (Qwen3.5 lists linear_attention / full_attention per layer) in ", where);
+    const int64_t interval = positive_integer(config, "full_attention_interval", where);
+    for (size_t layer = 0; layer < kinds.size(); ++layer) {
+      kinds[layer] = (layer + 1) % interval == 0 ? LayerKind::full_attention : LayerKind::linear_attention;
+    }
+    return kinds;
+  }
+  check(types->is_array() && static_cast<int64_t>(types->size()) == layers, "key \"layer_types\" must list ", layers,
+        " layer types (num_hidden_layers), ", where);
+  for (size_t layer = 0; layer < kinds.size(); ++layer) {
+    const nlohmann::json& type = (*types)[layer];
+    if (type == "linear_attention") {
+      kinds[layer] = LayerKind::linear_attention;
+    } else if (type == "full_attention") {
+      kinds[layer] = LayerKind::full_attention;
+    } else {
+      fail("layer type ", type.dump(), " of layer ", layer, " is neither linear_attention nor full_attention, ", where);
+    }
+  }
+  return kinds;
+}
+
+void parse_qwen3_5(const nlohmann::json& config, ModelConfig& model, const std::string& where) {
+  model.layer_kinds = qwen3_5_layer_kinds(config, model.layers, where);
+  LinearAttentionConfig& linear = model.linear_attention;
+  linear.key_heads = positive_integer(config, "linear_num_key_heads", where);
+  linear.value_heads = positive_integer(config, "linear_num_value_heads", where);
+  linear.key_head_dim = positive_integer(config, "linear_key_head_dim", where);
+  linear.value_head_dim = positive_integer(config, "linear_value_head_dim", where);
+  linear.conv_kernel = positive_integer(config, "linear_conv_kernel_dim", where);
+  check(linear.value_heads % linear.key_heads == 0, "linear_num_value_heads ", linear.value_heads,
+        " is not a multiple of linear_num_key_heads ", linear.key_heads, ", ", where);
+  // transformers 5 keeps partial_rotary_factor in rope_parameters; older configs at the top level;
+  // transformers' default for Qwen3.5 is 0.25.
+  double factor = number_or(config, "partial_rotary_factor", 0.25, where);
+  if (auto parameters = config.find("rope_parameters"); parameters != config.end() && parameters->is_object()) {
+    factor = number_or(*parameters, "partial_rotary_factor", factor, where);
+  }
+  check(factor > 0 && factor <= 1, "partial_rotary_factor ", factor, " is not in (0, 1], ", where);
+  // transformers: int(head_dim * partial_rotary_factor).
+  model.rotary_dim = static_cast<int64_t>(static_cast<double>(model.head_dim) * factor);
+  check(model.rotary_dim >= 2 && model.rotary_dim % 2 == 0, "head_dim ", model.head_dim,
+        " x partial_rotary_factor ", factor, " = ", model.rotary_dim, " rotated values is not a positive even number, ",
+        where);
+  check(flag_or(config, "attn_output_gate", true, where),
+        "attn_output_gate false is not supported (Qwen3.5 gates every attention output), ", where);
+  model.qkv_bias = model.output_bias = flag_or(config, "attention_bias", false, where);
+  model.qk_norm = true;
+  model.norm_adds_one = true;
+  model.attention_output_gate = true;
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const nlohmann::json& config, const std::string& where) {
@@ -171,43 +234,56 @@ ModelConfig parse_model_config(const nlohmann::json& config, const std::string& 
     model.architecture = Architecture::qwen3;
   } else if (name == "Gemma3ForCausalLM") {
     model.architecture = Architecture::gemma3;
+  } else if (name == "Qwen3_5ForCausalLM" || name == "Qwen3_5ForConditionalGeneration") {
+    model.architecture = Architecture::qwen3_5;
   } else {
     fail("unsupported architecture ", name, " (supported: ", supported_architectures(), "), ", where);
   }
-  model.hidden_size = positive_integer(config, "hidden_size", where);
-  model.layers = positive_integer(config, "num_hidden_layers", where);
-  model.heads = positive_integer(config, "num_attention_heads", where);
-  model.kv_heads = config.contains("num_key_value_heads") && !config["num_key_value_heads"].is_null()
-                       ? positive_integer(config, "num_key_value_heads", where)
+  // The published Qwen3.5 is a vision-language class: the decoder's keys sit under "text_config",
+  // tie_word_embeddings at the top level (which transformers reads for the lm_head), the weights under
+  // model.language_model.
+  const bool multimodal = name == "Qwen3_5ForConditionalGeneration";
+  if (multimodal) {
+    const auto found = config.find("text_config");
+    check(found != config.end() && found->is_object(), "key \"text_config\" must be an object, ", where);
+    model.weight_prefix = "model.language_model.";
+  }
+  const nlohmann::json& text = multimodal ? config["text_config"] : config;
+  const std::string text_where = multimodal ? "text_config of " + where : where;
+  model.hidden_size = positive_integer(text, "hidden_size", text_where);
+  model.layers = positive_integer(text, "num_hidden_layers", text_where);
+  model.heads = positive_integer(text, "num_attention_heads", text_where);
+  model.kv_heads = text.contains("num_key_value_heads") && !text["num_key_value_heads"].is_null()
+                       ? positive_integer(text, "num_key_value_heads", text_where)
                        : model.heads;
   check(model.heads % model.kv_heads == 0, "num_attention_heads ", model.heads,
-        " is not a multiple of num_key_value_heads ", model.kv_heads, ", ", where);
-  if (config.contains("head_dim") && !config["head_dim"].is_null()) {
-    model.head_dim = positive_integer(config, "head_dim", where);
+        " is not a multiple of num_key_value_heads ", model.kv_heads, ", ", text_where);
+  if (text.contains("head_dim") && !text["head_dim"].is_null()) {
+    model.head_dim = positive_integer(text, "head_dim", text_where);
   } else {
     check(model.hidden_size % model.heads == 0, "hidden_size ", model.hidden_size,
-          " is not a multiple of num_attention_heads ", model.heads, ", ", where);
+          " is not a multiple of num_attention_heads ", model.heads, ", ", text_where);
     model.head_dim = model.hidden_size / model.heads;
   }
-  check(model.head_dim % 2 == 0, "head_dim ", model.head_dim, " is odd (RoPE rotates pairs), ", where);
-  model.intermediate_size = positive_integer(config, "intermediate_size", where);
-  model.vocab_size = positive_integer(config, "vocab_size", where);
-  model.max_position_embeddings = positive_integer(config, "max_position_embeddings", where);
-  model.rms_norm_eps = number_or(config, "rms_norm_eps", model.rms_norm_eps, where);
-  check(model.rms_norm_eps >= 0, "rms_norm_eps is negative, ", where);
-  if (model.architecture != Architecture::gemma3) parse_rope(config, model, where);
-  model.tie_word_embeddings = flag_or(config, "tie_word_embeddings", false, where);
-  const bool attention_bias = flag_or(config, "attention_bias", false, where);
+  check(model.head_dim % 2 == 0, "head_dim ", model.head_dim, " is odd (RoPE rotates pairs), ", text_where);
+  model.intermediate_size = positive_integer(text, "intermediate_size", text_where);
+  model.vocab_size = positive_integer(text, "vocab_size", text_where);
+  model.max_position_embeddings = positive_integer(text, "max_position_embeddings", text_where);
+  model.rms_norm_eps = number_or(text, "rms_norm_eps", model.rms_norm_eps, text_where);
+  check(model.rms_norm_eps >= 0, "rms_norm_eps is negative, ", text_where);
+  if (model.architecture != Architecture::gemma3) parse_rope(text, model, text_where);
+  model.tie_word_embeddings = flag_or(text, "tie_word_embeddings", false, text_where);
+  const bool attention_bias = flag_or(text, "attention_bias", false, text_where);
   switch (model.architecture) {
     case Architecture::llama:
       model.qkv_bias = model.output_bias = attention_bias;
-      model.mlp_bias = flag_or(config, "mlp_bias", false, where);
+      model.mlp_bias = flag_or(text, "mlp_bias", false, text_where);
       break;
     case Architecture::qwen2:
       model.qkv_bias = true;
-      if (flag_or(config, "use_sliding_window", false, where) && config.contains("sliding_window") &&
-          !config["sliding_window"].is_null()) {
-        model.sliding_window = positive_integer(config, "sliding_window", where);
+      if (flag_or(text, "use_sliding_window", false, text_where) && text.contains("sliding_window") &&
+          !text["sliding_window"].is_null()) {
+        model.sliding_window = positive_integer(text, "sliding_window", text_where);
       }
       break;
     case Architecture::qwen3:
@@ -215,17 +291,20 @@ ModelConfig parse_model_config(const nlohmann::json& config, const std::string& 
       model.qk_norm = true;
       break;
     case Architecture::gemma3:
-      parse_gemma3(config, model, where);
+      parse_gemma3(text, model, text_where);
+      break;
+    case Architecture::qwen3_5:
+      parse_qwen3_5(text, model, text_where);
       break;
   }
   // Gemma names the activation hidden_activation (its hidden_act is a legacy alias).
   const char* activation_key =
-      model.architecture == Architecture::gemma3 && config.contains("hidden_activation") ? "hidden_activation"
+      model.architecture == Architecture::gemma3 && text.contains("hidden_activation") ? "hidden_activation"
                                                                                           : "hidden_act";
   const std::string default_activation = model.architecture == Architecture::gemma3 ? "gelu_pytorch_tanh" : "silu";
-  const auto found = config.find(activation_key);
-  const bool given = found != config.end() && !found->is_null();
-  check(!given || found->is_string(), "key \"", activation_key, "\" must be a string, ", where);
+  const auto found = text.find(activation_key);
+  const bool given = found != text.end() && !found->is_null();
+  check(!given || found->is_string(), "key \"", activation_key, "\" must be a string, ", text_where);
   const std::string activation = given ? found->get<std::string>() : default_activation;
   if (activation == "silu") {
     model.activation = Activation::silu;
@@ -233,8 +312,12 @@ ModelConfig parse_model_config(const nlohmann::json& config, const std::string& 
     model.activation = Activation::gelu_tanh;
   } else {
     fail("unsupported ", activation_key, " \"", activation, "\" (supported: silu; gelu_pytorch_tanh for Gemma 3), ",
-         where);
+         text_where);
   }
+  if (multimodal && config.contains("tie_word_embeddings") && !config["tie_word_embeddings"].is_null()) {
+    model.tie_word_embeddings = flag_or(config, "tie_word_embeddings", false, where);
+  }
+  if (model.rotary_dim == 0) model.rotary_dim = model.head_dim;
   if (model.attention_scale == 0) model.attention_scale = 1.0 / std::sqrt(static_cast<double>(model.head_dim));
   return model;
 }

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "core/error.h"
@@ -136,6 +138,107 @@ TEST(ModelConfig, ReadsLegacyRopeKeys) {
   EXPECT_EQ(parse_model_config(qwen2, "x").sliding_window, 0);  // use_sliding_window is false
   qwen2["use_sliding_window"] = true;
   EXPECT_EQ(parse_model_config(qwen2, "x").sliding_window, 4096);
+}
+
+nlohmann::json qwen35_config(const std::string& name) {
+  return nlohmann::json::parse(
+      std::ifstream(std::filesystem::path(HLWQ_SOURCE_DIR) / "tests" / "fixtures" / "qwen35" / name / "config.json"));
+}
+
+void expect_tiny_qwen35(const ModelConfig& config) {
+  EXPECT_EQ(config.architecture, Architecture::qwen3_5);
+  EXPECT_EQ(config.hidden_size, 64);
+  EXPECT_EQ(config.layers, 4);
+  EXPECT_EQ(config.heads, 4);
+  EXPECT_EQ(config.kv_heads, 2);
+  EXPECT_EQ(config.head_dim, 32);
+  EXPECT_EQ(config.rotary_dim, 8);  // 32 x partial_rotary_factor 0.25
+  EXPECT_EQ(config.vocab_size, 160);
+  EXPECT_DOUBLE_EQ(config.rope_theta, 10000.0);
+  EXPECT_EQ(config.rope_scaling.type, RopeScalingType::none);
+  EXPECT_DOUBLE_EQ(config.rms_norm_eps, 1e-6);
+  const std::vector<LayerKind> kinds = {LayerKind::linear_attention, LayerKind::linear_attention,
+                                        LayerKind::linear_attention, LayerKind::full_attention};
+  EXPECT_EQ(config.layer_kinds, kinds);
+  EXPECT_EQ(config.linear_attention.key_heads, 2);
+  EXPECT_EQ(config.linear_attention.value_heads, 4);
+  EXPECT_EQ(config.linear_attention.key_head_dim, 16);
+  EXPECT_EQ(config.linear_attention.value_head_dim, 24);
+  EXPECT_EQ(config.linear_attention.conv_kernel, 4);
+  EXPECT_EQ(config.linear_attention.conv_channels(), 2 * 2 * 16 + 4 * 24);
+  EXPECT_TRUE(config.attention_output_gate && config.qk_norm && config.norm_adds_one);
+  EXPECT_FALSE(config.qkv_bias || config.output_bias || config.sandwich_norms);
+  EXPECT_EQ(config.activation, Activation::silu);
+  EXPECT_DOUBLE_EQ(config.attention_scale, 1.0 / std::sqrt(32.0));
+}
+
+TEST(ModelConfig, ReadsQwen35Text) {
+  const ModelConfig text = parse_model_config(qwen35_config("text"), "text");
+  expect_tiny_qwen35(text);
+  EXPECT_FALSE(text.tie_word_embeddings);
+  EXPECT_EQ(text.weight_prefix, "model.");
+  const ModelConfig tied = parse_model_config(qwen35_config("text_tied"), "tied");
+  expect_tiny_qwen35(tied);
+  EXPECT_TRUE(tied.tie_word_embeddings);
+  // The other architectures rotate whole heads and have no layer kinds.
+  const ModelConfig qwen3 = parse_model_config(fixture_config("qwen3"), "qwen3");
+  EXPECT_EQ(qwen3.rotary_dim, qwen3.head_dim);
+  EXPECT_TRUE(qwen3.layer_kinds.empty());
+  EXPECT_FALSE(qwen3.attention_output_gate);
+}
+
+TEST(ModelConfig, ReadsQwen35MultimodalLayout) {
+  nlohmann::json config = qwen35_config("multimodal");
+  const ModelConfig multimodal = parse_model_config(config, "mm");
+  expect_tiny_qwen35(multimodal);
+  EXPECT_EQ(multimodal.weight_prefix, "model.language_model.");
+  EXPECT_FALSE(multimodal.tie_word_embeddings);
+  // The top-level tie_word_embeddings is the one transformers reads for this class.
+  config["tie_word_embeddings"] = true;
+  EXPECT_TRUE(parse_model_config(config, "mm").tie_word_embeddings);
+  // Older configs: partial_rotary_factor beside rope_theta, not in rope_parameters.
+  config["text_config"]["rope_parameters"].erase("partial_rotary_factor");
+  config["text_config"]["partial_rotary_factor"] = 0.5;
+  EXPECT_EQ(parse_model_config(config, "mm").rotary_dim, 16);
+  // Without layer_types, transformers' full_attention_interval rule.
+  config["text_config"].erase("layer_types");
+  config["text_config"]["full_attention_interval"] = 2;
+  const std::vector<LayerKind> alternating = {LayerKind::linear_attention, LayerKind::full_attention,
+                                              LayerKind::linear_attention, LayerKind::full_attention};
+  EXPECT_EQ(parse_model_config(config, "mm").layer_kinds, alternating);
+}
+
+TEST(ModelConfig, Qwen35Errors) {
+  const auto error_with = [](const std::function<void(nlohmann::json&)>& change) {
+    nlohmann::json config = qwen35_config("multimodal");
+    change(config);
+    const std::string message = error_of(config);
+    EXPECT_NE(message.find("text_config of dir/config.json"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    return message;
+  };
+  EXPECT_NE(error_with([](nlohmann::json& c) { c["text_config"].erase("layer_types"); }).find("missing key \"layer_types\""),
+            std::string::npos);
+  EXPECT_NE(error_with([](nlohmann::json& c) { c["text_config"]["layer_types"].erase(0); }).find("must list 4"),
+            std::string::npos);
+  EXPECT_NE(error_with([](nlohmann::json& c) { c["text_config"]["layer_types"][2] = "sliding_attention"; })
+                .find("\"sliding_attention\" of layer 2"),
+            std::string::npos);
+  EXPECT_NE(error_with([](nlohmann::json& c) { c["text_config"]["linear_num_value_heads"] = 3; })
+                .find("linear_num_value_heads 3 is not a multiple of linear_num_key_heads 2"),
+            std::string::npos);
+  EXPECT_NE(error_with([](nlohmann::json& c) { c["text_config"]["num_key_value_heads"] = 3; })
+                .find("num_attention_heads 4 is not a multiple of num_key_value_heads 3"),
+            std::string::npos);
+  for (const char* key : {"linear_num_key_heads", "linear_key_head_dim", "linear_value_head_dim", "linear_conv_kernel_dim"}) {
+    EXPECT_NE(error_with([&](nlohmann::json& c) { c["text_config"].erase(key); }).find(key), std::string::npos);
+  }
+  EXPECT_NE(error_with([](nlohmann::json& c) { c["text_config"]["rope_parameters"]["partial_rotary_factor"] = 0.01; })
+                .find("partial_rotary_factor"),
+            std::string::npos);
+  nlohmann::json no_text = qwen35_config("multimodal");
+  no_text.erase("text_config");
+  EXPECT_EQ(error_of(no_text), "key \"text_config\" must be an object, dir/config.json");
 }
 
 TEST(ModelConfig, ErrorsAreOneLineAndNameTheFile) {
