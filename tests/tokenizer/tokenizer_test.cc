@@ -279,8 +279,11 @@ TEST(TokenizerErrors, OneLineNamingTheFile) {
   const json model = {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}}}, {"merges", {"a b"}}};
   expect_error([&] { Tokenizer::from_json({{"model", model}}, nullptr, "t.json"); }, "ab");
   const json tiny = {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", {"a b"}}};
-  const json unknown_split = {{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}, {"behavior", "Isolated"}};
-  expect_error([&] { Tokenizer::from_json({{"model", tiny}, {"pre_tokenizer", unknown_split}}, nullptr, "t.json"); },
+  const json bad_split = {{"type", "Split"}, {"pattern", {{"Regex", "(\\w+"}}}, {"behavior", "Isolated"}};
+  expect_error([&] { Tokenizer::from_json({{"model", tiny}, {"pre_tokenizer", bad_split}}, nullptr, "t.json"); },
+               "t.json");
+  const json unknown_step = {{"type", "Metaspace"}};
+  expect_error([&] { Tokenizer::from_json({{"model", tiny}, {"pre_tokenizer", unknown_step}}, nullptr, "t.json"); },
                "supported");
   expect_error([&] { Tokenizer::from_json({{"model", tiny}, {"normalizer", {{"type", "NFKC"}}}}, nullptr, "t.json"); },
                "t.json");
