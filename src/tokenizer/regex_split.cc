@@ -141,11 +141,13 @@ void RegexSplitter::split(std::string_view text, TextRange range, std::vector<Te
   for (size_t offset = 0; offset <= length;) {
     const int found = pcre2_match(compiled_->code, subject, length, offset, 0, data, nullptr);
     if (found == PCRE2_ERROR_NOMATCH) break;
-    check(found >= 0, "pre-tokenizer regex ", printable(pattern_), " failed (", pcre2_message(found), ")");
+    // (Not check(): its message arguments would be built on every match.)
+    if (found < 0) fail("pre-tokenizer regex ", printable(pattern_), " failed (", pcre2_message(found), ")");
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(data);
     const size_t start = ovector[0], end = ovector[1];
-    check(start <= end && end <= length, "pre-tokenizer regex ", printable(pattern_),
-          " reported a match outside the text (\\K is not supported)");
+    if (start > end || end > length) {
+      fail("pre-tokenizer regex ", printable(pattern_), " reported a match outside the text (\\K is not supported)");
+    }
     if (direct) {
       if (start > previous) pieces.emplace_back(base + previous, base + start);
       if (end > start) pieces.emplace_back(base + start, base + end);
