@@ -63,12 +63,12 @@ struct Family {
   GgufPreTokenizer splitting;
 };
 
-// Verified to give llama.cpp's ids (GgufTokenizerLlamaCpp and GgufTokenizerDemo tests, with
-// llama.cpp's models/ggml-vocab-*.gguf files and the demo model): default, gpt-2, mpt,
-// llama-bpe, qwen2, qwen35, starcoder, refact, smollm, command-r, falcon, deepseek-coder,
-// deepseek-llm. The other names share one of those regexes, or (minicpm5, deepseek-v3 and its
-// kin, poro-chat, bloom, viking, tekken, gpt-4o and its kin, seed-coder, bailingmoe, ufakzeka)
-// are transcribed from llama.cpp without a vocabulary to check them on.
+// Verified to give llama.cpp's ids on llama.cpp's own tokenizer suite (models/ggml-vocab-*.gguf
+// with their .inp/.out files; LlamaCppVocabSuite test): gpt-2, mpt, llama-bpe, qwen2, qwen35,
+// starcoder, refact, command-r, falcon, deepseek-coder, deepseek-llm; smollm with the demo model
+// (GgufTokenizerDemo). The other names share one of those regexes, or (default, minicpm5,
+// deepseek-v3 and its kin, poro-chat, bloom, viking, tekken, gpt-4o and its kin, seed-coder,
+// bailingmoe, ufakzeka) are transcribed from llama.cpp without a vocabulary to check them on.
 const std::vector<Family>& families() {
   static const std::vector<Family> table = {
       {{"default"},

@@ -1,9 +1,11 @@
-// Hand-written matchers for the pre-tokenizer regexes. Each returns the end of the match that the
-// regex (leftmost alternative first, greedy quantifiers) finds at a position; the patterns cover
-// every character, so consecutive matches tile the text.
+// Hand-written matchers for the common pre-tokenizer regexes, and the reading of tokenizer.json
+// pre_tokenizer steps. Each matcher returns the end of the match that the regex (leftmost
+// alternative first, greedy quantifiers) finds at a position; the patterns cover every character,
+// so consecutive matches tile the text.
 #include "tokenizer/pre_tokenizer.h"
 
 #include <array>
+#include <cctype>
 
 #include "core/error.h"
 #include "tokenizer/unicode.h"
@@ -48,8 +50,8 @@ size_t run_end(std::string_view text, size_t position, size_t end, Kind kind, si
 bool is_line_break(char32_t c) { return c == '\r' || c == '\n'; }
 
 // 's|'t|'re|'ve|'m|'ll|'d after the apostrophe at `position`; returns the match end or 0.
-// Case-insensitive matching also accepts U+017F (long s), which case-folds to s.
-size_t contraction_end(std::string_view text, size_t position, size_t end, bool ignore_case) {
+// Case-insensitive matching with Unicode folding also accepts U+017F (long s), which folds to s.
+size_t contraction_end(std::string_view text, size_t position, size_t end, bool ignore_case, bool unicode_case) {
   const auto letter = [&](size_t at) -> char {
     if (at >= end) return 0;
     const char c = text[at];
@@ -61,7 +63,7 @@ size_t contraction_end(std::string_view text, size_t position, size_t end, bool 
   const char second = letter(position + 2);
   if ((first == 'r' || first == 'v') && second == 'e') return position + 3;
   if (first == 'l' && second == 'l') return position + 3;
-  if (ignore_case && position + 3 <= end && text.substr(position + 1, 2) == "\xC5\xBF") return position + 3;
+  if (unicode_case && position + 3 <= end && text.substr(position + 1, 2) == "\xC5\xBF") return position + 3;
   return 0;
 }
 
@@ -82,7 +84,7 @@ size_t whitespace_end(std::string_view text, size_t position, size_t end) {
 size_t match_gpt2(std::string_view text, size_t position, size_t end) {
   const Char c = char_at(text, position);
   if (c.value == '\'') {
-    if (const size_t contraction = contraction_end(text, position, end, false)) return contraction;
+    if (const size_t contraction = contraction_end(text, position, end, false, false)) return contraction;
   }
   size_t start = position;
   Kind kind = c.kind;
@@ -94,10 +96,10 @@ size_t match_gpt2(std::string_view text, size_t position, size_t end) {
   return whitespace_end(text, position, end);
 }
 
-size_t match_llama3(std::string_view text, size_t position, size_t end, size_t digit_limit) {
+size_t match_llama3(std::string_view text, size_t position, size_t end, size_t digit_limit, bool unicode_case) {
   const Char c = char_at(text, position);
   if (c.value == '\'') {
-    if (const size_t contraction = contraction_end(text, position, end, true)) return contraction;
+    if (const size_t contraction = contraction_end(text, position, end, true, unicode_case)) return contraction;
   }
   if (c.kind == Kind::kLetter) return run_end(text, position, end, Kind::kLetter);
   const size_t after = position + c.length;
@@ -151,57 +153,61 @@ struct KnownRegex {
 
 // The spellings found in tokenizer.json files: the models' own, and the ones hlwq writes when it
 // converts a GGUF vocabulary (io/gguf_pre_tokenizer.cc, case-insensitivity spelled out).
-constexpr std::array<KnownRegex, 9> kKnownRegexes = {{
+constexpr std::array<KnownRegex, 8> kKnownRegexes = {{
     {R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)", SplitPattern::kGpt2},
     {R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))", SplitPattern::kGpt2},
     {R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
      SplitPattern::kLlama3},
     {R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
-     SplitPattern::kLlama3},
+     SplitPattern::kLlama3AsciiCase},
     {R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
      SplitPattern::kQwen2},
     {R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
-     SplitPattern::kQwen2},
+     SplitPattern::kQwen2AsciiCase},
     {R"(\p{N})", SplitPattern::kEachDigit},
     {R"(\p{N}+)", SplitPattern::kDigitRuns},
-    {R"(\d+)", SplitPattern::kDigitRuns},
 }};
 
-std::string supported_patterns() {
-  std::string list = "ByteLevel, Digits";
-  for (const KnownRegex& known : kKnownRegexes) list += concat(", Split ", known.regex);
-  return list;
-}
-
-void parse_step(const json& step, std::vector<SplitPattern>& patterns, bool& byte_level, std::string_view source_name) {
+void parse_step(const json& step, std::vector<SplitStep>& steps, bool& byte_level, std::string_view source_name) {
   check(step.is_object() && step.contains("type") && step["type"].is_string(),
         "pre_tokenizer step without a type, ", source_name);
   const std::string type = step["type"];
   if (type == "Sequence") {
     check(step.contains("pretokenizers") && step["pretokenizers"].is_array(),
           "pre_tokenizer Sequence without pretokenizers, ", source_name);
-    for (const json& inner : step["pretokenizers"]) parse_step(inner, patterns, byte_level, source_name);
+    for (const json& inner : step["pretokenizers"]) parse_step(inner, steps, byte_level, source_name);
   } else if (type == "ByteLevel") {
     check(!step.value("add_prefix_space", false), "ByteLevel add_prefix_space is not supported, ", source_name);
     byte_level = true;
-    if (step.value("use_regex", true)) patterns.push_back(SplitPattern::kGpt2);
+    if (step.value("use_regex", true)) steps.push_back({SplitPattern::kGpt2, nullptr});
   } else if (type == "Digits") {
-    patterns.push_back(step.value("individual_digits", false) ? SplitPattern::kEachDigit : SplitPattern::kDigitRuns);
+    steps.push_back({step.value("individual_digits", false) ? SplitPattern::kEachDigit : SplitPattern::kDigitRuns, nullptr});
   } else if (type == "Split") {
-    check(step.value("behavior", std::string()) == "Isolated" && !step.value("invert", false),
-          "only Split with behavior Isolated is supported, ", source_name);
+    const std::string behavior_name = step.value("behavior", std::string());
+    const auto behavior = parse_split_behavior(behavior_name);
+    check(behavior.has_value(), "unsupported Split behavior '", behavior_name,
+          "' (supported: Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous), ", source_name);
+    const bool invert = step.value("invert", false);
     const json& pattern = step.value("pattern", json::object());
-    check(pattern.contains("Regex") && pattern["Regex"].is_string(), "Split pattern is not a regex, ", source_name);
-    const std::string regex = pattern["Regex"];
-    for (const KnownRegex& known : kKnownRegexes) {
-      if (known.regex == regex) {
-        patterns.push_back(known.pattern);
-        return;
+    std::string regex;
+    if (pattern.contains("Regex") && pattern["Regex"].is_string()) {
+      regex = pattern["Regex"];
+    } else {
+      // A plain string splits where it occurs, as the regex that matches it literally.
+      check(pattern.contains("String") && pattern["String"].is_string() && !pattern["String"].get<std::string>().empty(),
+            "Split pattern is neither a regex nor a non-empty string, ", source_name);
+      for (const char c : pattern["String"].get<std::string>()) {
+        if (static_cast<unsigned char>(c) < 0x80 && !std::isalnum(static_cast<unsigned char>(c))) regex += '\\';
+        regex += c;
       }
     }
-    fail(concat("unsupported pre-tokenizer regex ", regex, " (supported: ", supported_patterns(), "), ", source_name));
+    if (const auto fast = fast_split_pattern(regex); fast && *behavior == SplitBehavior::kIsolated && !invert) {
+      steps.push_back({*fast, nullptr});
+    } else {
+      steps.push_back({SplitPattern::kGpt2, std::make_shared<const RegexSplitter>(regex, *behavior, invert, source_name)});
+    }
   } else {
-    fail(concat("unsupported pre-tokenizer ", type, " (supported: ", supported_patterns(), "), ", source_name));
+    fail("unsupported pre-tokenizer ", type, " (supported: ByteLevel, Digits, Split, Sequence of them), ", source_name);
   }
 }
 
@@ -216,19 +222,36 @@ void split_text(SplitPattern pattern, std::string_view text, TextRange range, st
     size_t match_end = 0;
     switch (pattern) {
       case SplitPattern::kGpt2: match_end = match_gpt2(text, position, range.second); break;
-      case SplitPattern::kLlama3: match_end = match_llama3(text, position, range.second, 3); break;
-      default: match_end = match_llama3(text, position, range.second, 1); break;
+      case SplitPattern::kLlama3: match_end = match_llama3(text, position, range.second, 3, true); break;
+      case SplitPattern::kLlama3AsciiCase: match_end = match_llama3(text, position, range.second, 3, false); break;
+      case SplitPattern::kQwen2AsciiCase: match_end = match_llama3(text, position, range.second, 1, false); break;
+      default: match_end = match_llama3(text, position, range.second, 1, true); break;
     }
     pieces.emplace_back(position, match_end);
     position = match_end;
   }
 }
 
-std::vector<SplitPattern> parse_pre_tokenizer(const json& pre_tokenizer, bool& byte_level, std::string_view source_name) {
+void split_text(const SplitStep& step, std::string_view text, TextRange range, std::vector<TextRange>& pieces) {
+  if (step.regex != nullptr) {
+    step.regex->split(text, range, pieces);
+  } else {
+    split_text(step.pattern, text, range, pieces);
+  }
+}
+
+std::optional<SplitPattern> fast_split_pattern(std::string_view regex) {
+  for (const KnownRegex& known : kKnownRegexes) {
+    if (known.regex == regex) return known.pattern;
+  }
+  return std::nullopt;
+}
+
+std::vector<SplitStep> parse_pre_tokenizer(const json& pre_tokenizer, bool& byte_level, std::string_view source_name) {
   byte_level = false;
-  std::vector<SplitPattern> patterns;
-  if (!pre_tokenizer.is_null()) parse_step(pre_tokenizer, patterns, byte_level, source_name);
-  return patterns;
+  std::vector<SplitStep> steps;
+  if (!pre_tokenizer.is_null()) parse_step(pre_tokenizer, steps, byte_level, source_name);
+  return steps;
 }
 
 }  // namespace hlwq

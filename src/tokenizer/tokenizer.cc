@@ -300,9 +300,9 @@ Tokenizer::AddedMatch Tokenizer::next_added_token(std::string_view text, size_t 
 
 void Tokenizer::encode_segment(std::string_view text, BpeScratch& scratch, std::vector<int32_t>& ids) const {
   std::vector<TextRange> pieces = {{0, text.size()}}, next;
-  for (const SplitPattern pattern : splits_) {
+  for (const SplitStep& step : splits_) {
     next.clear();
-    for (const TextRange& range : pieces) split_text(pattern, text, range, next);
+    for (const TextRange& range : pieces) split_text(step, text, range, next);
     pieces.swap(next);
   }
   for (const TextRange& range : pieces) model_.encode_word(text.substr(range.first, range.second - range.first), scratch, ids);

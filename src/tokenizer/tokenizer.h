@@ -74,7 +74,7 @@ class Tokenizer {
   void encode_segment(std::string_view text, BpeScratch& scratch, std::vector<int32_t>& ids) const;
 
   BpeModel model_;
-  std::vector<SplitPattern> splits_;
+  std::vector<SplitStep> splits_;
   std::vector<NormalizerStep> normalizer_;
   std::vector<AddedToken> added_;                     // longest first
   std::array<std::vector<uint32_t>, 256> added_by_first_byte_;

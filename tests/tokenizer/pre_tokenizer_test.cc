@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "test_util.h"
 
 namespace hlwq {
 namespace {
@@ -59,7 +60,23 @@ TEST(PreTokenizer, Digits) {
   EXPECT_EQ(split(SplitPattern::kEachDigit, "x\u0663y"), (Pieces{"x", "\u0663", "y"}));
 }
 
-TEST(PreTokenizer, RecognizesSpellingsAndRejectsOthers) {
+std::vector<SplitPattern> fast_patterns(const std::vector<SplitStep>& steps) {
+  std::vector<SplitPattern> patterns;
+  for (const SplitStep& step : steps) {
+    EXPECT_TRUE(step.is_fast());
+    patterns.push_back(step.pattern);
+  }
+  return patterns;
+}
+
+// llama.cpp spells the case-insensitive contractions out; then 'ſ is no contraction, and the
+// apostrophe leads the word instead.
+TEST(PreTokenizer, SpelledOutContractionsDoNotFoldLongS) {
+  EXPECT_EQ(split(SplitPattern::kLlama3AsciiCase, "it'\u017fx x'Sy"), (Pieces{"it", "'\u017fx", " x", "'S", "y"}));
+  EXPECT_EQ(split(SplitPattern::kQwen2AsciiCase, "I'M 12"), (Pieces{"I", "'M", " ", "1", "2"}));
+}
+
+TEST(PreTokenizer, RecognizesFastSpellingsAndRunsOtherRegexesWithPcre2) {
   bool byte_level = false;
   const json qwen = {{"type", "Sequence"},
                      {"pretokenizers",
@@ -70,22 +87,39 @@ TEST(PreTokenizer, RecognizesSpellingsAndRejectsOthers) {
                         {"behavior", "Isolated"},
                         {"invert", false}},
                        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
-  EXPECT_EQ(parse_pre_tokenizer(qwen, byte_level, "t"), std::vector<SplitPattern>{SplitPattern::kQwen2});
+  EXPECT_EQ(fast_patterns(parse_pre_tokenizer(qwen, byte_level, "t")), std::vector<SplitPattern>{SplitPattern::kQwen2});
   EXPECT_TRUE(byte_level);
   const json gpt2 = {{"type", "ByteLevel"}, {"add_prefix_space", false}};
-  EXPECT_EQ(parse_pre_tokenizer(gpt2, byte_level, "t"), std::vector<SplitPattern>{SplitPattern::kGpt2});
+  EXPECT_EQ(fast_patterns(parse_pre_tokenizer(gpt2, byte_level, "t")), std::vector<SplitPattern>{SplitPattern::kGpt2});
   EXPECT_TRUE(parse_pre_tokenizer(nullptr, byte_level, "t").empty());
   EXPECT_FALSE(byte_level);
-  const json other = {{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}, {"behavior", "Isolated"}};
-  try {
-    parse_pre_tokenizer(other, byte_level, "x.json");
-    ADD_FAILURE() << "no error";
-  } catch (const Error& error) {
-    const std::string message = error.what();
-    EXPECT_NE(message.find("\\w+"), std::string::npos) << message;
-    EXPECT_NE(message.find("x.json"), std::string::npos) << message;
-    EXPECT_NE(message.find("\\p{N}{1,3}"), std::string::npos) << message;  // lists the supported ones
-  }
+
+  // Any other regex, and a fast regex with another behaviour, take the general path.
+  const json words = {{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}, {"behavior", "Removed"}, {"invert", true}};
+  const auto steps = parse_pre_tokenizer(words, byte_level, "x.json");
+  ASSERT_EQ(steps.size(), 1u);
+  ASSERT_FALSE(steps[0].is_fast());
+  EXPECT_EQ(steps[0].regex->pattern(), "\\w+");
+  EXPECT_EQ(steps[0].regex->behavior(), SplitBehavior::kRemoved);
+  EXPECT_TRUE(steps[0].regex->inverted());
+  const std::string text = "ab, cd";
+  std::vector<TextRange> ranges;
+  split_text(steps[0], text, {0, text.size()}, ranges);
+  EXPECT_EQ(ranges, (std::vector<TextRange>{{0, 2}, {4, 6}}));
+  const json digits_removed = {{"type", "Split"}, {"pattern", {{"Regex", "\\p{N}"}}}, {"behavior", "Removed"}};
+  EXPECT_FALSE(parse_pre_tokenizer(digits_removed, byte_level, "t")[0].is_fast());
+  // A String pattern matches literally.
+  const json literal = {{"type", "Split"}, {"pattern", {{"String", "a.b"}}}, {"behavior", "Isolated"}};
+  ranges.clear();
+  split_text(parse_pre_tokenizer(literal, byte_level, "t")[0], "xa.bxaxb", {0, 8}, ranges);
+  EXPECT_EQ(ranges, (std::vector<TextRange>{{0, 1}, {1, 4}, {4, 8}}));
+
+  const json bad = {{"type", "Split"}, {"pattern", {{"Regex", "(\\p{L}"}}}, {"behavior", "Isolated"}};
+  const std::string message = error_message([&] { parse_pre_tokenizer(bad, byte_level, "x.json"); });
+  EXPECT_NE(message.find("(\\p{L}"), std::string::npos) << message;
+  EXPECT_NE(message.find("x.json"), std::string::npos) << message;
+  const json odd_behavior = {{"type", "Split"}, {"pattern", {{"Regex", "a"}}}, {"behavior", "Sideways"}};
+  EXPECT_NE(error_message([&] { parse_pre_tokenizer(odd_behavior, byte_level, "t"); }).find("Sideways"), std::string::npos);
   EXPECT_THROW(parse_pre_tokenizer({{"type", "Whitespace"}}, byte_level, "t"), Error);
   EXPECT_THROW(parse_pre_tokenizer({{"type", "ByteLevel"}, {"add_prefix_space", true}}, byte_level, "t"), Error);
 }

@@ -203,6 +203,55 @@ TEST(TokenizerDemoGguf, IdsMatchLlamaCpp) {
               string_count);
 }
 
+// Qwen3.5's vocabulary from llama.cpp's tokenizer suite (scripts/fetch_llama_cpp_vocab_suite.sh),
+// whose pre-tokenizer regex runs on the general PCRE2 path: llama.cpp's ids (fixture made by
+// scripts/make_qwen35_tokenizer_fixture.py) on the whole WikiText-2 test split as one text, on
+// every one of its lines alone, on its first 50 KB in full, and on the hard strings.
+TEST(TokenizerQwen35Gguf, IdsMatchLlamaCpp) {
+  const fs::path model = fs::path(HLWQ_SOURCE_DIR) / "models" / "llama-cpp-vocab" / "ggml-vocab-qwen35.gguf";
+  if (!fs::exists(model)) GTEST_SKIP() << "no " << model.string() << " (scripts/fetch_llama_cpp_vocab_suite.sh)";
+  if (!fs::exists(wikitext())) GTEST_SKIP() << "no shared data at " << shared_data();
+  const json fixture = read_xz_json(fixture_path("tokenizer/qwen35_llama_cpp_ids.json.xz"));
+  const Tokenizer tokenizer = Tokenizer::from_file(model);
+  const std::string text = read_bytes(wikitext());
+  ASSERT_EQ(text.size(), fixture["text_bytes"].get<size_t>());
+
+  const auto prefix_expected = fixture["prefix_ids"].get<std::vector<int32_t>>();
+  const std::vector<int32_t> prefix = tokenizer.encode(std::string_view(text).substr(0, fixture["prefix_bytes"]));
+  EXPECT_EQ(prefix, prefix_expected) << "first difference at token " << first_difference(prefix, prefix_expected);
+
+  const std::vector<int32_t> whole = tokenizer.encode(text);
+  EXPECT_EQ(whole.size(), fixture["whole_count"].get<size_t>());
+  EXPECT_EQ(ids_fnv1a64(whole), fixture["whole_fnv1a64"].get<std::string>());
+
+  // Lines as Python's splitlines(keepends=True) cuts them (\n, \r\n, \r and the other breaks).
+  std::vector<int32_t> line_ids;
+  size_t line_count = 0;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = start;
+    while (end < text.size() && text[end] != '\n' && text[end] != '\r') ++end;
+    if (end < text.size()) end += (text[end] == '\r' && end + 1 < text.size() && text[end + 1] == '\n') ? 2 : 1;
+    const std::vector<int32_t> ids = tokenizer.encode(std::string_view(text).substr(start, end - start));
+    line_ids.insert(line_ids.end(), ids.begin(), ids.end());
+    ++line_count;
+    start = end;
+  }
+  EXPECT_EQ(line_count, fixture["line_count"].get<size_t>());
+  EXPECT_EQ(line_ids.size(), fixture["lines_token_count"].get<size_t>());
+  EXPECT_EQ(ids_fnv1a64(line_ids), fixture["lines_fnv1a64"].get<std::string>());
+
+  size_t strings = 0;
+  for (const json& entry : fixture["strings"]) {
+    const std::string string = entry["text"];
+    EXPECT_EQ(tokenizer.encode(string), entry["ids"].get<std::vector<int32_t>>()) << json(string).dump();
+    ++strings;
+  }
+  EXPECT_GE(strings, 120u);
+  std::printf("qwen35 GGUF: %zu tokens for %zu bytes and %zu lines / %zu tokens, %zu strings: %s llama.cpp's\n",
+              whole.size(), text.size(), line_count, line_ids.size(), strings,
+              HasFailure() ? "NOT all identical to" : "identical to");
+}
+
 // Feeding ids one by one must give back exactly decode() of all of them whenever that is valid
 // UTF-8, never a partial character, across random multilingual text.
 TEST(StreamingDecoder, StreamsWholeCharacters) {
@@ -279,8 +328,11 @@ TEST(TokenizerErrors, OneLineNamingTheFile) {
   const json model = {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}}}, {"merges", {"a b"}}};
   expect_error([&] { Tokenizer::from_json({{"model", model}}, nullptr, "t.json"); }, "ab");
   const json tiny = {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", {"a b"}}};
-  const json unknown_split = {{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}, {"behavior", "Isolated"}};
-  expect_error([&] { Tokenizer::from_json({{"model", tiny}, {"pre_tokenizer", unknown_split}}, nullptr, "t.json"); },
+  const json bad_split = {{"type", "Split"}, {"pattern", {{"Regex", "(\\w+"}}}, {"behavior", "Isolated"}};
+  expect_error([&] { Tokenizer::from_json({{"model", tiny}, {"pre_tokenizer", bad_split}}, nullptr, "t.json"); },
+               "t.json");
+  const json unknown_step = {{"type", "Metaspace"}};
+  expect_error([&] { Tokenizer::from_json({{"model", tiny}, {"pre_tokenizer", unknown_step}}, nullptr, "t.json"); },
                "supported");
   expect_error([&] { Tokenizer::from_json({{"model", tiny}, {"normalizer", {{"type", "NFKC"}}}}, nullptr, "t.json"); },
                "t.json");
