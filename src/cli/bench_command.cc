@@ -31,6 +31,7 @@ void add_bench_command(CLI::App& app) {
   command->add_flag("--json", flags->json, "print JSON");
   command->callback([flags] {
     check(!flags->model.empty() || !flags->synthetic.empty(), "give -m DIR or --synthetic NAME");
+    if (!flags->model.empty()) check_model_folder(flags->model);
     BenchReport report;
     if (!flags->synthetic.empty()) {
       const TemporaryWorkFolder work;

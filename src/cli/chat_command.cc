@@ -43,6 +43,7 @@ void add_chat_command(CLI::App& app) {
                     "and -n do not fit in the context");
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
   command->callback([flags] {
+    check_model_folder(flags->model);
     const Tokenizer tokenizer = Tokenizer::from_folder(flags->model);
     ThreadPool pool(flags->threads);
     const Model model = Model::load(flags->model, pool);
