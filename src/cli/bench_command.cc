@@ -1,4 +1,4 @@
-// `hlwq bench (-m DIR | --synthetic NAME [--format F]) [-p 512] [-n 128] [--threads N] [--json]`
+// `hlwq bench (-m DIR | --synthetic NAME [--format F] [--save DIR]) [-p 512] [-n 128] [--threads N] [--json]`
 #include <cstdio>
 #include <memory>
 
@@ -13,17 +13,21 @@ namespace hlwq::cli {
 
 void add_bench_command(CLI::App& app) {
   struct Flags {
-    std::string model, synthetic, format = "hlwq-q4";
+    std::string model, synthetic, format = "hlwq-q4", save;
     BenchOptions options;
     bool json = false;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand("bench", "prefill/decode speed and the fraction of the memory roofline");
   auto* model_option = command->add_option("-m,--model", flags->model, "model folder");
-  command->add_option("--synthetic", flags->synthetic, "random weights of a real shape: smollm2-135m, qwen3-0.6b, llama3-1b")
+  command->add_option("--synthetic", flags->synthetic, "random weights of a real shape: smollm2-135m, qwen3-0.6b, llama3-1b, qwen3-8b")
       ->excludes(model_option);
   command->add_option("--format", flags->format, "synthetic model format: bf16, hlwq-q2 to hlwq-q8, mlx4, int4")
       ->capture_default_str();
+  command->add_option("--save", flags->save,
+                      "write the synthetic model (bf16, and --format's) into this new folder and stop, without "
+                      "benchmarking")
+      ->needs(command->get_option("--synthetic"));
   command->add_option("-p", flags->options.prompt_tokens, "prompt tokens (prefill)")->capture_default_str();
   command->add_option("-n", flags->options.generated_tokens, "generated tokens (decode)")->capture_default_str();
   command->add_option("--repetitions", flags->options.repetitions, "best of this many runs")->capture_default_str();
@@ -33,6 +37,13 @@ void add_bench_command(CLI::App& app) {
     check(!flags->model.empty() || !flags->synthetic.empty(), "give -m DIR or --synthetic NAME");
     if (!flags->model.empty()) check_model_folder(flags->model);
     BenchReport report;
+    if (!flags->save.empty()) {
+      check(!std::filesystem::exists(flags->save), "output path exists (remove it or choose another), ", flags->save);
+      std::filesystem::create_directories(flags->save);
+      const auto folder = make_synthetic_model(flags->synthetic, flags->format, flags->save, flags->options.threads);
+      std::printf("%s\n", folder.string().c_str());
+      return;
+    }
     if (!flags->synthetic.empty()) {
       const TemporaryWorkFolder work;
       const auto folder = make_synthetic_model(flags->synthetic, flags->format, work.path(), flags->options.threads);

@@ -130,6 +130,9 @@ constexpr SyntheticShape kShapes[] = {
     {"smollm2-135m", 576, 1536, 30, 9, 3, 49152, true},
     {"qwen3-0.6b", 1024, 3072, 28, 16, 8, 151936, true},
     {"llama3-1b", 2048, 8192, 16, 32, 8, 128256, true},
+    // 8.2 B weights, 16.4 GB of BF16: larger than the memory of a small machine (largest tensor:
+    // the 1.24 GB embedding and lm_head).
+    {"qwen3-8b", 4096, 12288, 36, 32, 8, 151936, false},
 };
 
 // "hlwq-qN" with N from 2 to 8: N; anything else: 0.
@@ -146,7 +149,7 @@ fs::path make_synthetic_model(const std::string& shape_name, const std::string& 
   for (const SyntheticShape& candidate : kShapes) {
     if (shape_name == candidate.name) shape = &candidate;
   }
-  check(shape != nullptr, "unknown synthetic model '", shape_name, "' (known: smollm2-135m, qwen3-0.6b, llama3-1b)");
+  check(shape != nullptr, "unknown synthetic model '", shape_name, "' (known: smollm2-135m, qwen3-0.6b, llama3-1b, qwen3-8b)");
   const int hlwq_bits = hlwq_format_bits(format);
   check(format == "bf16" || hlwq_bits != 0 || format == "mlx4" || format == "int4", "unknown --format '", format,
         "' (bf16, hlwq-q2 to hlwq-q8, mlx4, int4)");
@@ -167,6 +170,7 @@ fs::path make_synthetic_model(const std::string& shape_name, const std::string& 
     declarations.push_back({p + "mlp.down_proj.weight", DType::BF16, {shape->hidden, shape->intermediate}});
   }
   declarations.push_back({"model.norm.weight", DType::BF16, {shape->hidden}});
+  if (!shape->tied) declarations.push_back({"lm_head.weight", DType::BF16, {shape->vocab, shape->hidden}});
   {
     SafetensorsWriter writer(dense / "model.safetensors", declarations, {{"format", "pt"}});
     std::mt19937 generator(7);

@@ -37,7 +37,7 @@ double measure_read_bandwidth(int threads);
 
 BenchReport bench_model(const std::filesystem::path& folder, const BenchOptions& options);
 
-// Writes a dense BF16 model folder with random weights of a named shape ("llama3-1b",
+// Writes a dense BF16 model folder with random weights of a named shape ("llama3-1b", "qwen3-8b",
 // "smollm2-135m", "qwen3-0.6b") and converts it to `format` ("bf16", "hlwq-q2" to "hlwq-q8",
 // "mlx4", "int4"); returns the folder to benchmark (inside `work`).
 std::filesystem::path make_synthetic_model(const std::string& shape, const std::string& format,
