@@ -59,32 +59,33 @@ TEST(FirstCommands, AMissingModelFolderSaysItDoesNotExist) {
   EXPECT_EQ(count_entries(folder.path()), 0u);
 }
 
-// SmolLM2-135M-Instruct ends at once on the raw prompt; through its chat template it answers.
+// SmolLM2-135M-Instruct through its chat template: the reply alone is printed, and a stop at
+// <|im_end|> (id 2) is reported with the number of tokens; --raw continues the text instead.
 TEST(FirstCommands, RunAppliesTheChatTemplateByDefault) {
   const auto gguf = demo_gguf_path();
   if (gguf.empty()) GTEST_SKIP() << "demo model not fetched (scripts/fetch_demo_model.sh)";
   TemporaryFolder folder;
   const std::string model = (folder.path() / "model").string();
   import_gguf(gguf, model, ImportOptions{});
-  const std::string prompt = " -p 'Write a haiku about the sea.' -n 12 --threads 2";
-  const CommandResult chat = run_hlwq("run -m " + model + prompt);
+  const std::string haiku = " -p 'Write a haiku about the sea.' -n 12 --threads 2";
+  const CommandResult chat = run_hlwq("run -m " + model + haiku);
   ASSERT_EQ(chat.exit_code, 0) << chat.output;
   EXPECT_NE(chat.output.find("generated 12 at"), std::string::npos) << chat.output;
   EXPECT_EQ(chat.output.find("stopped at the end-of-sequence"), std::string::npos) << chat.output;
-  // The reply alone is printed, not the prompt nor the template's markup.
-  EXPECT_EQ(chat.output.find("Write a haiku"), std::string::npos) << chat.output;
+  EXPECT_EQ(chat.output.find("Write a haiku"), std::string::npos) << chat.output;  // no echo, no markup
   EXPECT_EQ(chat.output.find("<|im_start|>"), std::string::npos) << chat.output;
 
-  const CommandResult raw = run_hlwq("run -m " + model + prompt + " --raw");
+  const CommandResult answer =
+      run_hlwq("run -m " + model + " -p 'What is the capital of France? Answer in one word.' -n 24 --threads 2");
+  ASSERT_EQ(answer.exit_code, 0) << answer.output;
+  EXPECT_NE(answer.output.find("Paris"), std::string::npos) << answer.output;
+  EXPECT_NE(answer.output.find("hlwq: stopped at the end-of-sequence token 2 after "), std::string::npos)
+      << answer.output;
+
+  const CommandResult raw = run_hlwq("run -m " + model + haiku + " --raw");
   ASSERT_EQ(raw.exit_code, 0) << raw.output;
   EXPECT_EQ(raw.output.rfind("Write a haiku about the sea.", 0), 0u) << raw.output;  // raw text is echoed
-  EXPECT_NE(raw.output.find("hlwq: stopped at the end-of-sequence token 2 after 0 generated tokens"),
-            std::string::npos)
-      << raw.output;
-  // -n 1 through the template: no stop message when the budget, not the model, ends it.
-  const CommandResult one = run_hlwq("run -m " + model + " -p 'Hi' -n 1 --threads 2");
-  ASSERT_EQ(one.exit_code, 0) << one.output;
-  EXPECT_EQ(one.output.find("stopped at"), std::string::npos) << one.output;
+  EXPECT_EQ(raw.output.find("<|im_start|>"), std::string::npos) << raw.output;
 }
 
 }  // namespace
