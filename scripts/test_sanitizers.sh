@@ -35,7 +35,10 @@ run_sharded() {  # build-folder filter
 #   CudaKernels.*, CudaDevice.*, GpuForward*.*  CUDA is not built here (they need a GPU).
 #   QualityStudy.*     quantizes and scores a whole model grid: minutes in Release, far past CI under ASan;
 #                      the code it drives (quantize, perplexity) is covered by the other tests.
-asan_excluded="CudaKernels.*:CudaDevice.*:GpuForward*.*:QualityStudy.*"
+#   PplCommand.*       scores the demo model in several formats through the command: under ASan it
+#                      was still running when a shard was stopped after 25 min on the loaded VM; the
+#                      perplexity code is covered by Perplexity.*, ModelPerplexity*.* and KlDivergence.*.
+asan_excluded="CudaKernels.*:CudaDevice.*:GpuForward*.*:QualityStudy.*:PplCommand.*"
 
 
 if [[ $which == asan || $which == all ]]; then
