@@ -13,4 +13,6 @@ if [[ ! -f build/build.ninja ]]; then
   fi
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
 fi
+# Paths relative to the checkout, so that a fresh clone elsewhere (CI) hits the same cache entries.
+export CCACHE_BASEDIR=$PWD
 cmake --build build -j "$(nproc)"

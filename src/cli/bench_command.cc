@@ -1,5 +1,5 @@
-// `hlwq bench (-m DIR | --synthetic NAME [--format F] [--quantize-embeddings]) [-p 512] [-n 128]
-// [--backend cpu|cuda] [--threads N] [--json]`
+// `hlwq bench (-m DIR | --synthetic NAME [--format F] [--quantize-embeddings] [--save DIR]) [-p 512]
+// [-n 128] [--backend cpu|cuda] [--threads N] [--json]`
 #include <cstdio>
 #include <memory>
 
@@ -13,7 +13,7 @@ namespace hlwq::cli {
 
 void add_bench_command(CLI::App& app) {
   struct Flags {
-    std::string model, synthetic, format = "hlwq-q4", backend = "cpu";
+    std::string model, synthetic, format = "hlwq-q4", backend = "cpu", save;
     bool quantize_embeddings = false;
     BenchOptions options;
     bool json = false;
@@ -30,6 +30,10 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   command->add_flag("--quantize-embeddings", flags->quantize_embeddings,
                     "synthetic model: the token embedding in --format too (else BF16)");
+  command->add_option("--save", flags->save,
+                      "write the synthetic model (bf16, and --format's through quantize or export) into this new "
+                      "folder and stop, without benchmarking")
+      ->needs(command->get_option("--synthetic"));
   command->add_option("-p", flags->options.prompt_tokens, "prompt tokens (prefill)")->capture_default_str();
   command->add_option("-n", flags->options.generated_tokens, "generated tokens (decode)")->capture_default_str();
   command->add_option("--repetitions", flags->options.repetitions, "best of this many runs")->capture_default_str();
@@ -38,7 +42,15 @@ void add_bench_command(CLI::App& app) {
   command->add_flag("--json", flags->json, "print JSON");
   command->callback([flags] {
     check(!flags->model.empty() || !flags->synthetic.empty(), "give -m DIR or --synthetic NAME");
+    if (!flags->model.empty()) check_model_folder(flags->model);
     flags->options.backend = parse_backend_kind(flags->backend);
+    if (!flags->save.empty()) {
+      check(!std::filesystem::exists(flags->save), "output path exists (remove it or choose another), ", flags->save);
+      std::filesystem::create_directories(flags->save);
+      const auto folder = write_synthetic_model(flags->synthetic, flags->format, flags->save, flags->options.threads);
+      std::printf("%s\n", folder.string().c_str());
+      return;
+    }
     BenchReport report;
     if (!flags->synthetic.empty()) {
       const ModelConfig config = synthetic_model_config(flags->synthetic);

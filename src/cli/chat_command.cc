@@ -46,6 +46,7 @@ void add_chat_command(CLI::App& app) {
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
   command->add_option("--backend", flags->backend, "where the model runs: cpu or cuda")->capture_default_str();
   command->callback([flags] {
+    check_model_folder(flags->model);
     const Tokenizer tokenizer = Tokenizer::from_folder(flags->model);
     ThreadPool pool(flags->threads);
     const std::unique_ptr<Backend> backend = parse_backend_kind(flags->backend) == BackendKind::cpu

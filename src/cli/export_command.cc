@@ -30,6 +30,7 @@ void add_export_command(CLI::App& app) {
   command->add_flag("--progress", flags->progress, "show progress even when stderr is not a terminal");
   command->add_flag("--json", flags->json, "print a JSON summary");
   command->callback([flags] {
+    check_model_folder(flags->model);
     ExportOptions options;
     options.target = flags->target == "bf16" ? ExportTarget::bf16
                      : flags->target == "mlx" ? ExportTarget::mlx

@@ -22,6 +22,7 @@ void add_inspect_command(CLI::App& app) {
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
   command->add_flag("--json", flags->json, "print JSON");
   command->callback([flags] {
+    check_model_folder(flags->model);
     std::optional<std::filesystem::path> reference;
     if (!flags->reference.empty()) reference = flags->reference;
     const ModelReport report = inspect_model(flags->model, reference, flags->threads);

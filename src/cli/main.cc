@@ -2,6 +2,7 @@
 // "hlwq: error: <what>, <where>" with exit status 1 (2 for usage errors).
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -21,6 +22,22 @@ int main(int argc, char** argv) {
   hlwq::cli::add_chat_command(app);
   hlwq::cli::add_bench_command(app);
   hlwq::install_interrupt_handler();
+  // An unknown first word is a usage error that names it and lists the commands (CLI11 would
+  // only say that an argument was not expected).
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string word = argv[1];
+    std::string names;
+    bool known = false;
+    for (const CLI::App* command : app.get_subcommands({})) {
+      known = known || command->get_name() == word;
+      names += (names.empty() ? "" : ", ") + command->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "hlwq: error: unknown command '%s', the commands are %s (see hlwq --help)\n",
+                   word.c_str(), names.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& help) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,11 @@ inline DType parse_float_dtype(const std::string& name) {
   if (name == "f16") return DType::F16;
   if (name == "f32") return DType::F32;
   fail("unknown dtype '", name, "' (use bf16, f16 or f32)");
+}
+
+// The first check of a command that reads a model folder: a clear line when it is not there.
+inline void check_model_folder(const std::string& folder) {
+  check(std::filesystem::is_directory(folder), "the model folder does not exist, ", folder);
 }
 
 inline void print_json(const nlohmann::json& value) {

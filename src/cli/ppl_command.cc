@@ -35,6 +35,7 @@ void add_ppl_command(CLI::App& app) {
   command->add_flag("--progress", flags->progress, "show progress even when stderr is not a terminal");
   command->add_flag("--json", flags->json, "print JSON");
   command->callback([flags] {
+    check_model_folder(flags->model);
     ModelPerplexityOptions options;
     options.context = flags->context;
     options.stride = flags->stride;

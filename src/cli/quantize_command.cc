@@ -78,6 +78,7 @@ void add_quantize_command(CLI::App& app) {
   command->add_flag("--progress", flags->progress, "show progress even when stderr is not a terminal");
   command->add_flag("--json", flags->json, "print a JSON summary");
   command->callback([flags, block, gain, compat] {
+    check_model_folder(flags->model);
     // PolarQuant pads every row to blocks of 128 and scales each block by its norm.
     if (compat->count() > 0 && block->count() == 0) flags->block = "128";
     if (compat->count() > 0 && gain->count() == 0) flags->gain = "norm";

@@ -1,7 +1,11 @@
 // `hlwq run -m DIR (-p TEXT | --ids 1,2,3) [-n 128] [--temp 0] [--seed S] [--top-k K] [--top-p P]
-// [--min-p P] [--repeat-penalty R] [--ctx C] [--truncate] [--threads N] [--backend cpu|cuda]`: generates from any
-// model folder hlwq reads (dense, HLWQ, MLX affine, CT INT4). With -p the text streams out as it is
-// generated; with --ids the generated ids are printed. A prompt that does not fit beside -n in the
+// [--min-p P] [--repeat-penalty R] [--ctx C] [--truncate] [--raw] [--threads N] [--backend cpu|cuda]`:
+// generates from any model folder hlwq reads (dense, HLWQ, MLX affine, CT INT4). With -p the prompt
+// is sent as a user message through the model's chat template when the tokenizer has one (as
+// instruct models expect), or as raw text with --raw or without a template; the reply streams out as
+// it is generated (a raw prompt is echoed first, since the output continues it). With --ids the
+// generated ids are printed. A stop at an end-of-sequence token is reported on stderr. A prompt that
+// does not fit beside -n in the
 // context is an error, or with --truncate loses its oldest tokens (a leading BOS stays).
 #include <chrono>
 #include <cstdio>
@@ -16,6 +20,7 @@
 #include "engine/generate.h"
 #include "ops/cpu/cpu_backend.h"
 #include "engine/prompt_truncation.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hlwq::cli {
@@ -58,7 +63,7 @@ void add_run_command(CLI::App& app) {
     std::string model, ids, prompt, kv_dtype = "f16", backend = "cpu";
     int64_t max_new_tokens = 128, context = 0, repeat_last_n = 64;
     int threads = 0;
-    bool ignore_eos = false, truncate = false;
+    bool ignore_eos = false, truncate = false, raw = false;
     SamplerOptions sampler;
   };
   auto flags = std::make_shared<Flags>();
@@ -83,16 +88,35 @@ void add_run_command(CLI::App& app) {
                     "drop the oldest prompt tokens when the prompt and -n do not fit in the context");
   command->add_option("--kv-dtype", flags->kv_dtype, "KV cache dtype: f16 (default), bf16 or f32")
       ->check(CLI::IsMember({"f16", "bf16", "f32"}));
+  command->add_flag("--raw", flags->raw,
+                    "tokenize the prompt as raw text (default: a user message in the model's chat template)");
   command->add_flag("--ignore-eos", flags->ignore_eos, "do not stop at the end-of-sequence id");
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
   command->add_option("--backend", flags->backend, "where the model runs: cpu or cuda")->capture_default_str();
   command->callback([flags] {
     check(!flags->prompt.empty() || !flags->ids.empty(), "give a prompt with -p TEXT or --ids 1,2,3");
+    check_model_folder(flags->model);
     std::optional<Tokenizer> tokenizer;
     std::vector<int32_t> prompt;
+    bool raw = flags->raw;
     if (!flags->prompt.empty()) {
       tokenizer = Tokenizer::from_folder(flags->model);
-      prompt = tokenizer->encode(flags->prompt, tokenizer->adds_bos_by_default());
+      if (!raw && tokenizer->chat_template().empty()) raw = true;
+      if (!raw) {
+        try {
+          (void)recognize_chat_template(tokenizer->chat_template(), "tokenizer_config.json");
+        } catch (const Error& error) {
+          std::fprintf(stderr, "hlwq: %s; the prompt goes in as raw text\n", error.what());
+          raw = true;
+        }
+      }
+      if (raw) {
+        prompt = tokenizer->encode(flags->prompt, tokenizer->adds_bos_by_default());
+      } else {
+        const ChatMessage message{"user", flags->prompt};
+        // The rendered template holds the BOS text itself where the model wants one.
+        prompt = tokenizer->encode(apply_chat_template(*tokenizer, std::span(&message, 1), true), false);
+      }
       check(!prompt.empty(), "the prompt tokenizes to nothing");
     } else {
       prompt = parse_ids(flags->ids);
@@ -134,7 +158,7 @@ void add_run_command(CLI::App& app) {
     std::optional<StreamingDecoder> decoder;
     if (tokenizer) {
       decoder.emplace(*tokenizer);
-      std::fputs(flags->prompt.c_str(), stdout);
+      if (raw) std::fputs(flags->prompt.c_str(), stdout);
       std::fflush(stdout);
     }
     const GenerateResult result = generate(model, *backend, prompt, options, [&](int32_t token) {
@@ -149,6 +173,10 @@ void add_run_command(CLI::App& app) {
     if (decoder) std::fputs(decoder->flush().c_str(), stdout);
     std::printf("\n");
     std::fflush(stdout);  // the ids line before the timing line on a shared terminal
+    if (result.stop_id) {
+      std::fprintf(stderr, "hlwq: stopped at the end-of-sequence token %d after %zu generated tokens\n",
+                   *result.stop_id, result.tokens.size());
+    }
     std::fprintf(stderr,
                  "hlwq: load %.2f s, prompt %zu tokens at %.1f tokens/s, generated %zu at %.2f tokens/s, "
                  "peak memory %.0f MB\n",

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -64,6 +65,7 @@ void add_tokenize_command(CLI::App& app) {
   command->callback([flags, model, tokenizer, prompt, file] {
     check(model->count() + tokenizer->count() == 1, "give the tokenizer with -m DIR or --tokenizer FILE");
     check(prompt->count() + file->count() == 1, "give the text with -p TEXT or -f FILE");
+    if (model->count()) check_model_folder(flags->model);
     const Tokenizer loaded = model->count() ? Tokenizer::from_folder(flags->model) : Tokenizer::from_file(flags->tokenizer);
     const std::string text = prompt->count() ? flags->prompt : read_text_file(flags->file);
     const std::vector<int32_t> ids = loaded.encode(text, flags->add_bos);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "convert/config_shapes.h"
 #include "convert/model_weights.h"
 #include "convert/tensor_selection.h"
 #include "core/error.h"
@@ -96,6 +97,7 @@ void round_through(std::vector<float>& values, DType dtype) {
 ExportSummary export_model(const fs::path& input, const fs::path& output, const ExportOptions& options) {
   const ModelWeights model = ModelWeights::open(input);
   require_tokenizer(model.folder());
+  check_shapes_against_config(model.folder());
   const DType out_dtype = options.dtype.value_or(DType::BF16);
   check(out_dtype == DType::BF16 || out_dtype == DType::F16 || out_dtype == DType::F32,
         "--dtype must be bf16, f16 or f32");

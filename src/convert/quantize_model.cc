@@ -2,9 +2,12 @@
 
 #include <sys/resource.h>
 
+#include <cmath>
 #include <cstring>
+#include <optional>
 #include <vector>
 
+#include "convert/config_shapes.h"
 #include "convert/model_weights.h"
 #include "core/error.h"
 #include "core/file_writer.h"
@@ -53,6 +56,25 @@ HlwqParams tensor_params(const QuantizeOptions& options, int64_t columns) {
   return params;
 }
 
+struct NonFinite {
+  int64_t row, column;
+  float value;
+};
+
+// The first NaN or infinity of a row-major matrix, if any.
+std::optional<NonFinite> first_non_finite(DType dtype, std::span<const std::byte> data, int64_t rows,
+                                          int64_t columns) {
+  std::vector<float> row(static_cast<size_t>(columns));
+  const size_t row_bytes = static_cast<size_t>(columns) * dtype_size(dtype);
+  for (int64_t r = 0; r < rows; ++r) {
+    convert_to_float(dtype, data.subspan(static_cast<size_t>(r) * row_bytes, row_bytes), row);
+    for (int64_t c = 0; c < columns; ++c) {
+      if (!std::isfinite(row[static_cast<size_t>(c)])) return NonFinite{r, c, row[static_cast<size_t>(c)]};
+    }
+  }
+  return std::nullopt;
+}
+
 void copy_file_checked(const fs::path& from, const fs::path& to) {
   std::error_code error;
   fs::copy_file(from, to, error);
@@ -67,6 +89,7 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
   const ModelFolder folder = ModelFolder::open(input);
   const json& config = folder.config();
   require_tokenizer(folder);
+  check_shapes_against_config(folder);
   if (config.contains("quantization_config") || config.contains("quantization"))
     fail("input model is already quantized (config.json has quantization settings); quantize a dense model, ",
          input.string());
@@ -123,7 +146,12 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
       try {
         codec.quantize_matrix(info.dtype, data, rows, codes, norms, pool);
       } catch (const Error& error) {
-        fail(error.what(), " in tensor ", item.name, ", ", input.string());
+        // Threads quantize rows in any order; name the first non-finite weight in storage order.
+        if (const auto bad = first_non_finite(info.dtype, data, rows, info.shape[1])) {
+          fail("non-finite weight ", bad->value, " at row ", bad->row, ", column ", bad->column, " in tensor ",
+               item.name, ", ", folder.file(item.name).string());
+        }
+        fail(error.what(), " in tensor ", item.name, ", ", folder.file(item.name).string());
       }
       const std::string base = base_name(item.name);
       writer.write(base + ".hlwq_codes", std::as_bytes(std::span<const uint8_t>(codes)));

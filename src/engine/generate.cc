@@ -72,7 +72,10 @@ GenerateResult generate(ModelRunner& runner, std::span<const int32_t> prompt, co
     const size_t window = static_cast<size_t>(std::max<int64_t>(options.repeat_last_n, 0));
     const std::span<const int32_t> recent = std::span<const int32_t>(history).last(std::min(window, history.size()));
     const int32_t token = sampler.sample(logits, recent);
-    if (std::find(options.stop_ids.begin(), options.stop_ids.end(), token) != options.stop_ids.end()) break;
+    if (std::find(options.stop_ids.begin(), options.stop_ids.end(), token) != options.stop_ids.end()) {
+      result.stop_id = token;
+      break;
+    }
     result.tokens.push_back(token);
     history.push_back(token);
     if (on_token) on_token(token);

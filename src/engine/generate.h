@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct GenerateOptions {
 
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids only
+  std::optional<int32_t> stop_id;  // the stop id that ended generation (not in tokens), if one did
   double prefill_seconds = 0;
   double decode_seconds = 0;    // sampling and decoding after the prefill
 };

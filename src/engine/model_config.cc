@@ -20,10 +20,11 @@ const nlohmann::json& required(const nlohmann::json& object, const char* key, co
   return *found;
 }
 
+// Sizes are below 2^31, so that products of two of them (a matrix's elements) cannot overflow.
 int64_t positive_integer(const nlohmann::json& object, const char* key, const std::string& where) {
   const nlohmann::json& value = required(object, key, where);
-  check(value.is_number_integer() && value.get<int64_t>() > 0, "key \"", key, "\" must be a positive integer, ",
-        where);
+  check(value.is_number_integer() && value.get<int64_t>() > 0 && value.get<int64_t>() <= INT32_MAX, "key \"", key,
+        "\" must be a positive integer below 2^31, got ", value.dump(), ", ", where);
   return value.get<int64_t>();
 }
 

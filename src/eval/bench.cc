@@ -7,10 +7,14 @@
 #include <random>
 #include <vector>
 
+#include "convert/export_model.h"
+#include "convert/quantize_model.h"
 #include "core/aligned_buffer.h"
+#include "core/file_writer.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "engine/model_runner.h"
+#include "io/safetensors.h"
 #include "ops/cpu/cpu_backend.h"
 
 namespace hlwq {
@@ -167,5 +171,78 @@ RandomLinearFormat synthetic_format(const std::string& format) {
   if (format == "int4") return RandomLinearFormat{LinearFormat::ct_int4, DType::BF16, 4, 128, 128};
   fail("unknown --format '", format, "' (bf16, hlwq-q2 to hlwq-q8, mlx4, int4)");
 }
+
+fs::path write_synthetic_model(const std::string& shape_name, const std::string& format, const fs::path& work,
+                               int threads) {
+  const ModelConfig config = synthetic_model_config(shape_name);
+  const RandomLinearFormat chosen = synthetic_format(format);  // checks the name
+  const fs::path dense = work / (shape_name + "-bf16");
+  fs::create_directories(dense);
+  const int64_t hidden = config.hidden_size, head_dim = config.head_dim;
+  std::vector<TensorDeclaration> declarations = {
+      {"model.embed_tokens.weight", DType::BF16, {config.vocab_size, hidden}}};
+  for (int64_t layer = 0; layer < config.layers; ++layer) {
+    const std::string p = "model.layers." + std::to_string(layer) + ".";
+    declarations.push_back({p + "input_layernorm.weight", DType::BF16, {hidden}});
+    declarations.push_back({p + "self_attn.q_proj.weight", DType::BF16, {config.heads * head_dim, hidden}});
+    declarations.push_back({p + "self_attn.k_proj.weight", DType::BF16, {config.kv_heads * head_dim, hidden}});
+    declarations.push_back({p + "self_attn.v_proj.weight", DType::BF16, {config.kv_heads * head_dim, hidden}});
+    declarations.push_back({p + "self_attn.o_proj.weight", DType::BF16, {hidden, config.heads * head_dim}});
+    if (config.qk_norm) {
+      declarations.push_back({p + "self_attn.q_norm.weight", DType::BF16, {head_dim}});
+      declarations.push_back({p + "self_attn.k_norm.weight", DType::BF16, {head_dim}});
+    }
+    declarations.push_back({p + "post_attention_layernorm.weight", DType::BF16, {hidden}});
+    declarations.push_back({p + "mlp.gate_proj.weight", DType::BF16, {config.intermediate_size, hidden}});
+    declarations.push_back({p + "mlp.up_proj.weight", DType::BF16, {config.intermediate_size, hidden}});
+    declarations.push_back({p + "mlp.down_proj.weight", DType::BF16, {hidden, config.intermediate_size}});
+  }
+  declarations.push_back({"model.norm.weight", DType::BF16, {hidden}});
+  if (!config.tie_word_embeddings) declarations.push_back({"lm_head.weight", DType::BF16, {config.vocab_size, hidden}});
+  {
+    SafetensorsWriter writer(dense / "model.safetensors", declarations, {{"format", "pt"}});
+    std::mt19937 generator(7);
+    std::normal_distribution<float> normal(0.0f, 0.02f);
+    std::vector<float> values;
+    std::vector<std::byte> bytes;
+    for (const TensorDeclaration& declaration : declarations) {
+      values.resize(declaration.byte_size() / 2);
+      for (float& value : values) value = normal(generator) + (declaration.shape.size() == 1 ? 1.0f : 0.0f);
+      bytes.resize(declaration.byte_size());
+      convert_from_float(values, DType::BF16, bytes);
+      writer.write(declaration.name, bytes);
+    }
+    writer.close();
+  }
+  const bool qwen3 = config.architecture == Architecture::qwen3;
+  const json config_json = {{"architectures", {qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM"}},
+                            {"model_type", qwen3 ? "qwen3" : "llama"},
+                            {"hidden_size", hidden}, {"intermediate_size", config.intermediate_size},
+                            {"num_hidden_layers", config.layers}, {"num_attention_heads", config.heads},
+                            {"num_key_value_heads", config.kv_heads}, {"head_dim", head_dim},
+                            {"vocab_size", config.vocab_size}, {"rms_norm_eps", config.rms_norm_eps},
+                            {"rope_theta", config.rope_theta}, {"max_position_embeddings", config.max_position_embeddings},
+                            {"tie_word_embeddings", config.tie_word_embeddings}, {"torch_dtype", "bfloat16"}};
+  write_text_file(dense / "config.json", config_json.dump(2));
+  // quantize/export want a tokenizer in the folder; a synthetic model has none that means anything.
+  write_text_file(dense / "tokenizer.json", R"({"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}})");
+  if (format == "bf16") return dense;
+  const fs::path converted = work / (shape_name + "-" + format);
+  if (chosen.format == LinearFormat::hlwq) {
+    QuantizeOptions options;
+    options.params.bits = chosen.bits;
+    options.fit_block_to_rows = true;  // as `hlwq quantize` does by default
+    options.params.gain = BlockGain::least_squares;
+    options.threads = threads;
+    quantize_model(dense, converted, options);
+  } else {
+    ExportOptions options;
+    options.target = chosen.format == LinearFormat::mlx_affine ? ExportTarget::mlx : ExportTarget::ct_int4;
+    options.threads = threads;
+    export_model(dense, converted, options);
+  }
+  return converted;
+}
+
 
 }  // namespace hlwq

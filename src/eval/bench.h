@@ -50,4 +50,10 @@ ModelConfig synthetic_model_config(const std::string& shape);
 // "int4" (CompressedTensors INT4 g128); throws listing them for another name.
 RandomLinearFormat synthetic_format(const std::string& format);
 
+// Writes a dense BF16 model folder of a named shape with random N(0, 0.02) weights into `work` and
+// converts it to `format` (through quantize or export, as a user would); returns the folder.
+// `hlwq bench --save` uses it to make large inputs for quantize (the weights pass through disk).
+std::filesystem::path write_synthetic_model(const std::string& shape, const std::string& format,
+                                            const std::filesystem::path& work, int threads);
+
 }  // namespace hlwq

@@ -68,6 +68,25 @@ std::vector<std::string> find_safetensors_files(const fs::path& folder) {
   return names;
 }
 
+// A weight file may be a symbolic link only to a file inside the folder, or, for a snapshot of
+// the Hugging Face cache (.../snapshots/REVISION/), inside the cache's blobs/ folder where its
+// links point; a link elsewhere would read files the folder does not hold.
+void check_inside_folder(const fs::path& folder, const fs::path& file) {
+  std::error_code error;
+  const fs::path target = fs::canonical(file, error);
+  check(!error, "cannot resolve weight file: ", error.message(), ", ", file.string());
+  const fs::path root = fs::canonical(folder, error);
+  check(!error, "cannot resolve the model folder: ", error.message(), ", ", folder.string());
+  const auto is_under = [&target](const fs::path& base) {
+    const auto [base_end, target_at] = std::mismatch(base.begin(), base.end(), target.begin(), target.end());
+    return base_end == base.end() && target_at != target.end();
+  };
+  const bool cache_blob =
+      root.parent_path().filename() == "snapshots" && is_under(root.parent_path().parent_path() / "blobs");
+  check(is_under(root) || cache_blob, "weight file links to ", target.string(), " outside the model folder, ",
+        file.string());
+}
+
 }  // namespace
 
 nlohmann::json read_json_file(const fs::path& path) {
@@ -98,7 +117,7 @@ nlohmann::json read_json_file(const fs::path& path) {
 
 ModelFolder ModelFolder::open(const fs::path& folder) {
   std::error_code error;
-  check(fs::is_directory(folder, error), "model folder not found, ", folder.string());
+  check(fs::is_directory(folder, error), "the model folder does not exist, ", folder.string());
   ModelFolder model;
   model.path_ = folder;
   const fs::path config_path = folder / "config.json";
@@ -123,7 +142,9 @@ ModelFolder ModelFolder::open(const fs::path& folder) {
     const fs::path shard_path = folder / shard_name;
     check(fs::exists(shard_path, error), "missing weight shard ", quoted_name(shard_name),
           ", ", folder.string());
+    check_inside_folder(folder, shard_path);
     model.shards_.push_back(std::make_unique<SafetensorsFile>(SafetensorsFile::open(shard_path)));
+    model.shard_paths_.push_back(shard_path);
     const size_t shard = model.shards_.size() - 1;
     for (const TensorInfo& tensor : model.shards_[shard]->tensors()) {
       const auto [where, inserted] = model.locations_.emplace(tensor.name, Location{shard, &tensor});
@@ -154,6 +175,12 @@ const TensorInfo& ModelFolder::info(std::string_view name) const {
   check(found != locations_.end(), "no tensor ", quoted_name(name), " in the model, ",
         path_.string());
   return *found->second.info;
+}
+
+const fs::path& ModelFolder::file(std::string_view name) const {
+  const auto found = locations_.find(name);
+  check(found != locations_.end(), "no tensor ", quoted_name(name), " in the model, ", path_.string());
+  return shard_paths_[found->second.shard];
 }
 
 std::span<const std::byte> ModelFolder::data(std::string_view name) const {

@@ -34,6 +34,8 @@ class ModelFolder {
   const std::vector<std::string>& tensor_names() const { return names_; }
   bool has(std::string_view name) const;
   const TensorInfo& info(std::string_view name) const;
+  // The weight file that holds a tensor (for messages).
+  const std::filesystem::path& file(std::string_view name) const;
   std::span<const std::byte> data(std::string_view name) const;
   // Gives the pages of a tensor back to the OS once it has been processed.
   void release(std::string_view name) const;
@@ -51,6 +53,7 @@ class ModelFolder {
   std::filesystem::path path_;
   nlohmann::json config_;
   std::vector<std::unique_ptr<SafetensorsFile>> shards_;
+  std::vector<std::filesystem::path> shard_paths_;
   std::map<std::string, Location, std::less<>> locations_;
   std::vector<std::string> names_;
 };

@@ -183,7 +183,7 @@ TEST(ModelFolder, RejectsMissingOrBrokenConfig) {
   write_text_file(folder.path() / "config.json", "[1, 2]");
   expect_error([&] { ModelFolder::open(folder.path()); }, {"not a JSON object", "config.json"});
   expect_error([&] { ModelFolder::open(folder.path() / "absent"); },
-               {"model folder not found", "absent"});
+               {"the model folder does not exist", "absent"});
   write_text_file(folder.path() / "config.json", "{}");
   expect_error([&] { ModelFolder::open(folder.path()); },
                {"no safetensors weights found, " + folder.path().string()});

@@ -128,6 +128,12 @@ HWY_INLINE void DotTwoRowsTile4(const T* HWY_RESTRICT row0, const T* HWY_RESTRIC
 // into y segment by segment (a fixed order, so results still do not depend on the thread count).
 constexpr size_t kSegmentColumns = 2048;
 
+// Row r of the decode scratch. Dense rows need none and pass a null scratch: offsetting a null
+// pointer is undefined behaviour even when the result is never read, so it stays null.
+HWY_INLINE float* ScratchRow(float* scratch, size_t r, size_t length) {
+  return scratch == nullptr ? nullptr : scratch + r * length;
+}
+
 // Small batches (at most 4 rows, chunk_rows 1): each weight row is read once and dotted with the
 // whole batch, two weight rows at a time when the batch is exactly a tile of 4.
 template <typename T, class RowOf>
@@ -137,7 +143,7 @@ HWY_INLINE void ProductOfRowsSmallBatch(const RowProductShape& shape, size_t beg
   const size_t chunk_rows = std::min(shape.chunk_rows, kMaxChunkRows);
   for (size_t first = begin; first < end; first += chunk_rows) {
     const size_t count = std::min(chunk_rows, end - first);
-    for (size_t k = 0; k < count; ++k) chunk[k] = row_of(first + k, scratch + k * shape.length);
+    for (size_t k = 0; k < count; ++k) chunk[k] = row_of(first + k, ScratchRow(scratch, k, shape.length));
     for (size_t segment = 0; segment < shape.length; segment += kSegmentColumns) {
       const size_t columns = std::min(kSegmentColumns, shape.length - segment);
       const bool accumulate = segment > 0;
@@ -256,7 +262,7 @@ HWY_INLINE void ProductOfRowsPanel(const RowProductShape& shape, size_t begin, s
   const T* rows[kMaxChunkRows];
   for (size_t first = begin; first < end; first += width) {
     const size_t count = std::min(width, end - first);
-    for (size_t r = 0; r < count; ++r) rows[r] = row_of(first + r, scratch + r * length);
+    for (size_t r = 0; r < count; ++r) rows[r] = row_of(first + r, ScratchRow(scratch, r, length));
     for (size_t segment = 0; segment < length; segment += kPanelSegment) {
       const size_t depth = std::min(kPanelSegment, length - segment);
       const bool accumulate = segment > 0;
