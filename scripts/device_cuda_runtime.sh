@@ -22,9 +22,13 @@ if has tests; then
   # The test binary reads fixtures from the source path it was built in and runs build/hlwq.
   if [[ ! -e /work/main ]]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
   mkdir -p build && ln -sf "$PWD/$hlwq" build/hlwq
-  .device/bin/hlwq_tests --gtest_filter="${GPU_TESTS:-CudaKernels.*:*DeviceLinear*:*CudaRunner*}" \
-    >"$out/gpu-tests.log" 2>&1 || true
-  grep -E "max \|cuda - cpu\||^\[  (FAILED|PASSED|SKIPPED) " "$out/gpu-tests.log" | tail -60 || true
+  # The kernel tests (their own binary), then the runner and the ops table on CUDA against the CPU.
+  timeout 200 .device/bin/hlwq_gpu_tests >"$out/gpu-kernel-tests.log" 2>&1 || echo "hlwq_gpu_tests: exit $?"
+  timeout 200 .device/bin/hlwq_tests --gtest_filter="${GPU_TESTS:-*Cuda*:*BackendOps*}" \
+    >"$out/gpu-runner-tests.log" 2>&1 || echo "hlwq_tests (cuda): exit $?"
+  for log in "$out"/gpu-kernel-tests.log "$out"/gpu-runner-tests.log; do
+    grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure|error" "$log" | head -40 || true
+  done
 fi
 
 bench() {  # name, then hlwq bench arguments
