@@ -26,6 +26,12 @@ struct LayerWeights {
   LinearWeight q, k, v, o, gate, up, down;
   std::vector<float> q_bias, k_bias, v_bias, o_bias;  // empty when the model has none
   std::vector<float> gate_bias, up_bias, down_bias;
+  // Qwen3.5's gated delta-net (linear_attention layers, which have no q/k/v): in_proj_qkv (q | k | v),
+  // in_proj_z (the norm's gate), in_proj_b (beta), in_proj_a (decay), with out_proj in `o`; the conv
+  // weights (conv channels x kernel), A_log and dt_bias (value heads), and the gated norm's weight
+  // (value_head_dim, as stored: not zero-centered).
+  LinearWeight in_proj_qkv, in_proj_z, in_proj_b, in_proj_a;
+  std::vector<float> conv_weight, a_log, dt_bias, delta_norm;
 };
 
 class Model {

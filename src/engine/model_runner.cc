@@ -29,6 +29,12 @@ struct UploadedLayer {
   Buffer input_norm, post_attention_norm, pre_feedforward_norm, post_feedforward_norm, q_norm, k_norm;
   UploadedLinear q, k, v, o, gate, up, down;
   bool local_rope = false;  // gemma3's sliding-window layers rotate with their own base
+  // Qwen3.5: a gated delta-net layer (o is its out_proj), numbered among the delta-net layers; an
+  // attention layer's KV cache layer is numbered among the attention layers.
+  bool delta_net = false;
+  int64_t state_index = 0;
+  UploadedLinear in_proj_qkv, in_proj_z, in_proj_b, in_proj_a;
+  Buffer conv_weight, a_log, dt_bias, delta_norm;
 };
 
 }  // namespace
@@ -38,10 +44,16 @@ struct ModelRunner::Uploaded {
   std::unique_ptr<BackendLinear> embedding, lm_head;  // lm_head empty when tied
   Buffer final_norm;
   std::unique_ptr<BackendRope> rope, local_rope;
-  std::unique_ptr<BackendKvCache> cache;
+  std::unique_ptr<BackendKvCache> cache;          // empty when no layer attends (never so far)
+  std::unique_ptr<BackendDeltaNetState> delta_state;  // empty without delta-net layers
   std::unique_ptr<BackendPassInputs> pass_inputs;
   // Scratch for max_pass_tokens rows.
   Buffer hidden, normed, queries, keys, values, attention, projected, gate, up, logits;
+  Buffer query_and_gate, attention_gate;                                  // gated attention
+  Buffer mixed, convolved, delta_z, delta_a, delta_b, delta_out;          // delta-net
+  // Hybrid models: the position each sequence's recurrent state has reached (-1: unknown after a
+  // failed pass, so only a restart at 0 is allowed).
+  std::vector<int64_t> state_positions;
   // Recorded single-pass graphs by row count, and how often each count ran unrecorded.
   std::map<int64_t, std::unique_ptr<BackendGraph>> graphs;
   std::map<int64_t, int> unrecorded_runs;
@@ -63,28 +75,50 @@ UploadedLinear upload_linear(Backend& backend, const LinearWeight& weight, const
 // The pass's scratch, viewed for `rows` rows.
 struct PassActivations {
   Floats hidden, normed, queries, keys, values, attention, projected, gate, up;
+  Floats query_and_gate, attention_gate;
+  Floats mixed, convolved, delta_z, delta_a, delta_b, delta_out;
 };
 
-void attention_block(Backend& backend, const ModelConfig& config, const UploadedLayer& layer, int64_t index,
-                     BackendKvCache& cache, const BackendRope& rope, const PassActivations& a) {
+// Qwen3.5's gated delta-net in place of attention: projections, the causal conv, the gated delta
+// rule over the sequence's recurrent state, the gated norm, out_proj.
+void delta_net_block(Backend& backend, const ModelConfig& config, const UploadedLayer& layer,
+                     BackendDeltaNetState& state, const PassActivations& a) {
+  backend.rms_norm(a.hidden, layer.input_norm.floats(), config.rms_norm_eps, a.normed);
+  const int64_t rows = a.hidden.size / config.hidden_size;
+  const BackendLinear* projections[] = {layer.in_proj_qkv.weight.get(), layer.in_proj_z.weight.get(),
+                                        layer.in_proj_b.weight.get(), layer.in_proj_a.weight.get()};
+  const Floats projected[] = {a.mixed, a.delta_z, a.delta_b, a.delta_a};
+  backend.linear_group(projections, a.normed, rows, projected);
+  backend.delta_net_conv(state, layer.state_index, a.mixed, layer.conv_weight.floats(), a.convolved);
+  backend.delta_net_rule(state, layer.state_index, a.convolved, a.delta_a, a.delta_b, layer.a_log.floats(),
+                         layer.dt_bias.floats(), a.delta_out);
+  backend.gated_rms_norm(a.delta_out, a.delta_z, layer.delta_norm.floats(), config.rms_norm_eps, a.delta_out);
+  backend.linear(*layer.o.weight, a.delta_out, rows, a.projected);
+  backend.add(a.hidden, a.projected);
+}
+
+void attention_block(Backend& backend, const ModelConfig& config, const UploadedLayer& layer, BackendKvCache& cache, const BackendRope& rope, const PassActivations& a) {
   const int64_t head_dim = config.head_dim;
   backend.rms_norm(a.hidden, layer.input_norm.floats(), config.rms_norm_eps, a.normed);
   const BackendLinear* projections[] = {layer.q.weight.get(), layer.k.weight.get(), layer.v.weight.get()};
-  const Floats projected[] = {a.queries, a.keys, a.values};
+  const bool gated = config.attention_output_gate;
+  const Floats projected[] = {gated ? a.query_and_gate : a.queries, a.keys, a.values};
   const int64_t rows = a.hidden.size / config.hidden_size;
   backend.linear_group(projections, a.normed, rows, projected);
-  backend.add_bias(a.queries, layer.q.bias.floats());
+  backend.add_bias(projected[0], layer.q.bias.floats());
   backend.add_bias(a.keys, layer.k.bias.floats());
   backend.add_bias(a.values, layer.v.bias.floats());
+  if (gated) backend.split_query_and_gate(a.query_and_gate, config.heads, head_dim, a.queries, a.attention_gate);
   if (config.qk_norm) {
     backend.rms_norm(a.queries, layer.q_norm.floats(), config.rms_norm_eps, a.queries);
     backend.rms_norm(a.keys, layer.k_norm.floats(), config.rms_norm_eps, a.keys);
   }
   backend.apply_rope(a.queries, config.heads, head_dim, rope);
   backend.apply_rope(a.keys, config.kv_heads, head_dim, rope);
-  backend.store_kv(cache, index, a.keys, a.values);
-  backend.attention(a.queries, cache, index,
+  backend.store_kv(cache, layer.state_index, a.keys, a.values);
+  backend.attention(a.queries, cache, layer.state_index,
                     AttentionShape{config.heads, config.kv_heads, head_dim, config.attention_scale}, a.attention);
+  if (gated) backend.sigmoid_gate(a.attention, a.attention_gate);
   backend.linear(*layer.o.weight, a.attention, rows, a.projected);
   backend.add_bias(a.projected, layer.o.bias.floats());
   if (config.sandwich_norms) {
@@ -127,18 +161,32 @@ ModelRunner::ModelRunner(const Model& model, Backend& backend, const RunnerOptio
   if (options_.max_pass_tokens <= 0) options_.max_pass_tokens = options_.context_length;
   if (options_.max_output_rows <= 0) options_.max_output_rows = options_.max_pass_tokens;
   Uploaded& u = *uploaded_;
+  int64_t attention_layers = 0, delta_net_layers = 0;
   for (size_t index = 0; index < model.layers().size(); ++index) {
     const LayerWeights& layer = model.layers()[index];
     UploadedLayer up;
+    up.delta_net = !config.layer_kinds.empty() && config.layer_kinds[index] == LayerKind::linear_attention;
+    up.state_index = up.delta_net ? delta_net_layers++ : attention_layers++;
     up.input_norm = upload_vector(backend, layer.input_norm);
     up.post_attention_norm = upload_vector(backend, layer.post_attention_norm);
     up.pre_feedforward_norm = upload_vector(backend, layer.pre_feedforward_norm);
     up.post_feedforward_norm = upload_vector(backend, layer.post_feedforward_norm);
     up.q_norm = upload_vector(backend, layer.q_norm);
     up.k_norm = upload_vector(backend, layer.k_norm);
-    up.q = upload_linear(backend, layer.q, layer.q_bias);
-    up.k = upload_linear(backend, layer.k, layer.k_bias);
-    up.v = upload_linear(backend, layer.v, layer.v_bias);
+    if (up.delta_net) {
+      up.in_proj_qkv = upload_linear(backend, layer.in_proj_qkv, {});
+      up.in_proj_z = upload_linear(backend, layer.in_proj_z, {});
+      up.in_proj_b = upload_linear(backend, layer.in_proj_b, {});
+      up.in_proj_a = upload_linear(backend, layer.in_proj_a, {});
+      up.conv_weight = upload_vector(backend, layer.conv_weight);
+      up.a_log = upload_vector(backend, layer.a_log);
+      up.dt_bias = upload_vector(backend, layer.dt_bias);
+      up.delta_norm = upload_vector(backend, layer.delta_norm);
+    } else {
+      up.q = upload_linear(backend, layer.q, layer.q_bias);
+      up.k = upload_linear(backend, layer.k, layer.k_bias);
+      up.v = upload_linear(backend, layer.v, layer.v_bias);
+    }
     up.o = upload_linear(backend, layer.o, layer.o_bias);
     up.gate = upload_linear(backend, layer.gate, layer.gate_bias);
     up.up = upload_linear(backend, layer.up, layer.up_bias);
@@ -150,14 +198,25 @@ ModelRunner::ModelRunner(const Model& model, Backend& backend, const RunnerOptio
   if (&model.lm_head() != &model.embedding()) u.lm_head = backend.upload_linear(model.lm_head());
   u.final_norm = upload_vector(backend, std::vector<float>(model.final_norm().begin(), model.final_norm().end()));
   const int64_t positions = options_.context_length;
-  u.rope = backend.make_rope(rope_inverse_frequencies(config.head_dim, config.rope_theta, config.rope_scaling),
-                             positions);
+  // Qwen3.5 rotates a quarter of each head (partial rotary): rotary_dim / 2 frequencies.
+  const int64_t rotary_dim = config.rotary_dim > 0 ? config.rotary_dim : config.head_dim;
+  u.rope = backend.make_rope(rope_inverse_frequencies(rotary_dim, config.rope_theta, config.rope_scaling), positions);
   if (!config.sliding_layers.empty()) {
     u.local_rope =
         backend.make_rope(rope_inverse_frequencies(config.head_dim, config.local_rope_theta, RopeScaling{}), positions);
   }
-  u.cache = backend.make_kv_cache(KvCacheShape{config.layers, config.kv_heads, config.head_dim,
-                                               options_.context_length, options_.sequences, options_.kv_cache_dtype});
+  if (attention_layers > 0) {
+    u.cache = backend.make_kv_cache(KvCacheShape{attention_layers, config.kv_heads, config.head_dim,
+                                                 options_.context_length, options_.sequences,
+                                                 options_.kv_cache_dtype});
+  }
+  const LinearAttentionConfig& linear = config.linear_attention;
+  const DeltaNetShape net{linear.key_heads, linear.value_heads, linear.key_head_dim, linear.value_head_dim,
+                          linear.conv_kernel};
+  if (delta_net_layers > 0) {
+    u.delta_state = backend.make_delta_net_state(DeltaNetStateShape{delta_net_layers, options_.sequences, net});
+    u.state_positions.assign(static_cast<size_t>(options_.sequences), 0);
+  }
   const int64_t rows = options_.max_pass_tokens;
   u.pass_inputs = backend.make_pass_inputs(rows);
   u.hidden = backend.allocate(rows * config.hidden_size);
@@ -170,6 +229,18 @@ ModelRunner::ModelRunner(const Model& model, Backend& backend, const RunnerOptio
   u.gate = backend.allocate(rows * config.intermediate_size);
   u.up = backend.allocate(rows * config.intermediate_size);
   u.logits = backend.allocate(options_.max_output_rows * config.vocab_size);
+  if (config.attention_output_gate) {
+    u.query_and_gate = backend.allocate(rows * 2 * config.heads * config.head_dim);
+    u.attention_gate = backend.allocate(rows * config.heads * config.head_dim);
+  }
+  if (delta_net_layers > 0) {
+    u.mixed = backend.allocate(rows * net.conv_channels());
+    u.convolved = backend.allocate(rows * net.conv_channels());
+    u.delta_z = backend.allocate(rows * net.value_dim());
+    u.delta_a = backend.allocate(rows * net.value_heads);
+    u.delta_b = backend.allocate(rows * net.value_heads);
+    u.delta_out = backend.allocate(rows * net.value_dim());
+  }
 }
 
 ModelRunner::~ModelRunner() = default;
@@ -189,22 +260,26 @@ void ModelRunner::check_tokens(std::span<const int32_t> tokens) const {
 void ModelRunner::run_pass(int64_t rows, int64_t output_rows, bool check_each_layer) {
   const ModelConfig& config = model_.config();
   Uploaded& u = *uploaded_;
-  const PassActivations a{u.hidden.floats().first(rows * config.hidden_size),
-                          u.normed.floats().first(rows * config.hidden_size),
-                          u.queries.floats().first(rows * config.heads * config.head_dim),
-                          u.keys.floats().first(rows * config.kv_heads * config.head_dim),
-                          u.values.floats().first(rows * config.kv_heads * config.head_dim),
-                          u.attention.floats().first(rows * config.heads * config.head_dim),
-                          u.projected.floats().first(rows * config.hidden_size),
-                          u.gate.floats().first(rows * config.intermediate_size),
-                          u.up.floats().first(rows * config.intermediate_size)};
+  // Each scratch buffer holds max_pass_tokens rows; the pass uses its first `rows`.
+  const auto rows_of = [&](const Buffer& buffer) {
+    return buffer.floats().first(buffer.size() / options_.max_pass_tokens * rows);
+  };
+  const PassActivations a{rows_of(u.hidden),         rows_of(u.normed),    rows_of(u.queries),   rows_of(u.keys),
+                          rows_of(u.values),         rows_of(u.attention), rows_of(u.projected), rows_of(u.gate),
+                          rows_of(u.up),             rows_of(u.query_and_gate), rows_of(u.attention_gate),
+                          rows_of(u.mixed),          rows_of(u.convolved), rows_of(u.delta_z),   rows_of(u.delta_a),
+                          rows_of(u.delta_b),        rows_of(u.delta_out)};
   backend_.embed(*u.embedding, config.embedding_scale, a.hidden);
   backend_.prepare_rope(*u.rope);
   if (u.local_rope) backend_.prepare_rope(*u.local_rope);
   std::vector<float> hidden_on_host;
   for (int64_t index = 0; index < config.layers; ++index) {
     const UploadedLayer& layer = u.layers[index];
-    attention_block(backend_, config, layer, index, *u.cache, layer.local_rope ? *u.local_rope : *u.rope, a);
+    if (layer.delta_net) {
+      delta_net_block(backend_, config, layer, *u.delta_state, a);
+    } else {
+      attention_block(backend_, config, layer, *u.cache, layer.local_rope ? *u.local_rope : *u.rope, a);
+    }
     mlp_block(backend_, config, layer, a);
     if (check_each_layer) {
       hidden_on_host.resize(static_cast<size_t>(a.hidden.size));
@@ -232,6 +307,24 @@ void ModelRunner::pass(std::span<const int32_t> tokens, std::span<const TokenPla
                        std::vector<float>& logits) {
   const auto rows = static_cast<int64_t>(tokens.size());
   Uploaded& u = *uploaded_;
+  // A recurrent state holds no positions: a pass continues each sequence where it stopped, or
+  // restarts it at 0. Until the pass completes, its sequences' states count as unknown.
+  std::vector<std::pair<int32_t, int64_t>> reached;
+  if (!u.state_positions.empty()) {
+    std::map<int32_t, int64_t> next;
+    for (const TokenPlace& place : places) {
+      auto [found, fresh] = next.try_emplace(place.sequence, u.state_positions[place.sequence]);
+      int64_t& expected = found->second;
+      check(place.position == 0 || place.position == expected, "sequence ", place.sequence,
+            " of a hybrid model has its recurrent state at position ", expected < 0 ? std::string("unknown (a pass failed)") : std::to_string(expected),
+            ": a pass must continue from there or restart at 0, not at ", place.position);
+      expected = place.position + 1;
+    }
+    for (const auto& [sequence, position] : next) {
+      reached.emplace_back(sequence, position);
+      u.state_positions[sequence] = -1;
+    }
+  }
   if (u.places.data() != places.data()) u.places.assign(places.begin(), places.end());
   backend_.set_pass(*u.pass_inputs, tokens, places);
   // Single-token and small decode passes are recorded once (after a first plain run has grown
@@ -249,9 +342,11 @@ void ModelRunner::pass(std::span<const int32_t> tokens, std::span<const TokenPla
     ++u.unrecorded_runs[rows];
   }
   read_logits(output_rows, logits);
-  if (const auto index = find_nan(logits)) {
+  if (const auto index = find_nan(logits); !index) {
+    for (const auto& [sequence, position] : reached) u.state_positions[sequence] = position;
+  } else {
     // Rare and fatal: pay a second pass to say where the NaN came from. It rewrites the same cache
-    // positions with the same values.
+    // positions with the same values (a recurrent state advances again: it stays unknown).
     run_pass(rows, output_rows, true);
     fail("NaN in the logits at vocabulary entry ", static_cast<int64_t>(*index) % model_.config().vocab_size,
          " though no layer output holds one (final norm or lm_head)");

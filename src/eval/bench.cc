@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -126,6 +127,8 @@ constexpr SyntheticShape kShapes[] = {
     {"llama3-1b", 2048, 8192, 16, 32, 8, 64, 128256, true, false, 500000.0},
     {"llama3-8b", 4096, 14336, 32, 32, 8, 128, 128256, false, false, 500000.0},
     {"qwen3-8b", 4096, 12288, 36, 32, 8, 128, 151936, false, true, 1000000.0},
+    // The hybrid (see synthetic_model_config): 3 gated delta-net layers to 1 gated attention layer.
+    {"qwen3.5-9b", 4096, 12288, 32, 16, 4, 256, 248320, false, true, 10000000.0},
 };
 
 // "hlwq-qN" with N from 2 to 8: N; anything else: 0.
@@ -142,7 +145,7 @@ ModelConfig synthetic_model_config(const std::string& shape_name) {
     if (shape_name == candidate.name) shape = &candidate;
   }
   check(shape != nullptr, "unknown synthetic model '", shape_name,
-        "' (known: smollm2-135m, qwen3-0.6b, llama3-1b, llama3-8b, qwen3-8b)");
+        "' (known: smollm2-135m, qwen3-0.6b, llama3-1b, llama3-8b, qwen3-8b, qwen3.5-9b)");
   ModelConfig config;
   config.architecture = shape->qk_norm ? Architecture::qwen3 : Architecture::llama;
   config.hidden_size = shape->hidden;
@@ -157,6 +160,21 @@ ModelConfig synthetic_model_config(const std::string& shape_name) {
   config.rope_theta = shape->rope_theta;
   config.tie_word_embeddings = shape->tied;
   config.qk_norm = shape->qk_norm;
+  config.rotary_dim = config.head_dim;
+  config.attention_scale = 1.0 / std::sqrt(static_cast<double>(config.head_dim));
+  if (std::string_view(shape->name).starts_with("qwen3.5")) {
+    // Qwen3.5-9B's config: linear 16 key / 32 value heads of 128, conv kernel 4, a quarter of each
+    // attention head rotated, every fourth layer full attention.
+    config.architecture = Architecture::qwen3_5;
+    config.rms_norm_eps = 1e-6;
+    config.linear_attention = LinearAttentionConfig{16, 32, 128, 128, 4};
+    for (int64_t layer = 0; layer < config.layers; ++layer) {
+      config.layer_kinds.push_back(layer % 4 == 3 ? LayerKind::full_attention : LayerKind::linear_attention);
+    }
+    config.rotary_dim = config.head_dim / 4;
+    config.attention_output_gate = true;
+    config.norm_adds_one = true;
+  }
   return config;
 }
 

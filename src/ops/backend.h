@@ -3,7 +3,7 @@
 // The CPU backend (ops/cpu/cpu_backend.h) calls the Highway kernels; the CUDA backend
 // (ops/cuda/cuda_backend.h) enqueues kernels on one stream, so a decode step can be captured in a
 // CUDA graph. Ops are coarse (a whole linear, a whole attention) so a virtual call costs nothing
-// next to the work, and an architecture is only a composition of them (engine/forward.cc).
+// next to the work, and an architecture is only a composition of them (engine/model_runner.cc).
 //
 // A pass works on R "rows": tokens, each at a place (sequence slot, position), set once per pass
 // with set_pass(). Prefill is R tokens of one sequence; batched decode is one token of each of R
@@ -88,6 +88,38 @@ class BackendRope {
   virtual ~BackendRope() = default;
 };
 
+// The recurrent state of the gated delta-net layers of a hybrid model (Qwen3.5's linear attention),
+// per (delta-net layer, sequence): the conv state (conv_kernel - 1 inputs of conv_channels(), the
+// oldest first) and the delta-rule state (value_heads x key_head_dim x value_head_dim), both F32.
+// Unlike a KV cache it holds no positions: a pass continues a sequence from where its last pass
+// ended, or restarts it at position 0 (rows at position 0 start from zeros).
+struct DeltaNetShape {
+  int64_t key_heads = 0;
+  int64_t value_heads = 0;  // a multiple of key_heads: key head h / (value_heads / key_heads) serves value head h
+  int64_t key_head_dim = 0;
+  int64_t value_head_dim = 0;
+  int64_t conv_kernel = 0;
+  int64_t key_dim() const { return key_heads * key_head_dim; }
+  int64_t value_dim() const { return value_heads * value_head_dim; }
+  // The conv's channels: q (key_dim), k (key_dim), v (value_dim), in in_proj_qkv's order.
+  int64_t conv_channels() const { return 2 * key_dim() + value_dim(); }
+  int64_t conv_state_floats() const { return (conv_kernel - 1) * conv_channels(); }
+  int64_t rule_state_floats() const { return value_heads * key_head_dim * value_head_dim; }
+};
+
+struct DeltaNetStateShape {
+  int64_t layers = 0;  // delta-net layers (not every layer of the model)
+  int64_t sequences = 1;
+  DeltaNetShape net;
+};
+
+class BackendDeltaNetState {
+ public:
+  virtual ~BackendDeltaNetState() = default;
+  virtual const DeltaNetStateShape& shape() const = 0;
+  virtual uint64_t device_bytes() const = 0;
+};
+
 // Where a pass's row sits.
 struct TokenPlace {
   int32_t sequence = 0;
@@ -125,7 +157,10 @@ class Backend {
   virtual void download(Floats from, std::span<float> out) = 0;
   virtual std::unique_ptr<BackendLinear> upload_linear(const LinearWeight& weight) = 0;
   virtual std::unique_ptr<BackendKvCache> make_kv_cache(const KvCacheShape& shape) = 0;
+  // RoPE rotating the first 2 x inverse_frequencies.size() values of each head (rotate-half pairs i,
+  // i + inverse_frequencies.size()); the rest of a head passes through (partial rotary).
   virtual std::unique_ptr<BackendRope> make_rope(std::span<const double> inverse_frequencies, int64_t max_position) = 0;
+  virtual std::unique_ptr<BackendDeltaNetState> make_delta_net_state(const DeltaNetStateShape& shape) = 0;
   virtual BackendMemory memory() const = 0;
   // Bytes per second a large streaming read reaches on this device (the decode roofline's
   // denominator), measured now.
@@ -158,6 +193,24 @@ class Backend {
   // Causal attention of each pass row over its sequence's positions 0..position of `layer`.
   virtual void attention(Floats queries, const BackendKvCache& cache, int64_t layer, const AttentionShape& shape,
                          Floats out) = 0;
+  // Qwen3.5's gated full attention: q_proj's output (rows x heads x 2 head_dim, per head the query
+  // then the gate) split into query and gate (rows x heads x head_dim each); later x *= sigmoid(gate).
+  virtual void split_query_and_gate(Floats projected, int64_t heads, int64_t head_dim, Floats query,
+                                    Floats gate) = 0;
+  virtual void sigmoid_gate(Floats x, Floats gate) = 0;
+  // The gated delta-net, over the pass's rows in order, each with its sequence's state of `layer`:
+  // delta_net_conv: out = silu(causal depthwise conv1d of `mixed` (rows x conv_channels, weight
+  // conv_channels x conv_kernel)), out must not alias mixed.
+  virtual void delta_net_conv(BackendDeltaNetState& state, int64_t layer, Floats mixed, Floats weight,
+                              Floats out) = 0;
+  // delta_net_rule: from the conv's output (q | k | v per row), a and b (rows x value_heads, from
+  // in_proj_a / in_proj_b), A_log and dt_bias (value_heads): q and k L2-normalized per head (eps
+  // 1e-6, q times key_head_dim^-0.5), decay g = -exp(A_log) softplus(a + dt_bias), beta =
+  // sigmoid(b), then the gated delta rule; out is rows x value_dim.
+  virtual void delta_net_rule(BackendDeltaNetState& state, int64_t layer, Floats mixed, Floats a, Floats b,
+                              Floats a_log, Floats dt_bias, Floats out) = 0;
+  // out = x / sqrt(mean(x^2) + eps) * weight * silu(z), per weight.size-wide row (out may alias x).
+  virtual void gated_rms_norm(Floats x, Floats z, Floats weight, double eps, Floats out) = 0;
   // gate = silu(gate) * up, or gelu_tanh(gate) * up.
   virtual void silu_mul(Floats gate, Floats up) = 0;
   virtual void gelu_tanh_mul(Floats gate, Floats up) = 0;

@@ -53,8 +53,9 @@ RopeAngles rope_angles(int64_t position, std::span<const double> inverse_frequen
 }
 
 void apply_rope(std::span<float> x, int64_t head_dim, const RopeAngles& angles) {
-  const int64_t half = head_dim / 2;
-  check(static_cast<int64_t>(angles.cosines.size()) == half && static_cast<int64_t>(angles.sines.size()) == half,
+  // Fewer angles than head_dim / 2 rotate only the head's first 2 x angles values (partial rotary).
+  const auto half = static_cast<int64_t>(angles.cosines.size());
+  check(half > 0 && 2 * half <= head_dim && angles.sines.size() == angles.cosines.size(),
         "internal: apply_rope with ", angles.cosines.size(), " angles for head_dim ", head_dim);
   for (int64_t i = 0; i < half; ++i) {
     const float cosine = angles.cosines[i];

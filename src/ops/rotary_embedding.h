@@ -34,6 +34,8 @@ struct RopeAngles {
 RopeAngles rope_angles(int64_t position, std::span<const double> inverse_frequencies);
 
 // apply_rope with angles made by rope_angles (head_dim / 2 of them): the same result bit for bit.
+// With fewer angles (rotary_dim / 2) only each head's first rotary_dim values rotate, in pairs
+// (i, i + rotary_dim / 2): Qwen3.5's partial rotary embedding.
 void apply_rope(std::span<float> x, int64_t head_dim, const RopeAngles& angles);
 
 }  // namespace hlwq

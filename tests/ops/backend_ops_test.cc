@@ -13,6 +13,9 @@
 
 #include "ops/attention_head.h"
 #include "ops/backend.h"
+#include "ops/causal_conv1d.h"
+#include "ops/delta_net_gates.h"
+#include "ops/gated_delta_rule.h"
 #include "ops/kv_cache.h"
 #include "ops/linear_weight_builders.h"
 #include "ops/rotary_embedding.h"
@@ -261,6 +264,153 @@ TEST_P(BackendOps, LinearsAndEmbedding) {
     }
     report((std::string("embed ") + test_case.name).c_str(), relative_difference(download(out), expected), 1e-6);
   }
+}
+
+// Qwen3.5's gated attention pieces: partial RoPE (a quarter of each head), the query/gate split
+// and the sigmoid gate, and the delta-net's gated RMSNorm.
+TEST_P(BackendOps, GatedAttentionAndGatedNorm) {
+  const int64_t heads = 3, head_dim = 64, rotary_dim = 16;
+  const std::vector<TokenPlace> places = {{0, 5}, {1, 0}, {2, 33}};
+  const auto rows = static_cast<int64_t>(places.size());
+  const std::vector<double> frequencies = rope_inverse_frequencies(rotary_dim, 1e7, RopeScaling{});
+  const std::vector<float> x = random_normal(rows * heads * head_dim, 21);
+  Buffer device_x = upload(x);
+  auto rope = backend_->make_rope(frequencies, 64);
+  set_pass(places);
+  backend_->prepare_rope(*rope);
+  backend_->apply_rope(device_x.floats(), heads, head_dim, *rope);
+  std::vector<float> expected = x;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t h = 0; h < heads; ++h) {
+      float* head = expected.data() + (r * heads + h) * head_dim;
+      const float* in = x.data() + (r * heads + h) * head_dim;
+      for (int64_t i = 0; i < rotary_dim / 2; ++i) {
+        const double angle = places[r].position * frequencies[i];
+        const double a = in[i], b = in[i + rotary_dim / 2];
+        head[i] = static_cast<float>(a * std::cos(angle) - b * std::sin(angle));
+        head[i + rotary_dim / 2] = static_cast<float>(b * std::cos(angle) + a * std::sin(angle));
+      }
+    }
+  }
+  report("apply_rope partial 16/64", relative_difference(download(device_x), expected), 1e-6);
+
+  const std::vector<float> projected = random_normal(rows * heads * 2 * head_dim, 22, 2.0f);
+  Buffer device_projected = upload(projected), query = backend_->allocate(rows * heads * head_dim),
+         gate = backend_->allocate(rows * heads * head_dim);
+  backend_->split_query_and_gate(device_projected.floats(), heads, head_dim, query.floats(), gate.floats());
+  std::vector<float> expected_query, expected_gate;
+  for (int64_t rh = 0; rh < rows * heads; ++rh) {
+    const auto head = projected.begin() + rh * 2 * head_dim;
+    expected_query.insert(expected_query.end(), head, head + head_dim);
+    expected_gate.insert(expected_gate.end(), head + head_dim, head + 2 * head_dim);
+  }
+  report("split_query_and_gate", std::max(relative_difference(download(query), expected_query),
+                                          relative_difference(download(gate), expected_gate)), 1e-7);
+  backend_->sigmoid_gate(query.floats(), gate.floats());
+  for (size_t i = 0; i < expected_query.size(); ++i) {
+    expected_query[i] = static_cast<float>(expected_query[i] / (1 + std::exp(-static_cast<double>(expected_gate[i]))));
+  }
+  report("sigmoid_gate", relative_difference(download(query), expected_query), 1e-6);
+
+  const int64_t width = 40;
+  const std::vector<float> values = random_normal(6 * width, 23, 3.0f), z = random_normal(6 * width, 24, 2.0f);
+  const std::vector<float> weight = random_normal(width, 25);
+  std::vector<float> expected_norm(values.size());
+  for (int64_t r = 0; r < 6; ++r) {
+    double squares = 0;
+    for (int64_t i = 0; i < width; ++i) squares += static_cast<double>(values[r * width + i]) * values[r * width + i];
+    const double inverse_rms = 1.0 / std::sqrt(squares / width + 1e-6);
+    for (int64_t i = 0; i < width; ++i) {
+      const double g = z[r * width + i];
+      expected_norm[r * width + i] =
+          static_cast<float>(values[r * width + i] * inverse_rms * weight[i] * g / (1 + std::exp(-g)));
+    }
+  }
+  Buffer device_values = upload(values), device_z = upload(z), device_weight = upload(weight);
+  backend_->gated_rms_norm(device_values.floats(), device_z.floats(), device_weight.floats(), 1e-6,
+                           device_values.floats());
+  report("gated_rms_norm", relative_difference(download(device_values), expected_norm), 1e-6);
+}
+
+// The gated delta-net's conv and rule over four passes: two prefills of two sequences, a batched
+// step of both, then a restart of one at position 0; against the reference conv and rule run over
+// each sequence's whole history at once.
+TEST_P(BackendOps, DeltaNetStateAcrossPasses) {
+  const DeltaNetShape net{2, 4, 32, 40, 4};  // 40 value columns: not a multiple of a warp
+  const int64_t channels = net.conv_channels(), layer = 1;
+  auto state = backend_->make_delta_net_state(DeltaNetStateShape{2, 2, net});
+  const std::vector<float> conv_weight = random_normal(channels * net.conv_kernel, 30, 0.5f);
+  const std::vector<float> a_log = random_normal(net.value_heads, 31, 0.5f), dt_bias = random_normal(net.value_heads, 32);
+  Buffer device_conv_weight = upload(conv_weight), device_a_log = upload(a_log), device_dt_bias = upload(dt_bias);
+  const std::vector<std::vector<TokenPlace>> passes = {
+      {{0, 0}, {0, 1}, {0, 2}, {0, 3}, {0, 4}, {0, 5}}, {{1, 0}, {1, 1}, {1, 2}}, {{1, 3}, {0, 6}}, {{1, 0}, {1, 1}}};
+  // Each sequence's history since its last restart: inputs and the backend's outputs per row.
+  struct History {
+    std::vector<float> mixed, a, b, convolved, out;
+  };
+  std::vector<History> history(2);
+  double conv_error = 0, rule_error = 0;
+  uint32_t seed = 40;
+  const auto check_sequence = [&](const History& h) {
+    const auto tokens = static_cast<int64_t>(h.a.size()) / net.value_heads;
+    std::vector<float> conv_state(static_cast<size_t>(net.conv_state_floats()), 0.0f), convolved(h.mixed.size());
+    causal_conv1d_silu_reference(h.mixed, channels, conv_weight, net.conv_kernel, conv_state, convolved);
+    conv_error = std::max(conv_error, relative_difference(h.convolved, convolved));
+    std::vector<float> query, key, value;
+    for (int64_t t = 0; t < tokens; ++t) {
+      const float* row = convolved.data() + t * channels;
+      for (int64_t part = 0; part < 2; ++part) {
+        for (int64_t head = 0; head < net.key_heads; ++head) {
+          const float* x = row + part * net.key_dim() + head * net.key_head_dim;
+          double squares = 0;
+          for (int64_t i = 0; i < net.key_head_dim; ++i) squares += static_cast<double>(x[i]) * x[i];
+          const double factor = (part == 0 ? 1.0 / std::sqrt(static_cast<double>(net.key_head_dim)) : 1.0) /
+                                std::sqrt(squares + 1e-6);
+          for (int64_t i = 0; i < net.key_head_dim; ++i) (part == 0 ? query : key).push_back(static_cast<float>(x[i] * factor));
+        }
+      }
+      value.insert(value.end(), row + 2 * net.key_dim(), row + channels);
+    }
+    std::vector<float> decay(h.a.size()), beta(h.a.size());
+    delta_net_gates(h.a, h.b, a_log, dt_bias, decay, beta);
+    std::vector<float> rule_state(static_cast<size_t>(net.rule_state_floats()), 0.0f), out(value.size());
+    gated_delta_rule_reference(GatedDeltaShape{net.key_heads, net.value_heads, net.key_head_dim, net.value_head_dim},
+                               GatedDeltaInputs{query, key, value, decay, beta}, rule_state, out);
+    rule_error = std::max(rule_error, relative_difference(h.out, out));
+  };
+  for (const std::vector<TokenPlace>& places : passes) {
+    const auto rows = static_cast<int64_t>(places.size());
+    const std::vector<float> mixed = random_normal(rows * channels, seed++, 1.5f);
+    const std::vector<float> a = random_normal(rows * net.value_heads, seed++), b = random_normal(rows * net.value_heads, seed++);
+    Buffer device_mixed = upload(mixed), device_a = upload(a), device_b = upload(b);
+    Buffer convolved = backend_->allocate(rows * channels), out = backend_->allocate(rows * net.value_dim());
+    set_pass(places);
+    backend_->delta_net_conv(*state, layer, device_mixed.floats(), device_conv_weight.floats(), convolved.floats());
+    backend_->delta_net_rule(*state, layer, convolved.floats(), device_a.floats(), device_b.floats(),
+                             device_a_log.floats(), device_dt_bias.floats(), out.floats());
+    const std::vector<float> convolved_host = download(convolved), out_host = download(out);
+    for (int64_t r = 0; r < rows; ++r) {
+      History& h = history[places[r].sequence];
+      if (places[r].position == 0) {
+        if (!h.a.empty()) check_sequence(h);
+        h = History{};
+      }
+      const auto row = [&](const std::vector<float>& from, int64_t width) {
+        return std::span<const float>(from).subspan(static_cast<size_t>(r * width), static_cast<size_t>(width));
+      };
+      const auto append = [](std::vector<float>& to, std::span<const float> values) {
+        to.insert(to.end(), values.begin(), values.end());
+      };
+      append(h.mixed, row(mixed, channels));
+      append(h.a, row(a, net.value_heads));
+      append(h.b, row(b, net.value_heads));
+      append(h.convolved, row(convolved_host, channels));
+      append(h.out, row(out_host, net.value_dim()));
+    }
+  }
+  for (const History& h : history) check_sequence(h);
+  report("delta_net_conv", conv_error, 1e-6);
+  report("delta_net_rule", rule_error, 1e-5);
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryBackendHere, BackendOps, ::testing::ValuesIn(backends_here()),

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -9,6 +10,12 @@
 #include "core/error.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/attention_output_gate.h"
+#include "ops/causal_conv1d.h"
+#include "ops/delta_net_gates.h"
+#include "ops/gated_delta_rule.h"
+#include "ops/gated_rms_norm.h"
+#include "ops/l2_normalize.h"
 #include "ops/kv_cache.h"
 #include "ops/linear.h"
 #include "ops/rms_norm.h"
@@ -66,6 +73,39 @@ class CpuRope final : public BackendRope {
   std::vector<RopeAngles> angles_;  // one per row of the current pass
 };
 
+// Per (delta-net layer, sequence): the conv state then the delta-rule state, F32.
+class CpuDeltaNetState final : public BackendDeltaNetState {
+ public:
+  explicit CpuDeltaNetState(const DeltaNetStateShape& shape) : shape_(shape) {
+    check(shape.layers > 0 && shape.sequences > 0 && shape.net.key_heads > 0 && shape.net.value_heads > 0 &&
+              shape.net.key_head_dim > 0 && shape.net.value_head_dim > 0 && shape.net.conv_kernel > 1 &&
+              shape.net.value_heads % shape.net.key_heads == 0,
+          "delta-net state: bad shape (", shape.layers, " layers, ", shape.net.key_heads, " key heads, ",
+          shape.net.value_heads, " value heads, conv kernel ", shape.net.conv_kernel, ")");
+    values_.assign(static_cast<size_t>(shape.layers * shape.sequences * per_sequence()), 0.0f);
+  }
+  const DeltaNetStateShape& shape() const override { return shape_; }
+  uint64_t device_bytes() const override { return values_.size() * sizeof(float); }
+  std::span<float> conv(int64_t layer, int64_t sequence) {
+    return std::span<float>(values_).subspan(offset(layer, sequence), static_cast<size_t>(shape_.net.conv_state_floats()));
+  }
+  std::span<float> rule(int64_t layer, int64_t sequence) {
+    return std::span<float>(values_).subspan(offset(layer, sequence) + static_cast<size_t>(shape_.net.conv_state_floats()),
+                                             static_cast<size_t>(shape_.net.rule_state_floats()));
+  }
+
+ private:
+  int64_t per_sequence() const { return shape_.net.conv_state_floats() + shape_.net.rule_state_floats(); }
+  size_t offset(int64_t layer, int64_t sequence) const {
+    check(layer >= 0 && layer < shape_.layers && sequence >= 0 && sequence < shape_.sequences, "delta-net state of layer ",
+          layer, ", sequence ", sequence, " outside ", shape_.layers, " x ", shape_.sequences);
+    return static_cast<size_t>((layer * shape_.sequences + sequence) * per_sequence());
+  }
+
+  DeltaNetStateShape shape_;
+  std::vector<float> values_;
+};
+
 }  // namespace
 
 CpuBackend::CpuBackend(int threads) : owned_pool_(std::make_unique<ThreadPool>(threads)), pool_(owned_pool_.get()) {}
@@ -109,6 +149,12 @@ std::unique_ptr<BackendRope> CpuBackend::make_rope(std::span<const double> inver
   return std::make_unique<CpuRope>(inverse_frequencies);
 }
 
+std::unique_ptr<BackendDeltaNetState> CpuBackend::make_delta_net_state(const DeltaNetStateShape& shape) {
+  auto state = std::make_unique<CpuDeltaNetState>(shape);
+  memory_.kv_cache += state->device_bytes();
+  return state;
+}
+
 std::unique_ptr<BackendPassInputs> CpuBackend::make_pass_inputs(int64_t) {
   return std::make_unique<BackendPassInputs>();
 }
@@ -117,6 +163,16 @@ void CpuBackend::set_pass(BackendPassInputs&, std::span<const int32_t> tokens, s
   check(tokens.size() == places.size(), "a pass of ", tokens.size(), " tokens at ", places.size(), " places");
   tokens_.assign(tokens.begin(), tokens.end());
   places_.assign(places.begin(), places.end());
+  runs_.clear();
+  for (size_t first = 0; first < places_.size();) {
+    size_t last = first + 1;
+    while (last < places_.size() && places_[last].sequence == places_[first].sequence &&
+           places_[last].position == places_[last - 1].position + 1) {
+      ++last;
+    }
+    runs_.emplace_back(first, last);
+    first = last;
+  }
 }
 
 void CpuBackend::embed(const BackendLinear& table, float scale, Floats out) {
@@ -190,21 +246,80 @@ void CpuBackend::attention(Floats queries, const BackendKvCache& cache, int64_t 
                            Floats out) {
   const auto& cpu = static_cast<const CpuKvCache&>(cache);
   const int64_t width = shape.heads * shape.head_dim;
-  // Runs of rows of one sequence at consecutive positions (a prefill is one run) go to the kernel
-  // together, so its threads split the run's (token, head) pairs.
-  size_t first = 0;
-  while (first < places_.size()) {
-    size_t last = first + 1;
-    while (last < places_.size() && places_[last].sequence == places_[first].sequence &&
-           places_[last].position == places_[last - 1].position + 1) {
-      ++last;
-    }
+  // A run of rows (a prefill is one) goes to the kernel together, so its threads split the run's
+  // (token, head) pairs.
+  for (const auto& [first, last] : runs_) {
     const auto run = static_cast<int64_t>(last - first);
     const auto offset = static_cast<int64_t>(first) * width;
     causal_attention(host(queries.subspan(offset, run * width)), run, places_[first].position, layer,
                      cpu.sequence(places_[first].sequence), shape, host(out.subspan(offset, run * width)), *pool_);
-    first = last;
   }
+}
+
+void CpuBackend::split_query_and_gate(Floats projected, int64_t heads, int64_t head_dim, Floats query, Floats gate) {
+  hlwq::split_query_and_gate(host(projected), heads, head_dim, host(query), host(gate));
+}
+
+void CpuBackend::sigmoid_gate(Floats x, Floats gate) { apply_sigmoid_gate(host(x), host(gate)); }
+
+void CpuBackend::delta_net_conv(BackendDeltaNetState& state, int64_t layer, Floats mixed, Floats weight, Floats out) {
+  auto& cpu = static_cast<CpuDeltaNetState&>(state);
+  const DeltaNetShape& net = state.shape().net;
+  const int64_t channels = net.conv_channels();
+  check(mixed.size == static_cast<int64_t>(places_.size()) * channels && out.size == mixed.size,
+        "delta-net conv of ", mixed.size, " floats for ", places_.size(), " rows of ", channels, " channels");
+  for (const auto& [first, last] : runs_) {
+    const std::span<float> conv_state = cpu.conv(layer, places_[first].sequence);
+    if (places_[first].position == 0) std::fill(conv_state.begin(), conv_state.end(), 0.0f);
+    const auto offset = static_cast<int64_t>(first) * channels, size = static_cast<int64_t>(last - first) * channels;
+    causal_conv1d_silu(host(mixed.subspan(offset, size)), channels, host(weight), net.conv_kernel, conv_state,
+                       host(out.subspan(offset, size)));
+  }
+}
+
+void CpuBackend::delta_net_rule(BackendDeltaNetState& state, int64_t layer, Floats mixed, Floats a, Floats b,
+                                Floats a_log, Floats dt_bias, Floats out) {
+  auto& cpu = static_cast<CpuDeltaNetState&>(state);
+  const DeltaNetShape& net = state.shape().net;
+  const int64_t channels = net.conv_channels(), key_dim = net.key_dim(), value_dim = net.value_dim();
+  const auto rows = static_cast<int64_t>(places_.size());
+  check(mixed.size == rows * channels && a.size == rows * net.value_heads && b.size == a.size &&
+            out.size == rows * value_dim,
+        "delta-net rule: sizes do not fit ", rows, " rows");
+  const GatedDeltaShape shape{net.key_heads, net.value_heads, net.key_head_dim, net.value_head_dim};
+  const float query_scale = 1.0f / std::sqrt(static_cast<float>(net.key_head_dim));
+  for (const auto& [first, last] : runs_) {
+    const auto count = static_cast<int64_t>(last - first);
+    // The run's q, k (normalized), v, decay and beta, contiguous as the rule's kernel reads them.
+    delta_scratch_.resize(static_cast<size_t>(count * (2 * key_dim + value_dim + 2 * net.value_heads)));
+    const std::span<float> scratch(delta_scratch_);
+    const std::span<float> query = scratch.first(static_cast<size_t>(count * key_dim));
+    const std::span<float> key = scratch.subspan(query.size(), query.size());
+    const std::span<float> value = scratch.subspan(2 * query.size(), static_cast<size_t>(count * value_dim));
+    const std::span<float> decay =
+        scratch.subspan(2 * query.size() + value.size(), static_cast<size_t>(count * net.value_heads));
+    const std::span<float> beta = scratch.subspan(2 * query.size() + value.size() + decay.size(), decay.size());
+    for (int64_t t = 0; t < count; ++t) {
+      const float* row = mixed.data + (static_cast<int64_t>(first) + t) * channels;
+      std::copy(row, row + key_dim, query.begin() + t * key_dim);
+      std::copy(row + key_dim, row + 2 * key_dim, key.begin() + t * key_dim);
+      std::copy(row + 2 * key_dim, row + channels, value.begin() + t * value_dim);
+    }
+    l2_normalize(query, net.key_head_dim, 1e-6, query_scale, query);
+    l2_normalize(key, net.key_head_dim, 1e-6, 1.0f, key);
+    const int64_t gate_offset = static_cast<int64_t>(first) * net.value_heads;
+    delta_net_gates(host(a.subspan(gate_offset, count * net.value_heads)),
+                    host(b.subspan(gate_offset, count * net.value_heads)), host(a_log), host(dt_bias), decay, beta);
+    const std::span<float> rule_state = cpu.rule(layer, places_[first].sequence);
+    if (places_[first].position == 0) std::fill(rule_state.begin(), rule_state.end(), 0.0f);
+    // Token by token: on the CPU the chunked form measures slower than the recurrence at these sizes.
+    gated_delta_rule_recurrent(shape, GatedDeltaInputs{query, key, value, decay, beta}, rule_state,
+                               host(out.subspan(static_cast<int64_t>(first) * value_dim, count * value_dim)), pool_);
+  }
+}
+
+void CpuBackend::gated_rms_norm(Floats x, Floats z, Floats weight, double eps, Floats out) {
+  hlwq::gated_rms_norm(host(x), host(z), host(weight), eps, host(out));
 }
 
 double CpuBackend::measure_read_bandwidth() {

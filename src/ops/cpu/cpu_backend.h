@@ -26,6 +26,7 @@ class CpuBackend final : public Backend {
   std::unique_ptr<BackendLinear> upload_linear(const LinearWeight& weight) override;
   std::unique_ptr<BackendKvCache> make_kv_cache(const KvCacheShape& shape) override;
   std::unique_ptr<BackendRope> make_rope(std::span<const double> inverse_frequencies, int64_t max_position) override;
+  std::unique_ptr<BackendDeltaNetState> make_delta_net_state(const DeltaNetStateShape& shape) override;
   BackendMemory memory() const override { return memory_; }
   double measure_read_bandwidth() override;
 
@@ -43,6 +44,12 @@ class CpuBackend final : public Backend {
   void store_kv(BackendKvCache& cache, int64_t layer, Floats keys, Floats values) override;
   void attention(Floats queries, const BackendKvCache& cache, int64_t layer, const AttentionShape& shape,
                  Floats out) override;
+  void split_query_and_gate(Floats projected, int64_t heads, int64_t head_dim, Floats query, Floats gate) override;
+  void sigmoid_gate(Floats x, Floats gate) override;
+  void delta_net_conv(BackendDeltaNetState& state, int64_t layer, Floats mixed, Floats weight, Floats out) override;
+  void delta_net_rule(BackendDeltaNetState& state, int64_t layer, Floats mixed, Floats a, Floats b, Floats a_log,
+                      Floats dt_bias, Floats out) override;
+  void gated_rms_norm(Floats x, Floats z, Floats weight, double eps, Floats out) override;
   void silu_mul(Floats gate, Floats up) override;
   void gelu_tanh_mul(Floats gate, Floats up) override;
   void add(Floats target, Floats addend) override;
@@ -53,6 +60,9 @@ class CpuBackend final : public Backend {
   ThreadPool* pool_;
   std::vector<int32_t> tokens_;
   std::vector<TokenPlace> places_;
+  // The pass's runs: rows of one sequence at consecutive positions (a prefill is one run).
+  std::vector<std::pair<size_t, size_t>> runs_;
+  std::vector<float> delta_scratch_;  // delta_net_rule's normalized q, k, v and gates of a run
   BackendMemory memory_;
 };
 

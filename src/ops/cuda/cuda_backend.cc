@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include "core/error.h"
+#include "ops/cuda/delta_net_kernels.h"
 #include "ops/cuda/device_buffer.h"
 #include "ops/cuda/device_linear.h"
 #include "ops/cuda/kv_cache_kernels.h"
@@ -103,6 +104,44 @@ class CudaRope final : public BackendRope {
   }
   int64_t positions_, half_ = 0;
   cuda::DeviceBuffer cosines_, sines_;
+};
+
+// Every delta-net layer's conv and rule states in one device allocation, laid out as the CPU's:
+// per (layer, sequence) the conv state then the rule state. Zeroed once; a row at position 0
+// zeroes its sequence's state again in the kernels.
+class CudaDeltaNetState final : public BackendDeltaNetState {
+ public:
+  explicit CudaDeltaNetState(const DeltaNetStateShape& shape) : shape_(shape) {
+    const DeltaNetShape& net = shape.net;
+    check(shape.layers > 0 && shape.sequences > 0 && net.key_heads > 0 && net.value_heads > 0 && net.key_head_dim > 0 &&
+              net.value_head_dim > 0 && net.conv_kernel > 1 && net.value_heads % net.key_heads == 0,
+          "delta-net state: bad shape (", shape.layers, " layers, ", net.key_heads, " key heads, ", net.value_heads,
+          " value heads, conv kernel ", net.conv_kernel, ")");
+    per_sequence_ = net.conv_state_floats() + net.rule_state_floats();
+    bytes_ = static_cast<uint64_t>(shape.layers * shape.sequences * per_sequence_) * sizeof(float);
+    memory_ = device_allocation(bytes_);
+    check_cuda(cudaMemset(memory_.get(), 0, bytes_), "delta-net state");
+  }
+  const DeltaNetStateShape& shape() const override { return shape_; }
+  uint64_t device_bytes() const override { return bytes_; }
+  cuda::DeltaNetStateView view(int64_t layer) const {
+    check(layer >= 0 && layer < shape_.layers, "delta-net layer ", layer, " of ", shape_.layers);
+    const DeltaNetShape& net = shape_.net;
+    return cuda::DeltaNetStateView{static_cast<float*>(memory_.get()) + layer * shape_.sequences * per_sequence_,
+                                   per_sequence_,
+                                   net.key_heads,
+                                   net.value_heads,
+                                   net.key_head_dim,
+                                   net.value_head_dim,
+                                   net.conv_kernel,
+                                   net.conv_channels()};
+  }
+
+ private:
+  DeltaNetStateShape shape_;
+  int64_t per_sequence_ = 0;
+  uint64_t bytes_ = 0;
+  std::shared_ptr<void> memory_;
 };
 
 // A pass's token ids and (sequence, position) pairs: pinned host staging and the device copies the
@@ -202,6 +241,13 @@ class CudaBackend final : public Backend {
     return rope;
   }
 
+  std::unique_ptr<BackendDeltaNetState> make_delta_net_state(const DeltaNetStateShape& shape) override {
+    auto state = std::make_unique<CudaDeltaNetState>(shape);
+    memory_.kv_cache += state->device_bytes();
+    note_peak();
+    return state;
+  }
+
   BackendMemory memory() const override {
     BackendMemory memory = memory_;
     memory.scratch += workspace_.device_bytes();
@@ -273,8 +319,9 @@ class CudaBackend final : public Backend {
 
   void apply_rope(Floats x, int64_t heads, int64_t head_dim, const BackendRope& rope) override {
     const auto& table = static_cast<const CudaRope&>(rope);
-    check(table.half_ * 2 == head_dim, "RoPE of ", table.half_, " frequencies on heads of ", head_dim);
-    cuda::apply_rope_at_places(x.data, rows_, heads, head_dim, places(), table.cosines_.data(), table.sines_.data(),
+    check(table.half_ > 0 && table.half_ * 2 <= head_dim, "RoPE of ", table.half_, " frequencies on heads of ",
+          head_dim);
+    cuda::apply_rope_at_places(x.data, rows_, heads, head_dim, table.half_, places(), table.cosines_.data(), table.sines_.data(),
                                table.positions_, stream_);
   }
 
@@ -289,6 +336,42 @@ class CudaBackend final : public Backend {
                                                             : 1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
     cuda::cache_attention(static_cast<const CudaKvCache&>(cache).device(), layer, queries.data, rows_, shape.heads,
                           scale, places(), out.data, stream_);
+  }
+
+  void split_query_and_gate(Floats projected, int64_t heads, int64_t head_dim, Floats query, Floats gate) override {
+    check(projected.size == 2 * query.size && gate.size == query.size && query.size % (heads * head_dim) == 0,
+          "query/gate split of ", projected.size, " floats into ", query.size, " and ", gate.size);
+    cuda::split_query_and_gate(projected.data, query.size / head_dim, head_dim, query.data, gate.data, stream_);
+  }
+
+  void sigmoid_gate(Floats x, Floats gate) override {
+    check(x.size == gate.size, "sigmoid gate of ", gate.size, " floats on ", x.size);
+    cuda::sigmoid_gate(x.data, gate.data, x.size, stream_);
+  }
+
+  void delta_net_conv(BackendDeltaNetState& state, int64_t layer, Floats mixed, Floats weight, Floats out) override {
+    const DeltaNetShape& net = state.shape().net;
+    check(mixed.size == rows_ * net.conv_channels() && out.size == mixed.size &&
+              weight.size == net.conv_channels() * net.conv_kernel,
+          "delta-net conv of ", mixed.size, " floats for ", rows_, " rows of ", net.conv_channels(), " channels");
+    cuda::delta_net_conv(static_cast<CudaDeltaNetState&>(state).view(layer), mixed.data, weight.data, rows_, places(),
+                         out.data, stream_);
+  }
+
+  void delta_net_rule(BackendDeltaNetState& state, int64_t layer, Floats mixed, Floats a, Floats b, Floats a_log,
+                      Floats dt_bias, Floats out) override {
+    const DeltaNetShape& net = state.shape().net;
+    check(mixed.size == rows_ * net.conv_channels() && a.size == rows_ * net.value_heads && b.size == a.size &&
+              a_log.size == net.value_heads && dt_bias.size == net.value_heads && out.size == rows_ * net.value_dim(),
+          "delta-net rule: sizes do not fit ", rows_, " rows");
+    cuda::delta_net_rule(static_cast<CudaDeltaNetState&>(state).view(layer), mixed.data, a.data, b.data, a_log.data,
+                         dt_bias.data, rows_, places(), out.data, stream_);
+  }
+
+  void gated_rms_norm(Floats x, Floats z, Floats weight, double eps, Floats out) override {
+    check(weight.size > 0 && x.size % weight.size == 0 && z.size == x.size && out.size == x.size,
+          "gated RMSNorm of ", x.size, " floats in rows of ", weight.size);
+    cuda::gated_rms_norm_rows(x.data, z.data, weight.data, x.size / weight.size, weight.size, eps, out.data, stream_);
   }
 
   void silu_mul(Floats gate, Floats up) override { cuda::silu_mul(gate.data, up.data, gate.size, stream_); }

@@ -37,9 +37,8 @@ __global__ void add_row_bias_kernel(float* rows, const float* bias, int64_t tota
   }
 }
 
-__global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int32_t* places,
-                            const float* cosines, const float* sines, int64_t max_positions) {
-  const int64_t half = head_dim / 2;
+__global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_dim, int64_t half,
+                            const int32_t* places, const float* cosines, const float* sines, int64_t max_positions) {
   const int64_t total = rows * heads * half;
   for (int64_t task = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; task < total;
        task += int64_t{gridDim.x} * blockDim.x) {
@@ -95,12 +94,13 @@ void add_row_bias(float* rows, const float* bias, int64_t count, int64_t width, 
   check_launch("add_row_bias");
 }
 
-void apply_rope_at_places(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int32_t* places,
-                          const float* cosines, const float* sines, int64_t max_positions, cudaStream_t stream) {
-  const int64_t total = rows * heads * (head_dim / 2);
+void apply_rope_at_places(float* x, int64_t rows, int64_t heads, int64_t head_dim, int64_t rotary_half,
+                          const int32_t* places, const float* cosines, const float* sines, int64_t max_positions,
+                          cudaStream_t stream) {
+  const int64_t total = rows * heads * rotary_half;
   if (total == 0) return;
-  rope_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x, rows, heads, head_dim, places, cosines, sines,
-                                                          max_positions);
+  rope_kernel<<<blocks_for(total), kThreads, 0, stream>>>(x, rows, heads, head_dim, rotary_half, places, cosines,
+                                                          sines, max_positions);
   check_launch("apply_rope_at_places");
 }
 

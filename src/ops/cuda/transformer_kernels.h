@@ -21,10 +21,11 @@ void add_row_bias(float* rows, const float* bias, int64_t count, int64_t width, 
 
 // Rotary embedding (the "rotate half" pairing of ops/rotary_embedding.h) of x = rows x
 // (heads * head_dim), row r at position places[2 r + 1] (places: the pass's (sequence, position)
-// pairs in device memory). cosines and sines hold max_positions x head_dim / 2 values computed on
+// pairs in device memory); the first 2 x rotary_half values of each head rotate (all of it, or
+// partial rotary), the rest pass through. cosines and sines hold max_positions x rotary_half values made on
 // the host in double; a position outside the table leaves its row unrotated (the host checks first).
-void apply_rope_at_places(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int32_t* places,
-                          const float* cosines, const float* sines, int64_t max_positions,
+void apply_rope_at_places(float* x, int64_t rows, int64_t heads, int64_t head_dim, int64_t rotary_half,
+                          const int32_t* places, const float* cosines, const float* sines, int64_t max_positions,
                           cudaStream_t stream = nullptr);
 
 // gate[i] = silu(gate[i]) * up[i].

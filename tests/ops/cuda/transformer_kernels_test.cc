@@ -104,7 +104,7 @@ TEST_F(CudaKernels, RopeAtPlacesMatchesTheCpu) {
   std::vector<float> x = random_normal(tokens * heads * head_dim, 13);
   DeviceBuffer device_x = on_device(x), device_cos = on_device(cosines), device_sin = on_device(sines);
   DevicePlaces device_places(places);
-  cuda::apply_rope_at_places(device_x.data(), tokens, heads, head_dim, device_places.data, device_cos.data(),
+  cuda::apply_rope_at_places(device_x.data(), tokens, heads, head_dim, head_dim / 2, device_places.data, device_cos.data(),
                              device_sin.data(), positions);
   for (int64_t t = 0; t < tokens; ++t) {
     apply_rope(std::span<float>(x).subspan(t * heads * head_dim, heads * head_dim), head_dim, places[2 * t + 1],
