@@ -32,9 +32,17 @@ std::string format_label(Format format) {
   return "";
 }
 
+// The engine fixtures, and the Qwen3.5 ones as "qwen35_text" and "qwen35_multimodal".
+std::filesystem::path fixture(const std::string& architecture) {
+  if (architecture.starts_with("qwen35_")) {
+    return std::filesystem::path(HLWQ_SOURCE_DIR) / "tests" / "fixtures" / "qwen35" / architecture.substr(7);
+  }
+  return engine_fixture(architecture);
+}
+
 std::filesystem::path make_model(const std::string& architecture, Format format, const TemporaryFolder& temporary) {
   const std::filesystem::path dense = temporary.path() / "dense";
-  std::filesystem::copy(engine_fixture(architecture), dense);
+  std::filesystem::copy(fixture(architecture), dense);
   write_text_file(dense / "tokenizer.json", R"({"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}})");
   if (format == Format::dense) return dense;
   const std::filesystem::path output = temporary.path() / "quantized";
@@ -74,7 +82,7 @@ TEST_P(CudaRunnerMatchesCpu, PrefillDecodeAndBatches) {
   TemporaryFolder temporary;
   ThreadPool pool(2);
   const Model model = Model::load(make_model(test_case.architecture, test_case.format, temporary), pool);
-  const ReferenceLogits reference = read_reference_logits(engine_fixture(test_case.architecture));
+  const ReferenceLogits reference = read_reference_logits(fixture(test_case.architecture));
   const int64_t vocab = model.config().vocab_size;
   const auto count = static_cast<int64_t>(reference.ids.size());
   std::unique_ptr<Backend> cuda = make_backend(BackendKind::cuda, 0);
@@ -127,7 +135,8 @@ TEST_P(CudaRunnerMatchesCpu, PrefillDecodeAndBatches) {
 
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
-  for (const std::string architecture : {"llama", "llama_tied", "qwen2", "qwen3", "gemma3"}) {
+  for (const std::string architecture : {"llama", "llama_tied", "qwen2", "qwen3", "gemma3", "qwen35_text",
+                                         "qwen35_multimodal"}) {
     for (Format format : {Format::dense, Format::hlwq_q5, Format::mlx_q4, Format::ct_int4}) {
       cases.push_back({architecture, format});
     }
