@@ -5,14 +5,14 @@
 # decode at longer contexts, and the peers (PyTorch's INT4 kernel, transformers BF16), a table last.
 #
 # Build here first: scripts/build_portable.sh (binaries in .device/bin), then call with
-# carry [".device/bin"]:  bash scripts/device_cuda_runtime.sh [tests] [bench] [context] [peers]
+# carry [".device/bin"]:  bash scripts/device_cuda_runtime.sh [tests] [bench] [hybrid] [context] [peers]
 # (no argument: all four). Logs and JSON land in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out/device}
 mkdir -p "$out"
 export LD_LIBRARY_PATH=$PWD/.device/bin:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-phases=${*:-tests bench context peers}
+phases=${*:-tests bench hybrid context peers}
 hlwq=.device/bin/hlwq
 echo "machine: $(nproc) cores; $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)"
 
@@ -43,6 +43,13 @@ if has bench; then
   for format in bf16 hlwq-q4 hlwq-q5 mlx4 int4; do
     bench "llama3-8b-$format" --synthetic llama3-8b --format "$format" -p 512 -n 128 --repetitions 2
     bench "llama3-8b-$format-emb" --synthetic llama3-8b --format "$format" --quantize-embeddings -p 512 -n 128
+  done
+fi
+
+if has hybrid; then
+  # Qwen3.5-9B's shape (3 gated delta-net layers to 1 gated attention layer), as the seed runs it.
+  for format in bf16 hlwq-q4 hlwq-q5 mlx4; do
+    bench "qwen3.5-9b-$format" --synthetic qwen3.5-9b --format "$format" -p 512 -n 128
   done
 fi
 
