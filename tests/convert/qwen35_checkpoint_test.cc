@@ -19,6 +19,8 @@
 #include "convert/inspect_model.h"
 #include "convert/quantize_model.h"
 #include "convert/tensor_selection.h"
+#include "core/thread_pool.h"
+#include "engine/engine_fixture.h"
 #include "io/model_folder.h"
 #include "test_util.h"
 
@@ -294,6 +296,23 @@ TEST(Qwen35CrossCheck, MlxLmLoadsTheMlxExport) {
             0)
       << log;
   std::cout << log;
+  // hlwq runs the same MLX folder natively (its affine kernels, the hybrid forward pass): mlx-lm's
+  // logits against hlwq's.
+  ThreadPool pool(2);
+  const ReferenceLogits reference = read_reference_logits(input);
+  const std::vector<float> hlwq_logits = prefill_logits(Model::load(temporary.path() / "mlx", pool), reference.ids, pool);
+  {
+    std::ofstream out(temporary.path() / "hlwq_mlx.f32", std::ios::binary);
+    out.write(reinterpret_cast<const char*>(hlwq_logits.data()),
+              static_cast<std::streamsize>(hlwq_logits.size() * sizeof(float)));
+  }
+  EXPECT_EQ(check_export((temporary.path() / "mlx").string() + " --ids " + (input / "ids.json").string() +
+                             " --expected " + (temporary.path() / "hlwq_mlx.f32").string() +
+                             " --engine mlx --tolerance 1e-3",
+                         temporary.path() / "mlx_hlwq.log", log),
+            0)
+      << log;
+  std::cout << "against hlwq's run of the MLX folder: " << log;
 }
 
 }  // namespace
