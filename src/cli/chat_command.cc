@@ -1,9 +1,12 @@
 // `hlwq chat -m DIR [-n 256] [--temp 0.7] [--seed S] [--ctx C] [--truncate] [--threads N]
 // [--backend cpu|cuda]`: an
 // interactive conversation on stdin/stdout with the model's chat template (ChatML, Qwen3,
-// Llama-3 or Llama-3.1) and the history kept. Each turn re-runs the whole conversation as one
-// prefill (simple; the KV cache is not reused yet). A conversation that outgrows the context is an error,
-// or with --truncate loses its oldest turns (for good: the history keeps what was sent).
+// Llama-3 or Llama-3.1) and the history kept. The model is placed on the backend once (weights,
+// a KV cache of --ctx positions, 4096 or the model's maximum if smaller by default, as llama.cpp's
+// chat does); each turn re-runs the whole conversation as one prefill (simple; the cached prefix is
+// not reused yet). A conversation that outgrows the context is an error, or with --truncate loses
+// its oldest turns (for good: the history keeps what was sent).
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -13,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "engine/generate.h"
+#include "engine/model_runner.h"
 #include "ops/cpu/cpu_backend.h"
 #include "engine/prompt_truncation.h"
 #include "tokenizer/chat_template.h"
@@ -39,7 +43,7 @@ void add_chat_command(CLI::App& app) {
   command->add_option("--temp", flags->sampler.temperature, "temperature (0: greedy)")->capture_default_str();
   command->add_option("--top-p", flags->sampler.top_p, "nucleus sampling mass")->capture_default_str();
   command->add_option("--seed", flags->sampler.seed, "sampling seed")->capture_default_str();
-  command->add_option("--ctx", flags->context, "context length (default: the model's)");
+  command->add_option("--ctx", flags->context, "context length (default: 4096, or the model's maximum if smaller)");
   command->add_flag("--truncate", flags->truncate,
                     "drop the oldest turns (then the start of the newest message) when the conversation "
                     "and -n do not fit in the context");
@@ -55,9 +59,14 @@ void add_chat_command(CLI::App& app) {
     const Model model = Model::load(flags->model, pool);
     GenerateOptions options;
     options.max_new_tokens = flags->max_new_tokens;
-    options.context_length = flags->context;
+    options.context_length =
+        flags->context > 0 ? flags->context : std::min<int64_t>(4096, model.config().max_position_embeddings);
     options.sampler = flags->sampler;
     const int64_t room = prompt_room(model.config(), options);
+    RunnerOptions runner_options;
+    runner_options.context_length = options.context_length;
+    runner_options.kv_cache_dtype = options.kv_cache_dtype;
+    ModelRunner runner(model, *backend, runner_options);
     for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
       if (tokenizer.is_end_of_generation(id)) options.stop_ids.push_back(id);
     }
@@ -85,7 +94,7 @@ void add_chat_command(CLI::App& app) {
       }
       StreamingDecoder decoder(tokenizer);
       std::string reply;
-      generate(model, *backend, prompt, options, [&](int32_t token) {
+      generate(runner, prompt, options, [&](int32_t token) {
         const std::string piece = decoder.push(token);
         reply += piece;
         std::fputs(piece.c_str(), stdout);
