@@ -178,6 +178,7 @@ class CudaBackend final : public Backend {
     cudaDeviceProp properties{};
     check_cuda(cudaGetDeviceProperties(&properties, device), "cudaGetDeviceProperties");
     name_ = properties.name;
+    sm_count_ = properties.multiProcessorCount;
     size_t free = 0, total = 0;
     check_cuda(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
     baseline_in_use_ = total - free;
@@ -250,7 +251,7 @@ class CudaBackend final : public Backend {
 
   BackendMemory memory() const override {
     BackendMemory memory = memory_;
-    memory.scratch += workspace_.device_bytes();
+    memory.scratch += workspace_.device_bytes() + static_cast<uint64_t>(partial_capacity_) * sizeof(float);
     memory.peak_in_use = peak_in_use_;
     return memory;
   }
@@ -334,8 +335,19 @@ class CudaBackend final : public Backend {
                  Floats out) override {
     const float scale = static_cast<float>(shape.scale != 0 ? shape.scale
                                                             : 1.0 / std::sqrt(static_cast<double>(shape.head_dim)));
-    cuda::cache_attention(static_cast<const CudaKvCache&>(cache).device(), layer, queries.data, rows_, shape.heads,
-                          scale, places(), out.data, stream_);
+    const cuda::DeviceKvCache& device = static_cast<const CudaKvCache&>(cache).device();
+    const int64_t splits = cuda::attention_splits(device, rows_, shape.heads, sm_count_);
+    const int64_t partial_floats = cuda::attention_partial_floats(device, rows_, shape.heads, splits);
+    if (partial_floats > partial_capacity_) {
+      // Grows outside recordings only: the runner runs each pass size once before recording it, and
+      // a graph recorded before a growth is stale (recorded_bytes).
+      check(!recording_, "internal: attention partials grow while recording");
+      attention_partials_ = device_allocation(static_cast<size_t>(partial_floats) * sizeof(float));
+      partial_capacity_ = partial_floats;
+      note_peak();
+    }
+    cuda::cache_attention(device, layer, queries.data, rows_, shape.heads, scale, places(), out.data, stream_, splits,
+                          static_cast<float*>(attention_partials_.get()));
   }
 
   void split_query_and_gate(Floats projected, int64_t heads, int64_t head_dim, Floats query, Floats gate) override {
@@ -387,26 +399,33 @@ class CudaBackend final : public Backend {
 
   void begin_recording() override {
     check_cuda(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    recording_ = true;
   }
 
   std::unique_ptr<BackendGraph> end_recording() override {
     cudaGraph_t graph = nullptr;
+    recording_ = false;
     check_cuda(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
     cudaGraphExec_t exec = nullptr;
     const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     check_cuda(status, "cudaGraphInstantiate");
-    return std::make_unique<CudaGraph>(exec, workspace_.device_bytes());
+    return std::make_unique<CudaGraph>(exec, recorded_bytes());
   }
 
   bool replay(BackendGraph& graph) override {
     auto& recorded = static_cast<CudaGraph&>(graph);
-    if (recorded.workspace_bytes_ != workspace_.device_bytes()) return false;
+    if (recorded.workspace_bytes_ != recorded_bytes()) return false;
     check_cuda(cudaGraphLaunch(recorded.exec_, stream_), "cudaGraphLaunch");
     return true;
   }
 
  private:
+  // What a recorded graph points into that may be reallocated: the linear kernels' workspace and
+  // the attention partials (both only grow).
+  uint64_t recorded_bytes() const {
+    return workspace_.device_bytes() + static_cast<uint64_t>(partial_capacity_) * sizeof(float);
+  }
   const int32_t* tokens() const { return tokens_; }
   const int32_t* places() const { return places_; }
 
@@ -419,6 +438,10 @@ class CudaBackend final : public Backend {
 
   cudaStream_t stream_ = nullptr;
   std::string name_;
+  int sm_count_ = 1;
+  bool recording_ = false;
+  std::shared_ptr<void> attention_partials_;  // split-KV decode's partial sums
+  int64_t partial_capacity_ = 0;
   cuda::LinearWorkspace workspace_;
   BackendMemory memory_;
   uint64_t baseline_in_use_ = 0, peak_in_use_ = 0;

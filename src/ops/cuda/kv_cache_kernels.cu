@@ -51,21 +51,30 @@ __global__ void store_kernel(DeviceKvCache cache, int64_t layer, const float* ke
   }
 }
 
-// One block per (row, head). The query (times scale) sits in shared memory; each round scores up
-// to kChunk positions (a warp per position, lanes across the head's dimensions), folds them into
-// the running max and sum, and each thread adds the weighted values of its dimensions.
+// One block per (row, head, split). The query (times scale) sits in shared memory; each round
+// scores up to kChunk positions (a warp per position, lanes across the head's dimensions), folds
+// them into the running max and sum, and each thread adds the weighted values of its dimensions.
+// With splits > 1 (decode of few rows over a long context, where rows x heads blocks would leave
+// most of the GPU idle) split z takes the z-th of `splits` equal ranges of the row's positions and
+// writes its unnormalized sums, max and sum to `partials` (head_dim + 2 floats) for
+// combine_kernel; with one split the block writes the output itself.
 template <class T>
 __global__ void attention_kernel(DeviceKvCache cache, int64_t layer, const float* queries, int64_t heads, float scale,
-                                 const int32_t* places, float* out) {
+                                 const int32_t* places, float* out, int64_t splits, float* partials) {
   __shared__ float query[kMaxHeadDim];
   __shared__ float scores[kChunk];
   __shared__ float reduction[32];
-  const int64_t row = blockIdx.x, head = blockIdx.y;
+  const int64_t row = blockIdx.x, head = blockIdx.y, split = blockIdx.z;
   const int64_t head_dim = cache.head_dim;
   const int64_t sequence = places[2 * row], last = places[2 * row + 1];
   float* out_row = out + (row * heads + head) * head_dim;
+  float* partial = splits > 1 ? partials + ((row * heads + head) * splits + split) * (head_dim + 2) : nullptr;
   if (sequence < 0 || sequence >= cache.sequences || last < 0 || last >= cache.context) {
-    for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) out_row[d] = 0;
+    for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) (partial ? partial : out_row)[d] = 0;
+    if (partial && threadIdx.x == 0) {
+      partial[head_dim] = -INFINITY;
+      partial[head_dim + 1] = 0;
+    }
     return;
   }
   const int64_t kv_head = head / (heads / cache.kv_heads);
@@ -78,8 +87,9 @@ __global__ void attention_kernel(DeviceKvCache cache, int64_t layer, const float
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
   float running_max = -INFINITY, running_sum = 0;
   float accumulator[kDimsPerThread] = {};
-  const int64_t positions = last + 1;
-  for (int64_t start = 0; start < positions; start += kChunk) {
+  const int64_t share = (last + 1 + splits - 1) / splits;
+  const int64_t first = split * share, positions = min(last + 1, first + share);
+  for (int64_t start = first; start < positions; start += kChunk) {
     const int count = static_cast<int>(positions - start < kChunk ? positions - start : kChunk);
     for (int p = warp; p < count; p += warps) {
       const T* key = keys + (start + p) * stride;
@@ -111,11 +121,45 @@ __global__ void attention_kernel(DeviceKvCache cache, int64_t layer, const float
     }
     __syncthreads();  // scores are rewritten by the next round
   }
+  if (partial) {
+#pragma unroll
+    for (int j = 0; j < kDimsPerThread; ++j) {
+      const int64_t d = threadIdx.x + j * kAttentionThreads;
+      if (d < head_dim) partial[d] = accumulator[j];
+    }
+    if (threadIdx.x == 0) {
+      partial[head_dim] = running_max;  // -inf for an empty range
+      partial[head_dim + 1] = running_sum;
+    }
+    return;
+  }
   const float inverse = 1.0f / running_sum;
 #pragma unroll
   for (int j = 0; j < kDimsPerThread; ++j) {
     const int64_t d = threadIdx.x + j * kAttentionThreads;
     if (d < head_dim) out_row[d] = accumulator[j] * inverse;
+  }
+}
+
+// One block per (row, head): the splits' partial softmax sums rescaled to their common max.
+__global__ void combine_kernel(const float* partials, int64_t heads, int64_t head_dim, int64_t splits, float* out) {
+  const int64_t row = blockIdx.x, head = blockIdx.y;
+  const float* first = partials + (row * heads + head) * splits * (head_dim + 2);
+  float maximum = -INFINITY;
+  for (int64_t z = 0; z < splits; ++z) maximum = fmaxf(maximum, first[z * (head_dim + 2) + head_dim]);
+  float total = 0;
+  for (int64_t z = 0; z < splits; ++z) {
+    const float* partial = first + z * (head_dim + 2);
+    if (partial[head_dim] != -INFINITY) total += partial[head_dim + 1] * __expf(partial[head_dim] - maximum);
+  }
+  float* out_row = out + (row * heads + head) * head_dim;
+  for (int64_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float sum = 0;
+    for (int64_t z = 0; z < splits; ++z) {
+      const float* partial = first + z * (head_dim + 2);
+      if (partial[head_dim] != -INFINITY) sum += partial[d] * __expf(partial[head_dim] - maximum);
+    }
+    out_row[d] = total > 0 ? sum / total : 0.0f;
   }
 }
 
@@ -138,27 +182,48 @@ void store_kv_rows(const DeviceKvCache& cache, int64_t layer, const float* keys,
   check_launch("store_kv_rows");
 }
 
+int64_t attention_splits(const DeviceKvCache& cache, int64_t rows, int64_t heads, int sm_count) {
+  // Enough blocks for about four per SM, each range at least kChunk positions of a full context.
+  const int64_t blocks = rows * heads;
+  if (blocks >= 2 * sm_count) return 1;
+  const int64_t wanted = (4 * int64_t{sm_count} + blocks - 1) / blocks;
+  return std::max<int64_t>(1, std::min<int64_t>({wanted, cache.context / kChunk, 64}));
+}
+
+int64_t attention_partial_floats(const DeviceKvCache& cache, int64_t rows, int64_t heads, int64_t splits) {
+  return splits > 1 ? rows * heads * splits * (cache.head_dim + 2) : 0;
+}
+
 void cache_attention(const DeviceKvCache& cache, int64_t layer, const float* queries, int64_t rows, int64_t heads,
-                     float scale, const int32_t* places, float* out, cudaStream_t stream) {
+                     float scale, const int32_t* places, float* out, cudaStream_t stream, int64_t splits,
+                     float* partials) {
   if (rows == 0) return;
+  check(splits >= 1 && (splits == 1 || partials != nullptr), "attention: ", splits, " splits without partials");
   check(cache.kv_heads > 0 && heads % cache.kv_heads == 0, "attention: ", heads, " heads over ", cache.kv_heads,
         " kv heads");
   check(cache.head_dim <= kMaxHeadDim, "attention: head_dim ", cache.head_dim, " above the GPU kernel's ",
         kMaxHeadDim);
-  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(heads));
+  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(heads), static_cast<unsigned>(splits));
   switch (cache.storage) {
     case CacheStorage::f32:
-      attention_kernel<float><<<grid, kAttentionThreads, 0, stream>>>(cache, layer, queries, heads, scale, places, out);
+      attention_kernel<float>
+          <<<grid, kAttentionThreads, 0, stream>>>(cache, layer, queries, heads, scale, places, out, splits, partials);
       break;
     case CacheStorage::f16:
-      attention_kernel<__half><<<grid, kAttentionThreads, 0, stream>>>(cache, layer, queries, heads, scale, places, out);
+      attention_kernel<__half>
+          <<<grid, kAttentionThreads, 0, stream>>>(cache, layer, queries, heads, scale, places, out, splits, partials);
       break;
     case CacheStorage::bf16:
       attention_kernel<__nv_bfloat16>
-          <<<grid, kAttentionThreads, 0, stream>>>(cache, layer, queries, heads, scale, places, out);
+          <<<grid, kAttentionThreads, 0, stream>>>(cache, layer, queries, heads, scale, places, out, splits, partials);
       break;
   }
   check_launch("cache_attention");
+  if (splits > 1) {
+    combine_kernel<<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(heads)), kAttentionThreads, 0, stream>>>(
+        partials, heads, cache.head_dim, splits, out);
+    check_launch("cache_attention (combine)");
+  }
 }
 
 }  // namespace hlwq::cuda

@@ -27,8 +27,16 @@ void store_kv_rows(const DeviceKvCache& cache, int64_t layer, const float* keys,
 
 // out row r, head h = softmax over positions 0..places[2r+1] of sequence places[2r] of
 // (q . k) * scale, times v; query head h reads kv head h / (heads / kv_heads). Online softmax over
-// chunks of positions (any context length, fixed shared memory); one block per (row, head).
+// chunks of positions (any context length, fixed shared memory); one block per (row, head), or per
+// (row, head, split) with splits > 1: each split takes an equal share of the row's positions into
+// `partials` (attention_partial_floats of them), and a second kernel combines them (split-KV decode).
 void cache_attention(const DeviceKvCache& cache, int64_t layer, const float* queries, int64_t rows, int64_t heads,
-                     float scale, const int32_t* places, float* out, cudaStream_t stream);
+                     float scale, const int32_t* places, float* out, cudaStream_t stream, int64_t splits = 1,
+                     float* partials = nullptr);
+
+// The splits that keep a GPU of sm_count SMs busy for `rows` rows of `heads` heads (1 when rows x
+// heads blocks already do), chosen from sizes alone so a recorded pass keeps it at any position.
+int64_t attention_splits(const DeviceKvCache& cache, int64_t rows, int64_t heads, int sm_count);
+int64_t attention_partial_floats(const DeviceKvCache& cache, int64_t rows, int64_t heads, int64_t splits);
 
 }  // namespace hlwq::cuda

@@ -180,6 +180,15 @@ TEST_F(CudaKernels, KvCacheStoreAndAttentionMatchTheCpu) {
       cuda::cache_attention(cache, layer, device_queries.data(), queries_count, heads, static_cast<float>(scale),
                             device_query_places.data, out.data(), nullptr);
       EXPECT_LT(relative_difference(on_host(out), expected), 1e-5) << dtype_name(dtype) << " scale " << scale;
+      // Split-KV: 1, 3 and 7 shares of each row's positions (some empty at position 0), combined.
+      for (int64_t splits : {int64_t{3}, int64_t{7}}) {
+        DeviceBuffer partials(static_cast<size_t>(cuda::attention_partial_floats(cache, queries_count, heads, splits)));
+        DeviceBuffer split_out(queries.size());
+        cuda::cache_attention(cache, layer, device_queries.data(), queries_count, heads, static_cast<float>(scale),
+                              device_query_places.data, split_out.data(), nullptr, splits, partials.data());
+        EXPECT_LT(relative_difference(on_host(split_out), expected), 1e-5)
+            << dtype_name(dtype) << " scale " << scale << ", " << splits << " splits";
+      }
     }
     cudaFree(cache_keys);
     cudaFree(cache_values);
