@@ -20,10 +20,10 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Python: cross-checks only (reference dequantization, HF tokenizers, the real mlx package), and
-# matplotlib for the plots of scripts/quality.
+# Python: cross-checks only (reference dequantization, HF tokenizers, the real mlx package),
+# matplotlib for the plots of scripts/quality, and OpenAI's client for the test of `hlwq serve`.
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-  numpy gguf==0.19.0 tokenizers safetensors mlx-cpu==0.32.4 mlx==0.32.4 mlx-lm==0.32.2 matplotlib \
+  numpy gguf==0.19.0 tokenizers safetensors mlx-cpu==0.32.4 mlx==0.32.4 mlx-lm==0.32.2 matplotlib openai \
   || echo "setup: warning: some Python packages failed to install; cross-check tests will be skipped" >&2
 
 scripts/build.sh
