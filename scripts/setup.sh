@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# chromium runs the chat page of `hlwq serve` headless in its test.
 debian_packages=(cmake ninja-build g++ clang libhwy-dev nlohmann-json3-dev libcli11-dev
                  libcpp-httplib-dev libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev pkg-config
-                 python3-pip xz-utils)
+                 python3-pip xz-utils chromium)
 missing=()
 for package in "${debian_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

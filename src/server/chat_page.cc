@@ -143,6 +143,17 @@ document.getElementById('form').onsubmit = async (event) => {
   document.getElementById('stop').disabled = true;
   document.getElementById('send').disabled = false;
 };
+
+// A link can carry settings and a first message: /#temperature=0&system=...&ask=Hello (the
+// fragment never reaches the server).
+const settings = new URLSearchParams(location.hash.slice(1));
+for (const name of ['system', 'temperature', 'max_tokens', 'key']) {
+  if (settings.has(name)) document.getElementById(name).value = settings.get(name);
+}
+if (settings.has('ask')) {
+  document.getElementById('prompt').value = settings.get('ask');
+  document.getElementById('form').requestSubmit();
+}
 </script>
 </body>
 </html>
