@@ -106,6 +106,13 @@ struct HttpServer::State {
 
 void HttpServer::State::install_routes() {
   http.set_payload_max_length(kMaxBodyBytes);
+  // httplib's default is SO_REUSEPORT, with which a second server on the same port starts without a
+  // word and the kernel splits the connections between the two; SO_REUSEADDR alone makes that a
+  // clear "cannot listen" while still allowing a restart over connections in TIME_WAIT.
+  http.set_socket_options([](socket_t socket) {
+    int yes = 1;
+    ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   const size_t threads = options.http_threads;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_pre_routing_handler([this](const httplib::Request& request, httplib::Response& response) {
