@@ -61,13 +61,18 @@ SchedulerCounts BatchScheduler::counts() const {
 }
 
 void BatchScheduler::end(Slot& slot, GenerationEnd end, std::string error) {
-  slot.generation->finish(end, std::move(error));
+  const std::shared_ptr<Generation> generation = std::move(slot.generation);
   slot.generation.reset();
   slot.sampler.reset();
   slot.history.clear();
-  std::lock_guard lock(mutex_);
-  --active_;
-  if (queue_.empty() && active_ == 0) idle_.notify_all();
+  {
+    // The slot counts as free before its request is told it ended, so that whoever waits on the
+    // request sees the counts without it.
+    std::lock_guard lock(mutex_);
+    --active_;
+    if (queue_.empty() && active_ == 0) idle_.notify_all();
+  }
+  generation->finish(end, std::move(error));
 }
 
 void BatchScheduler::advance(Slot& slot, std::span<const float> logits) {
