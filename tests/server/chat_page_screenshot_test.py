@@ -49,8 +49,12 @@ class Browser:
         os.close(from_browser_write)
         self.buffer = b""
         self.next_id = 0
-        page = next(target for target in self.call("Target.getTargets")["targetInfos"] if target["type"] == "page")
-        self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        try:
+            page = next(target for target in self.call("Target.getTargets")["targetInfos"] if target["type"] == "page")
+            self.session = self.call("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        except Exception:
+            self.close()
+            raise
 
     def call(self, method, session=None, **params):
         self.next_id += 1
@@ -104,8 +108,9 @@ def main():
         expected = subprocess.run([serve_process.HLWQ, "run", "-m", model, "-p", question, "-n", "24", "--temp", "0",
                                    "--threads", "2"], check=True, capture_output=True).stdout.decode()[:-1]
         server = serve_process.Server(model, "--ctx", "512", "--threads", "2")
-        browser = Browser(os.path.join(folder, "profile"))
+        browser = None
         try:
+            browser = Browser(os.path.join(folder, "profile"))
             settings = urllib.parse.urlencode({"temperature": 0, "max_tokens": 24, "system": "", "ask": question},
                                               quote_via=urllib.parse.quote)
             browser.page("Page.navigate", url=f"{server.url}/#{settings}")
@@ -137,7 +142,8 @@ def main():
             if not stopped.endswith("stopped"):
                 failures.append(f"after stop the speed line is {stopped!r}")
         finally:
-            browser.close()
+            if browser is not None:
+                browser.close()
             status = server.stop()
         if status != 0:
             failures.append(f"hlwq serve exited {status}")
