@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   hlwq::cli::add_ppl_command(app);
   hlwq::cli::add_chat_command(app);
   hlwq::cli::add_bench_command(app);
+  hlwq::cli::add_serve_command(app);
   hlwq::install_interrupt_handler();
   // An unknown first word is a usage error that names it and lists the commands (CLI11 would
   // only say that an argument was not expected).
