@@ -33,7 +33,7 @@ void add_export_command(CLI::App& app) {
   command->add_option("--threads", flags->threads, "worker threads (default: all cores)");
   command->add_flag("--progress", flags->progress, "show progress even when stderr is not a terminal");
   command->add_flag("--json", flags->json, "print a JSON summary");
-  command->callback([flags] {
+  command->callback([flags, command] {
     check_model_folder(flags->model);
     ExportOptions options;
     options.target = flags->target == "bf16"             ? ExportTarget::bf16
@@ -41,6 +41,8 @@ void add_export_command(CLI::App& app) {
                      : flags->target == "prism-hadamard" ? ExportTarget::prism_hadamard
                                                          : ExportTarget::ct_int4;
     if (flags->block && options.target != ExportTarget::prism_hadamard) fail("--block is only for --to prism-hadamard");
+    if (options.target == ExportTarget::prism_hadamard && (command->count("--bits") || flags->group_size))
+      fail("prism-hadamard is 2-bit with groups of 128: --bits and --group-size do not apply");
     if (options.target == ExportTarget::prism_hadamard && !flags->dtype.empty())
       fail("--dtype does not apply to prism-hadamard (float16 scales; other tensors keep their dtype)");
     options.block = flags->block;

@@ -369,6 +369,8 @@ TEST(PrismHadamardExport, BadInputsGiveOneLineAndNoFolder) {
   expect_refused("export" + wide + " --to prism-hadamard --block 1024", temporary.path(),
                  "--block 1024 does not divide the input width 512");
   expect_refused("export" + wide + " --to mlx --block 512", temporary.path(), "--block is only for --to prism-hadamard");
+  expect_refused("export" + wide + " --to prism-hadamard --bits 4", temporary.path(),
+                 "prism-hadamard is 2-bit with groups of 128: --bits and --group-size do not apply");
   // And a good one through the command line.
   const CommandResult result = run_hlwq("export" + wide + " --to prism-hadamard -o " + (temporary.path() / "pack").string());
   EXPECT_EQ(result.exit_code, 0) << result.output;
