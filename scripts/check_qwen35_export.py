@@ -3,17 +3,25 @@
 
   check_qwen35_export.py FOLDER --ids FIXTURE/ids.json --expected FIXTURE/logits.f32 --engine transformers
   check_qwen35_export.py FOLDER --ids FIXTURE/ids.json --expected-folder DENSE --engine mlx
+  check_qwen35_export.py PACK --ids FIXTURE/ids.json --expected-folder PLAIN --expected-engine mlx --engine mlx
 
 --engine transformers: transformers loads FOLDER as the class config.json names (for the published
   layout, Qwen3_5ForConditionalGeneration with its vision tower) in float32 and computes the text
   logits of the fixture's ids. With --same-tensors ORIGINAL, every model.visual.* and mtp.* tensor
   of ORIGINAL must be in FOLDER with identical values (they are not quantized by default).
---engine mlx: mlx_lm loads FOLDER (mlx_lm.utils.load_model) and computes the logits.
-The logits are compared with --expected (a float32 file, ids x vocab) or with transformers' logits on
---expected-folder (e.g. hlwq's float32 dequantization of the same export: then only the engines
-differ, not the weights). Prints the largest and the RMS difference relative to the expected logits'
+--engine mlx: mlx_lm loads FOLDER (mlx_lm.utils.load_model) and computes the logits (a prism Hadamard
+  pack too: its model_type prism_hadamard_qwen35 is an mlx-lm module).
+The logits are compared with --expected (a float32 file, ids x vocab) or with the logits of
+--expected-engine (transformers by default, or mlx) on --expected-folder (e.g. hlwq's float32
+dequantization of the same export: then only the engines or the compute paths differ, not the
+weights). Prints the largest and the RMS difference relative to the expected logits'
 RMS and the top-1 agreement; exits 1 when they exceed --tolerance / --rms-tolerance.
-Needs torch + transformers >= 5 (and mlx + mlx_lm for --engine mlx).
+--prism-weights PLAIN (FOLDER a prism Hadamard pack): also each packed module as mlx-lm rebuilds it
+  (mx.dequantize, inverse hadamard_rotate) must equal PLAIN's weight of that name to 1e-6 (the
+  embedding, returned in float16, to one float16 ulp).
+--prism-original DENSE: each packed module as mlx-lm rebuilds it must be within --prism-error
+  (relative RMS, default 0.5) of DENSE's weight (2-bit groups of 128 give ~0.45 on Gaussian weights).
+Needs torch + transformers >= 5 where transformers runs, mlx + mlx_lm where mlx runs.
 """
 import argparse
 import json
@@ -60,6 +68,73 @@ def same_tensors(original, exported):
     return not different and len(kept) > 0
 
 
+def prism_against_original(pack_folder, original_folder, bound):
+    """The relative RMS error of each module mlx-lm rebuilds from a prism pack against the original
+    (dense) model's weight: a wrong rotation or sign shows as an error near sqrt(2), 2-bit near 0.45."""
+    import mlx.core as mx
+    from mlx_lm.models.prism_hadamard_qwen35 import hadamard_rotate
+    from mlx_lm.utils import load_model
+    pack, _ = load_model(pack_folder)
+    packed = dict(pack.language_model.named_modules())
+    # Read directly (mlx-lm has no module for the Qwen3_5ForCausalLM layout): the pack's
+    # model.X is model.language_model.X in the published layout.
+    original = {}
+    for path in sorted(original_folder.glob("*.safetensors")):
+        original.update(mx.load(str(path)))
+
+    def original_weight(module_path):
+        name = module_path + ".weight"
+        if name not in original and name.startswith("model."):
+            name = "model.language_model." + name[len("model."):]
+        return original[name]
+
+    worst = 0.0
+    for record in pack.args.modules:
+        module = packed[record["path"]]
+        weight = mx.dequantize(module.weight, module.scales, module.biases, group_size=128, bits=2)
+        weight = weight.astype(mx.float32)
+        if module.block:
+            weight = hadamard_rotate(weight, module.block, module.signs, inverse=True)
+        expected = np.array(original_weight(record["path"]).astype(mx.float32), dtype=np.float64)
+        error = np.sqrt(np.mean((np.array(weight, dtype=np.float64) - expected) ** 2) / np.mean(expected ** 2))
+        worst = max(worst, float(error))
+    print(f"prism modules rebuilt by mlx-lm vs the original weights: largest relative RMS error {worst:.4f}")
+    return worst <= bound
+
+
+def prism_weights(pack_folder, plain_folder):
+    """Each packed module of a prism Hadamard pack as mlx-lm rebuilds it (mx.dequantize, then the
+    inverse hadamard_rotate) against the weight of the same name in PLAIN. Linear modules must agree
+    to 1e-6; the embedding's rows come back in float16 (rounded after the rotation, whose summation
+    order may differ from hlwq's), so they must agree to one float16 ulp. Returns True when they do."""
+    import mlx.core as mx
+    from mlx_lm.models.prism_hadamard_qwen35 import hadamard_rotate
+    from mlx_lm.utils import load_model
+    pack, _ = load_model(pack_folder)
+    plain, _ = load_model(plain_folder)
+    packed = dict(pack.language_model.named_modules())
+    dense = dict(plain.language_model.named_modules())
+    worst_linear, worst_ulps = 0.0, 0.0
+    for record in pack.args.modules:
+        module = packed[record["path"]]
+        weight = mx.dequantize(module.weight, module.scales, module.biases, group_size=128, bits=2)
+        # float16 rows for the embedding (as its lookup computes), float32 otherwise (the rotation
+        # returns its input's dtype).
+        weight = weight.astype(mx.float16 if record["embedding"] else mx.float32)
+        if module.block:
+            weight = hadamard_rotate(weight, module.block, module.signs, inverse=True)
+        expected = np.array(dense[record["path"]].weight.astype(mx.float32))
+        difference = np.abs(np.array(weight.astype(mx.float32)) - expected)
+        if record["embedding"]:
+            ulp = np.spacing(np.abs(expected).astype(np.float16)).astype(np.float32)
+            worst_ulps = max(worst_ulps, float((difference / ulp).max()))
+        else:
+            worst_linear = max(worst_linear, float(difference.max()))
+    print(f"prism modules rebuilt by mlx-lm vs {plain_folder.name}: {len(pack.args.modules)} modules, "
+          f"linear largest difference {worst_linear:.3e}, embedding {worst_ulps:.2f} float16 ulp")
+    return worst_linear <= 1e-6 and worst_ulps <= 1.0
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("folder", type=pathlib.Path)
@@ -67,7 +142,15 @@ def main():
     parser.add_argument("--expected", type=pathlib.Path)
     parser.add_argument("--expected-folder", type=pathlib.Path)
     parser.add_argument("--engine", choices=["transformers", "mlx"], required=True)
+    parser.add_argument("--expected-engine", choices=["transformers", "mlx"], default="transformers")
     parser.add_argument("--same-tensors", type=pathlib.Path)
+    parser.add_argument("--prism-original", type=pathlib.Path,
+                        help="FOLDER is a prism Hadamard pack of this dense model: each module mlx-lm rebuilds "
+                             "must be within --prism-error (relative RMS) of its weight")
+    parser.add_argument("--prism-error", type=float, default=0.5)
+    parser.add_argument("--prism-weights", type=pathlib.Path,
+                        help="FOLDER is a prism Hadamard pack: its modules rebuilt by mlx-lm must equal this "
+                             "plain folder's weights to 1e-6")
     parser.add_argument("--tolerance", type=float, required=True, help="largest |difference| / RMS(expected)")
     parser.add_argument("--rms-tolerance", type=float, help="RMS(difference) / RMS(expected), when given")
     args = parser.parse_args()
@@ -77,7 +160,8 @@ def main():
     if args.expected is not None:
         expected = np.fromfile(args.expected, dtype="<f4").reshape(len(ids), vocab)
     else:
-        expected = transformers_logits(args.expected_folder, ids)
+        engine = transformers_logits if args.expected_engine == "transformers" else mlx_logits
+        expected = engine(args.expected_folder, ids)
     actual = transformers_logits(args.folder, ids) if args.engine == "transformers" else mlx_logits(args.folder, ids)
     ok = True
     if actual.shape != expected.shape:
@@ -96,6 +180,13 @@ def main():
         print(f"FAIL: RMS difference above {args.rms_tolerance} x RMS")
         ok = False
     if args.same_tensors is not None and not same_tensors(args.same_tensors, args.folder):
+        ok = False
+    if args.prism_original is not None and not prism_against_original(args.folder, args.prism_original,
+                                                                        args.prism_error):
+        print(f"FAIL: a rebuilt module is further than {args.prism_error} (relative RMS) from the original")
+        ok = False
+    if args.prism_weights is not None and not prism_weights(args.folder, args.prism_weights):
+        print("FAIL: prism modules differ from the plain folder's weights")
         ok = False
     return 0 if ok else 1
 

@@ -6,6 +6,7 @@
 
 #include "convert/config_shapes.h"
 #include "convert/model_weights.h"
+#include "convert/prism_hadamard_export.h"
 #include "convert/tensor_selection.h"
 #include "core/error.h"
 #include "core/file_writer.h"
@@ -21,11 +22,14 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 json ExportSummary::to_json() const {
-  return {{"tensors", tensors},
-          {"quantized_tensors", quantized_tensors},
-          {"left_unquantized", left_unquantized},
-          {"bytes_out", bytes_out},
-          {"seconds", seconds}};
+  json summary = {{"tensors", tensors},
+                  {"quantized_tensors", quantized_tensors},
+                  {"left_unquantized", left_unquantized},
+                  {"bytes_out", bytes_out},
+                  {"seconds", seconds}};
+  if (dropped_tensors != 0) summary["dropped_tensors"] = dropped_tensors;
+  if (!unrotated.empty()) summary["unrotated"] = unrotated;
+  return summary;
 }
 
 json compressed_tensors_config(int group_size, const std::vector<std::string>& ignored_modules) {
@@ -95,6 +99,7 @@ void round_through(std::vector<float>& values, DType dtype) {
 }  // namespace
 
 ExportSummary export_model(const fs::path& input, const fs::path& output, const ExportOptions& options) {
+  if (options.target == ExportTarget::prism_hadamard) return export_prism_hadamard(input, output, options);
   const ModelWeights model = ModelWeights::open(input);
   require_tokenizer(model.folder());
   check_shapes_against_config(model.folder());
