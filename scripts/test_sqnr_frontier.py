@@ -5,8 +5,9 @@ codes + fp16 scales and biases), the pooled and per-tensor SQNR, and the frontie
 
   python3 scripts/test_sqnr_frontier.py [--hlwq build/hlwq]
 
-The gguf part needs numpy and gguf (pip install gguf); the HLWQ and MLX part needs the hlwq binary
-and says SKIPPED (exit status 0 for what ran) when it is absent. Exits 1 on any failed check.
+The gguf part needs numpy and gguf (pip install gguf); the HLWQ and MLX part needs the hlwq binary.
+Exit status: 0 when every check ran and passed, 1 on any failed check, 77 when none failed but a part
+was skipped (gguf or the hlwq binary absent): a skip is never reported as a pass.
 """
 import argparse
 import json
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sqnr_frontier as sf  # noqa: E402
 
 failures = []
+skipped = []
 
 
 def check(condition, what):
@@ -118,6 +120,7 @@ def main():
             import gguf  # noqa: F401
         except ImportError:
             print("SKIPPED gguf part: gguf not installed (pip install gguf)")
+            skipped.append("gguf part")
         else:
             for type_name, expected_bits in (("Q4_0", 4.5), ("Q8_0", 8.5), ("MXFP4", 4.25), ("Q5_1", 6.0)):
                 row = sf.measure_gguf(None, linear, reference, type_name)
@@ -129,6 +132,7 @@ def main():
         # HLWQ and MLX through the hlwq binary.
         if not Path(cli.hlwq).is_file():
             print(f"SKIPPED hlwq part: no hlwq binary at {cli.hlwq} (scripts/build.sh)")
+            skipped.append("hlwq part")
         else:
             args = argparse.Namespace(hlwq=cli.hlwq, model=folder, threads=2, work=Path(temporary) / "work")
             args.work.mkdir()
@@ -156,8 +160,14 @@ def main():
             row = sf.measure_hlwq(args, linear, 4, 64)
             check(abs(numpy_sqnr - row["sqnr_db"]) < 1e-3,
                   f"HLWQ Q4 b64 SQNR from the F32 dequantization {numpy_sqnr:.4f} == via inspect {row['sqnr_db']:.4f}")
-    print(f"{len(failures)} failed" if failures else "all checks passed")
-    return 1 if failures else 0
+    if failures:
+        print(f"{len(failures)} failed")
+        return 1
+    if skipped:
+        print(f"no check failed, but SKIPPED: {', '.join(skipped)} (not a pass)")
+        return 77
+    print("all checks passed")
+    return 0
 
 
 if __name__ == "__main__":
