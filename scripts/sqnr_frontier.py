@@ -29,6 +29,7 @@ Resumable: each setting's result is kept in OUT/results/<name>.json and reused o
 import argparse
 import csv
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -195,6 +196,14 @@ def measure_gguf(args, linear, reference, type_name):
                      bits, extra)
 
 
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def gguf_version():
     try:
         from importlib.metadata import version
@@ -329,9 +338,15 @@ def main():
         jobs += [(f"mlx-{b}bit-g{g}", lambda b=b, g=g: measure_mlx(args, linear, b, g))
                  for g in MLX_GROUPS for b in MLX_BITS]
     rows = []
-    identity = {"model": str(args.model.name), "tensors": len(linear)}
+    # A saved result is reused only for the same reference weights and the same quantizer: the
+    # hlwq binary's SHA-256 for HLWQ and MLX rows, gguf-py's version for llama.cpp's rows.
+    model_identity = {"model": str(args.model.name), "tensors": len(linear),
+                      "energy": round(sum(t["energy"] for t in linear.values()), 6)}
+    hlwq_identity = sha256_of(args.hlwq) if methods & {"hlwq", "mlx"} else None
     for name, job in jobs:
         path = results / f"{name}.json"
+        identity = dict(model_identity, quantizer=f"gguf-py {gguf_version()}" if name.startswith("gguf-")
+                        else f"hlwq {hlwq_identity}")
         saved = json.loads(path.read_text()) if path.is_file() else None
         if saved and saved.get("identity") == identity:
             rows.append(saved["result"])
