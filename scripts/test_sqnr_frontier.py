@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Checks scripts/sqnr_frontier.py's accounting on a synthetic model, without any download:
+bits per weight from stored bytes (gguf-py's Q4_0 / Q8_0 / MXFP4, HLWQ's codes + fp16 gains, MLX's
+codes + fp16 scales and biases), the pooled and per-tensor SQNR, and the frontier.
+
+  python3 scripts/test_sqnr_frontier.py [--hlwq build/hlwq]
+
+The gguf part needs numpy and gguf (pip install gguf); the HLWQ and MLX part needs the hlwq binary.
+Exit status: 0 when every check ran and passed, 1 on any failed check, 77 when none failed but a part
+was skipped (gguf or the hlwq binary absent): a skip is never reported as a pass.
+"""
+import argparse
+import json
+import math
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sqnr_frontier as sf  # noqa: E402
+
+failures = []
+skipped = []
+
+
+def check(condition, what):
+    print(("ok    " if condition else "FAIL  ") + what)
+    if not condition:
+        failures.append(what)
+
+
+def write_safetensors(path, tensors):
+    header, offset, blobs = {}, 0, []
+    for name, array in tensors.items():
+        data = np.ascontiguousarray(array, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(encoded)) + encoded + b"".join(blobs))
+
+
+def synthetic_model(folder):
+    """Two Llama-style layers, widths 256 and 512 (multiples of 32, 64, 128 and 256)."""
+    rng = np.random.default_rng(7)
+    hidden, inter, vocab = 256, 512, 256
+    tensors = {"model.embed_tokens.weight": rng.standard_normal((vocab, hidden)) * 0.02,
+               "model.norm.weight": np.ones(hidden)}
+    for layer in range(2):
+        p = f"model.layers.{layer}."
+        for name, shape in (("self_attn.q_proj", (hidden, hidden)), ("self_attn.k_proj", (hidden, hidden)),
+                            ("self_attn.v_proj", (hidden, hidden)), ("self_attn.o_proj", (hidden, hidden)),
+                            ("mlp.gate_proj", (inter, hidden)), ("mlp.up_proj", (inter, hidden)),
+                            ("mlp.down_proj", (hidden, inter))):
+            tensors[p + name + ".weight"] = rng.standard_normal(shape) * 0.02 * (1 + layer)
+        tensors[p + "input_layernorm.weight"] = np.ones(hidden)
+        tensors[p + "post_attention_layernorm.weight"] = np.ones(hidden)
+    write_safetensors(folder / "model.safetensors", tensors)
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+              "intermediate_size": inter, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 4, "vocab_size": vocab, "rms_norm_eps": 1e-5, "max_position_embeddings": 128,
+              "rope_theta": 10000.0, "tie_word_embeddings": True, "torch_dtype": "float32"}
+    (folder / "config.json").write_text(json.dumps(config))
+    # A minimal byte-level tokenizer (as scripts/make_synthetic_model.py writes): hlwq wants one.
+    tokenizer = {"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": None,
+                 "post_processor": None, "decoder": None,
+                 "model": {"type": "BPE", "vocab": {chr(0x100 + i): i for i in range(vocab)}, "merges": [],
+                           "byte_fallback": False}}
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
+    return tensors
+
+
+def linear_of(folder):
+    reference = sf.folder_tensors(folder)
+    linear = {}
+    for name in reference:
+        if sf.LINEAR.match(name):
+            weight = sf.read_f32(reference[name]).astype(np.float64)
+            linear[name] = {"shape": list(weight.shape), "count": weight.size, "energy": float((weight ** 2).sum())}
+    return reference, linear
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hlwq", default=str(sf.ROOT / "build" / "hlwq"))
+    cli = parser.parse_args()
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary) / "model"
+        folder.mkdir()
+        tensors = synthetic_model(folder)
+        reference, linear = linear_of(folder)
+        check(len(linear) == 14, f"14 linear weights found (found {len(linear)}; norms and embedding left out)")
+        weights = sum(t["count"] for t in linear.values())
+
+        # summarize: pooled SQNR is total energy over total error, not a mean of dB.
+        errors = {name: linear[name]["energy"] * (0.01 if "mlp" in name else 0.1) for name in linear}
+        bits = {name: 4 * linear[name]["count"] for name in linear}
+        result = sf.summarize("x", "m", {}, linear, errors, bits)
+        energy = sum(t["energy"] for t in linear.values())
+        expected = 10 * math.log10(energy / sum(errors.values()))
+        check(abs(result["sqnr_db"] - expected) < 1e-9, f"pooled SQNR {result['sqnr_db']:.4f} == {expected:.4f}")
+        check(abs(result["median_tensor_sqnr_db"] - 10.0) < 1e-9,
+              f"median tensor SQNR {result['median_tensor_sqnr_db']:.4f} == 10 (8 tensors at 10 dB, 6 at 20 dB)")
+        check(result["bits_per_weight"] == 4.0, "4 bits stored per weight count as 4.0")
+
+        # frontier: a point beaten by one with fewer bits is off it.
+        points = [{"bits_per_weight": b, "sqnr_db": s} for b, s in ((4, 20), (4.5, 19), (5, 25), (4, 18))]
+        best = sf.frontier(points)
+        check([(p["bits_per_weight"], p["sqnr_db"]) for p in best] == [(4, 20), (5, 25)], "frontier drops beaten points")
+        check(abs(sf.interpolate(points, 4.5) - 22.5) < 1e-12, "frontier interpolates linearly between its points")
+
+        # gguf-py: Q4_0 is 18 bytes per 32 weights (4.5 bits), Q8_0 34 (8.5), MXFP4 17 (4.25).
+        try:
+            import gguf  # noqa: F401
+        except ImportError:
+            print("SKIPPED gguf part: gguf not installed (pip install gguf)")
+            skipped.append("gguf part")
+        else:
+            for type_name, expected_bits in (("Q4_0", 4.5), ("Q8_0", 8.5), ("MXFP4", 4.25), ("Q5_1", 6.0)):
+                row = sf.measure_gguf(None, linear, reference, type_name)
+                check(row["bits_per_weight"] == expected_bits, f"{type_name}: {row['bits_per_weight']} bits per weight "
+                      f"== {expected_bits}")
+                check(0 < row["sqnr_db"] < 6.0206 * expected_bits + 3,
+                      f"{type_name}: SQNR {row['sqnr_db']:.2f} dB positive and near or below the Gaussian bound")
+
+        # HLWQ and MLX through the hlwq binary.
+        if not Path(cli.hlwq).is_file():
+            print(f"SKIPPED hlwq part: no hlwq binary at {cli.hlwq} (scripts/build.sh)")
+            skipped.append("hlwq part")
+        else:
+            args = argparse.Namespace(hlwq=cli.hlwq, model=folder, threads=2, work=Path(temporary) / "work")
+            args.work.mkdir()
+            for bits_, block in ((4, 32), (4, 128), (8, 64)):
+                row = sf.measure_hlwq(args, linear, bits_, block)
+                check(row["bits_per_weight"] == bits_ + 16 / block,
+                      f"HLWQ Q{bits_} block {block}: {row['bits_per_weight']} bits == {bits_} + 16/{block}")
+                check(abs(row["bits_per_weight"] - row["inspect_bits_per_weight"]) < 1e-9,
+                      "  and hlwq inspect counts the same")
+                # (hlwq inspect's own summary SQNR averages the tensors' relative MSE by weight count; the
+                # pooled one here weighs them by energy, so the two differ when tensors differ in scale.)
+            for bits_, group in ((4, 64), (3, 32)):
+                row = sf.measure_mlx(args, linear, bits_, group)
+                check(row["bits_per_weight"] == bits_ + 32 / group,
+                      f"MLX {bits_}-bit g{group}: {row['bits_per_weight']} bits == {bits_} + 32/{group} (f16 scale + bias)")
+            # Independent of hlwq inspect: dequantize an HLWQ folder to F32 and compare in numpy.
+            quantized, restored = args.work / "q4", args.work / "q4-f32"
+            subprocess.run([cli.hlwq, "quantize", "-m", folder, "-o", quantized, "--bits", "4", "--block", "64"],
+                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([cli.hlwq, "export", "-m", quantized, "-o", restored, "--to", "bf16", "--dtype", "f32"],
+                           check=True, stdout=subprocess.DEVNULL)
+            dequantized = sf.folder_tensors(restored)
+            noise = sum(float(((sf.read_f32(dequantized[n]).astype(np.float64) - tensors[n]) ** 2).sum()) for n in linear)
+            numpy_sqnr = 10 * math.log10(energy / noise)
+            row = sf.measure_hlwq(args, linear, 4, 64)
+            check(abs(numpy_sqnr - row["sqnr_db"]) < 1e-3,
+                  f"HLWQ Q4 b64 SQNR from the F32 dequantization {numpy_sqnr:.4f} == via inspect {row['sqnr_db']:.4f}")
+    if failures:
+        print(f"{len(failures)} failed")
+        return 1
+    if skipped:
+        print(f"no check failed, but SKIPPED: {', '.join(skipped)} (not a pass)")
+        return 77
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
