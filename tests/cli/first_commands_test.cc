@@ -12,7 +12,8 @@ namespace {
 
 size_t line_count(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
 
-const char* const kCommands[] = {"import", "quantize", "export", "inspect", "run", "tokenize", "ppl", "chat", "bench"};
+const char* const kCommands[] = {"import", "quantize", "export", "inspect", "run",
+                                 "tokenize", "ppl", "chat", "bench", "serve"};
 
 TEST(FirstCommands, TopLevelHelpListsTheCommands) {
   for (const char* help : {"--help", "-h"}) {
@@ -25,7 +26,7 @@ TEST(FirstCommands, TopLevelHelpListsTheCommands) {
 }
 
 TEST(FirstCommands, AnUnknownCommandIsAUsageErrorNamingItAndListingTheCommands) {
-  for (const char* word : {"serve", "frobnicate", "Run"}) {
+  for (const char* word : {"server", "frobnicate", "Run"}) {
     const CommandResult result = run_hlwq(std::string(word) + " -m x");
     EXPECT_EQ(result.exit_code, 2) << result.output;
     EXPECT_EQ(line_count(result.output), 1u) << result.output;

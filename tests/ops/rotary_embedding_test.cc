@@ -47,8 +47,19 @@ TEST(Rope, AnglesOfAPositionRotateExactlyAsThePositionDoes) {
     EXPECT_EQ(by_angles, by_position) << position;
     if (position != 0) EXPECT_NE(by_angles, random_normal(9 * head_dim, seed - 1)) << position;
   }
-  std::vector<float> x(head_dim, 1.0f);
-  EXPECT_THROW(apply_rope(x, head_dim + 2, rope_angles(3, frequencies)), Error);
+  // More angles than half a head is an error; fewer rotate only the head's first 2 x angles values
+  // (partial rotary), the rest passing through.
+  std::vector<float> short_head(head_dim - 2, 1.0f);
+  EXPECT_THROW(apply_rope(short_head, head_dim - 2, rope_angles(3, frequencies)), Error);
+  std::vector<float> wide = random_normal(2 * (head_dim + 8), 50);
+  const std::vector<float> before = wide;
+  apply_rope(wide, head_dim + 8, rope_angles(3, frequencies));
+  for (int64_t head = 0; head < 2; ++head) {
+    for (int64_t i = head_dim; i < head_dim + 8; ++i) {
+      EXPECT_EQ(wide[head * (head_dim + 8) + i], before[head * (head_dim + 8) + i]) << i;
+    }
+    EXPECT_NE(wide[head * (head_dim + 8) + 1], before[head * (head_dim + 8) + 1]);
+  }
 }
 
 TEST(Rope, ScalingRules) {
