@@ -127,9 +127,11 @@ void BatchScheduler::loop() {
         slot->sampler = std::make_unique<Sampler>(request.sampler);
         slot->history = request.prompt;
         slot->generated = 0;
-        const int64_t index = std::find_if(slots_.begin(), slots_.end(),
-                                           [&](const std::unique_ptr<Slot>& each) { return each.get() == slot; }) -
-                              slots_.begin();
+        Slot* const admitted_slot = slot;  // a structured binding cannot be captured before C++20 in clang 14
+        const int64_t index =
+            std::find_if(slots_.begin(), slots_.end(),
+                         [admitted_slot](const std::unique_ptr<Slot>& each) { return each.get() == admitted_slot; }) -
+            slots_.begin();
         runner_.forward(index, request.prompt, 0, LogitsFrom{static_cast<int64_t>(request.prompt.size()) - 1}, logits);
         advance(*slot, std::span<const float>(logits).first(static_cast<size_t>(vocab)));
       } catch (const std::exception& error) {
