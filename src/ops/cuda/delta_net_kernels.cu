@@ -3,19 +3,13 @@
 #include "core/error.h"
 #include "ops/cuda/block_reduce.cuh"
 #include "ops/cuda/device_buffer.h"
+#include "ops/cuda/launch.cuh"
 
 namespace hlwq::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-int blocks_for(int64_t count) {
-  const int64_t blocks = (count + kThreads - 1) / kThreads;
-  return static_cast<int>(blocks < 65535 * 16 ? blocks : 65535 * 16);
-}
-
-void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
+constexpr int kThreads = kElementwiseThreads;
 
 __device__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 

@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "ops/cuda/device_buffer.h"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/linear_kernels.h"
 
 namespace hlwq::cuda::kernels {
@@ -96,8 +97,6 @@ inline unsigned gemv_grid(int64_t rows, int batch_tile) {
   const int rows_per_cta = gemv_rows_per_cta(batch_tile);
   return static_cast<unsigned>((rows + rows_per_cta - 1) / rows_per_cta);
 }
-
-inline void check_launch(const char* what) { check_cuda(cudaGetLastError(), what); }
 
 // Loads kBytes (4, 8, 16 or a multiple of 16) at an address aligned to min(kBytes, 16) as words.
 template <int kBytes>

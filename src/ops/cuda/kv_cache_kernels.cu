@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "ops/cuda/block_reduce.cuh"
 #include "ops/cuda/device_buffer.h"
+#include "ops/cuda/launch.cuh"
 
 namespace hlwq::cuda {
 
@@ -162,8 +163,6 @@ __global__ void combine_kernel(const float* partials, int64_t heads, int64_t hea
     out_row[d] = total > 0 ? sum / total : 0.0f;
   }
 }
-
-void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
 
 }  // namespace
 

@@ -5,20 +5,14 @@
 #include "core/error.h"
 #include "ops/cuda/block_reduce.cuh"
 #include "ops/cuda/device_buffer.h"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/transformer_kernels.h"
 
 namespace hlwq::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-int blocks_for(int64_t count) {
-  const int64_t blocks = (count + kThreads - 1) / kThreads;
-  return static_cast<int>(blocks < 65535 * 16 ? blocks : 65535 * 16);
-}
-
-void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
+constexpr int kThreads = kElementwiseThreads;
 
 __global__ void rms_norm_kernel(const float* x, const float* weight, int64_t width, double eps, float* out) {
   __shared__ double partial[32];
