@@ -25,6 +25,7 @@
 #include "ops/cuda/device_buffer.h"
 #include "ops/cuda/device_info.h"
 #include "ops/cuda/device_linear.h"
+#include "ops/cuda/device_test_util.h"
 #endif
 
 namespace hlwq {
@@ -57,32 +58,9 @@ class DeviceLinearTest : public ::testing::Test {
   }
 };
 
-DeviceBuffer on_device(const std::vector<float>& values) {
-  DeviceBuffer buffer(values.size());
-  buffer.upload(values.data(), values.size());
-  return buffer;
-}
-
-std::vector<float> on_host(const DeviceBuffer& buffer) {
-  std::vector<float> values(buffer.size());
-  buffer.download(values.data(), values.size());
-  return values;
-}
-
 // Fills a device buffer with NaNs, so a kernel that skips an output cannot pass.
 void poison(DeviceBuffer& buffer) {
   cuda::check_cuda(cudaMemset(buffer.data(), 0xff, buffer.size() * sizeof(float)), "cudaMemset");
-}
-
-// max |a - b| / max |b|; infinity when a has a non-finite value.
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double largest_difference = 0, largest = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    if (!std::isfinite(a[i])) return std::numeric_limits<double>::infinity();
-    largest_difference = std::max(largest_difference, std::fabs(static_cast<double>(a[i]) - b[i]));
-    largest = std::max(largest, std::fabs(static_cast<double>(b[i])));
-  }
-  return largest > 0 ? largest_difference / largest : largest_difference;
 }
 
 ThreadPool& pool() {

@@ -18,6 +18,7 @@
 #include "ops/cuda/device_info.h"
 #include "ops/cuda/kv_cache_kernels.h"
 #include "ops/cuda/transformer_kernels.h"
+#include "ops/cuda/device_test_util.h"
 #endif
 
 namespace hlwq {
@@ -35,28 +36,6 @@ class CudaKernels : public ::testing::Test {
   }
 };
 
-DeviceBuffer on_device(const std::vector<float>& values) {
-  DeviceBuffer buffer(values.size());
-  buffer.upload(values.data(), values.size());
-  return buffer;
-}
-
-std::vector<float> on_host(const DeviceBuffer& buffer) {
-  std::vector<float> values(buffer.size());
-  buffer.download(values.data(), values.size());
-  return values;
-}
-
-// max |a - b| / max |b|: one relative bound per test, independent of the values' scale.
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double largest_difference = 0, largest = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    largest_difference = std::max(largest_difference, std::fabs(static_cast<double>(a[i]) - b[i]));
-    largest = std::max(largest, std::fabs(static_cast<double>(b[i])));
-  }
-  return largest > 0 ? largest_difference / largest : largest_difference;
-}
-
 TEST_F(CudaKernels, RmsNormMatchesTheCpu) {
   const int64_t rows = 37, width = 576;
   const std::vector<float> x = random_normal(rows * width, 11, 3.0f);
@@ -65,7 +44,7 @@ TEST_F(CudaKernels, RmsNormMatchesTheCpu) {
   rms_norm(x, weight, 1e-5, expected);
   DeviceBuffer device_x = on_device(x), device_weight = on_device(weight), out(x.size());
   cuda::rms_norm_rows(device_x.data(), device_weight.data(), rows, width, 1e-5, out.data());
-  EXPECT_LT(relative_difference(on_host(out), expected), 1e-6);
+  EXPECT_LT(relative_error(on_host(out), expected), 1e-6);
 }
 
 // Device int32 copies of (sequence, position) pairs.
@@ -109,7 +88,7 @@ TEST_F(CudaKernels, RopeAtPlacesMatchesTheCpu) {
     apply_rope(std::span<float>(x).subspan(t * heads * head_dim, heads * head_dim), head_dim, places[2 * t + 1],
                frequencies);
   }
-  EXPECT_LT(relative_difference(on_host(device_x), x), 1e-6);
+  EXPECT_LT(relative_error(on_host(device_x), x), 1e-6);
 }
 
 cuda::CacheStorage storage_of(DType dtype) {
@@ -179,14 +158,14 @@ TEST_F(CudaKernels, KvCacheStoreAndAttentionMatchTheCpu) {
       }
       cuda::cache_attention(cache, layer, device_queries.data(), queries_count, heads, static_cast<float>(scale),
                             device_query_places.data, out.data(), nullptr);
-      EXPECT_LT(relative_difference(on_host(out), expected), 1e-5) << dtype_name(dtype) << " scale " << scale;
+      EXPECT_LT(relative_error(on_host(out), expected), 1e-5) << dtype_name(dtype) << " scale " << scale;
       // Split-KV: 1, 3 and 7 shares of each row's positions (some empty at position 0), combined.
       for (int64_t splits : {int64_t{3}, int64_t{7}}) {
         DeviceBuffer partials(static_cast<size_t>(cuda::attention_partial_floats(cache, queries_count, heads, splits)));
         DeviceBuffer split_out(queries.size());
         cuda::cache_attention(cache, layer, device_queries.data(), queries_count, heads, static_cast<float>(scale),
                               device_query_places.data, split_out.data(), nullptr, splits, partials.data());
-        EXPECT_LT(relative_difference(on_host(split_out), expected), 1e-5)
+        EXPECT_LT(relative_error(on_host(split_out), expected), 1e-5)
             << dtype_name(dtype) << " scale " << scale << ", " << splits << " splits";
       }
     }
@@ -201,12 +180,12 @@ TEST_F(CudaKernels, SiluMulAndAddMatchTheCpu) {
   silu_mul(gate, up, expected);
   DeviceBuffer device_gate = on_device(gate), device_up = on_device(up);
   cuda::silu_mul(device_gate.data(), device_up.data(), static_cast<int64_t>(gate.size()));
-  EXPECT_LT(relative_difference(on_host(device_gate), expected), 1e-6);
+  EXPECT_LT(relative_error(on_host(device_gate), expected), 1e-6);
 
   std::vector<float> sum = expected;
   for (size_t i = 0; i < sum.size(); ++i) sum[i] += up[i];
   cuda::add_in_place(device_gate.data(), device_up.data(), static_cast<int64_t>(gate.size()));
-  EXPECT_LT(relative_difference(on_host(device_gate), sum), 1e-6);
+  EXPECT_LT(relative_error(on_host(device_gate), sum), 1e-6);
 }
 
 TEST_F(CudaKernels, GeluTanhMulMatchesTheCpu) {
@@ -215,7 +194,7 @@ TEST_F(CudaKernels, GeluTanhMulMatchesTheCpu) {
   gelu_tanh_mul(gate, up, expected);
   DeviceBuffer device_gate = on_device(gate), device_up = on_device(up);
   cuda::gelu_tanh_mul(device_gate.data(), device_up.data(), static_cast<int64_t>(gate.size()));
-  EXPECT_LT(relative_difference(on_host(device_gate), expected), 1e-6);
+  EXPECT_LT(relative_error(on_host(device_gate), expected), 1e-6);
 }
 
 TEST_F(CudaKernels, RowBiasMatchesTheHost) {
@@ -225,7 +204,7 @@ TEST_F(CudaKernels, RowBiasMatchesTheHost) {
   for (size_t i = 0; i < y.size(); ++i) expected[i] = y[i] + bias[i % rows];
   DeviceBuffer device_y = on_device(y), device_bias = on_device(bias);
   cuda::add_row_bias(device_y.data(), device_bias.data(), tokens, rows);
-  EXPECT_LT(relative_difference(on_host(device_y), expected), 1e-7);
+  EXPECT_LT(relative_error(on_host(device_y), expected), 1e-7);
 }
 
 TEST_F(CudaKernels, ErrorsAreOneLineHlwqErrors) {
