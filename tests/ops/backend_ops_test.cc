@@ -107,6 +107,26 @@ TEST_P(BackendOps, ElementwiseAndNorms) {
   report("gelu_tanh_mul", relative_difference(download(device_gate), expected), 1e-6);
 }
 
+// RoPE by its definition, in double: each head's first rotary_dim values rotate in pairs (i,
+// i + rotary_dim / 2) by position x frequency i; the rest of the head passes through.
+std::vector<float> rope_reference(const std::vector<float>& x, const std::vector<TokenPlace>& places, int64_t heads,
+                                  int64_t head_dim, int64_t rotary_dim, const std::vector<double>& frequencies) {
+  std::vector<float> expected = x;
+  const int64_t half = rotary_dim / 2;
+  for (size_t r = 0; r < places.size(); ++r) {
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t start = (static_cast<int64_t>(r) * heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const double angle = places[r].position * frequencies[i];
+        const double a = x[start + i], b = x[start + i + half];
+        expected[start + i] = static_cast<float>(a * std::cos(angle) - b * std::sin(angle));
+        expected[start + i + half] = static_cast<float>(b * std::cos(angle) + a * std::sin(angle));
+      }
+    }
+  }
+  return expected;
+}
+
 TEST_P(BackendOps, RopeAtScatteredPlaces) {
   const int64_t heads = 4, head_dim = 64;
   const std::vector<TokenPlace> places = {{0, 3}, {1, 0}, {2, 40}, {0, 4}, {1, 17}};
@@ -118,17 +138,7 @@ TEST_P(BackendOps, RopeAtScatteredPlaces) {
   set_pass(places);
   backend_->prepare_rope(*rope);
   backend_->apply_rope(device_x.floats(), heads, head_dim, *rope);
-  std::vector<float> expected = x;
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t h = 0; h < heads; ++h) {
-      for (int64_t i = 0; i < head_dim / 2; ++i) {
-        const double angle = places[r].position * frequencies[i];
-        const double a = x[(r * heads + h) * head_dim + i], b = x[(r * heads + h) * head_dim + i + head_dim / 2];
-        expected[(r * heads + h) * head_dim + i] = static_cast<float>(a * std::cos(angle) - b * std::sin(angle));
-        expected[(r * heads + h) * head_dim + i + head_dim / 2] = static_cast<float>(b * std::cos(angle) + a * std::sin(angle));
-      }
-    }
-  }
+  const std::vector<float> expected = rope_reference(x, places, heads, head_dim, head_dim, frequencies);
   report("apply_rope", relative_difference(download(device_x), expected), 1e-6);
 }
 
@@ -290,19 +300,7 @@ TEST_P(BackendOps, GatedAttentionAndGatedNorm) {
   set_pass(places);
   backend_->prepare_rope(*rope);
   backend_->apply_rope(device_x.floats(), heads, head_dim, *rope);
-  std::vector<float> expected = x;
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t h = 0; h < heads; ++h) {
-      float* head = expected.data() + (r * heads + h) * head_dim;
-      const float* in = x.data() + (r * heads + h) * head_dim;
-      for (int64_t i = 0; i < rotary_dim / 2; ++i) {
-        const double angle = places[r].position * frequencies[i];
-        const double a = in[i], b = in[i + rotary_dim / 2];
-        head[i] = static_cast<float>(a * std::cos(angle) - b * std::sin(angle));
-        head[i + rotary_dim / 2] = static_cast<float>(b * std::cos(angle) + a * std::sin(angle));
-      }
-    }
-  }
+  const std::vector<float> expected = rope_reference(x, places, heads, head_dim, rotary_dim, frequencies);
   report("apply_rope partial 16/64", relative_difference(download(device_x), expected), 1e-6);
 
   const std::vector<float> projected = random_normal(rows * heads * 2 * head_dim, 22, 2.0f);
