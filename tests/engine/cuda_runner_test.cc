@@ -9,10 +9,9 @@
 #include <cstdio>
 #include <string>
 
-#include "convert/export_model.h"
-#include "convert/quantize_model.h"
 #include "core/file_writer.h"
 #include "engine/engine_fixture.h"
+#include "engine/format_folder.h"
 #include "engine/model_runner.h"
 #include "ops/backend.h"
 #include "test_util.h"
@@ -46,20 +45,9 @@ std::filesystem::path make_model(const std::string& architecture, Format format,
   write_text_file(dense / "tokenizer.json", R"({"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}})");
   if (format == Format::dense) return dense;
   const std::filesystem::path output = temporary.path() / "quantized";
-  if (format == Format::hlwq_q5) {
-    QuantizeOptions options;
-    options.params.bits = 5;
-    options.params.block = 64;
-    options.threads = 2;
-    quantize_model(dense, output, options);
-  } else {
-    ExportOptions options;
-    options.threads = 2;
-    options.group_size = 32;
-    options.bits = 4;
-    options.target = format == Format::mlx_q4 ? ExportTarget::mlx : ExportTarget::ct_int4;
-    export_model(dense, output, options);
-  }
+  if (format == Format::hlwq_q5) write_format_folder(dense, "hlwq", 5, output);
+  if (format == Format::mlx_q4) write_format_folder(dense, "mlx", 4, output);
+  if (format == Format::ct_int4) write_format_folder(dense, "ct-int4", 4, output);
   return output;
 }
 

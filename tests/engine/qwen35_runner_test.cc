@@ -5,12 +5,11 @@
 #include <algorithm>
 #include <cmath>
 
-#include "convert/export_model.h"
-#include "convert/quantize_model.h"
 #include "core/error.h"
 #include "core/file_writer.h"
 #include "core/thread_pool.h"
 #include "engine/engine_fixture.h"
+#include "engine/format_folder.h"
 #include "engine/model.h"
 #include "test_util.h"
 
@@ -89,20 +88,7 @@ TEST(Qwen35Runner, EveryFormatRuns) {
                                  Variant{"ct-int4", 4, INFINITY}}) {
     const std::string label = variant.name + "-q" + std::to_string(variant.bits);
     const std::filesystem::path folder = temporary.path() / label;
-    if (variant.name == "hlwq") {
-      QuantizeOptions options;
-      options.params.bits = variant.bits;
-      options.params.block = 64;
-      options.threads = 2;
-      quantize_model(dense, folder, options);
-    } else {
-      ExportOptions options;
-      options.threads = 2;
-      options.group_size = 32;
-      options.bits = variant.bits;
-      options.target = variant.name == "mlx" ? ExportTarget::mlx : ExportTarget::ct_int4;
-      export_model(dense, folder, options);
-    }
+    write_format_folder(dense, variant.name, variant.bits, folder);
     const std::vector<float> logits = prefill_logits(Model::load(folder, pool), reference.ids, pool);
     const double difference = relative_difference(logits, dense_logits);
     std::printf("%s: max |format - dense| / max |dense| = %.3f\n", label.c_str(), difference);
