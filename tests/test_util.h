@@ -69,6 +69,12 @@ inline CommandResult run_hlwq(const std::string& arguments) {
   return result;
 }
 
+// Whether python3 imports `modules` (a comma-separated list, as an import statement takes them):
+// the cross-checks against reference implementations skip, and say so, when it does not.
+inline bool python_has(const std::string& modules) {
+  return std::system(("python3 -c 'import " + modules + "' >/dev/null 2>&1").c_str()) == 0;
+}
+
 inline std::vector<float> random_normal(size_t count, uint32_t seed, float scale = 1.0f) {
   std::mt19937 generator(seed);
   std::normal_distribution<float> normal(0.0f, scale);

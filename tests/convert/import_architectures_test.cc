@@ -15,11 +15,6 @@
 namespace hlwq {
 namespace {
 
-bool python_has(const char* modules) {
-  const std::string command = std::string("python3 -c 'import ") + modules + "' >/dev/null 2>&1";
-  return std::system(command.c_str()) == 0;
-}
-
 TEST(ImportArchitectures, MatchesTransformersAndTheSourceModel) {
   if (!python_has("torch, transformers, accelerate, gguf, numpy"))
     GTEST_SKIP() << "python3 with torch, transformers, accelerate, gguf and numpy not available";

@@ -10,16 +10,13 @@
 #include "convert/export_model.h"
 #include "convert/quantize_model.h"
 #include "convert/tiny_model.h"
+#include "test_util.h"
 
 namespace hlwq {
 namespace {
 
-bool python_has_mlx_lm() {
-  return std::system("python3 -c 'import mlx.core, mlx_lm' >/dev/null 2>&1") == 0;
-}
-
 TEST(MlxCrossCheck, MlxLmLoadsAndDequantizesIdentically) {
-  if (!python_has_mlx_lm()) GTEST_SKIP() << "python3 with mlx and mlx_lm not available";
+  if (!python_has("mlx.core, mlx_lm")) GTEST_SKIP() << "python3 with mlx and mlx_lm not available";
   TemporaryFolder folder;
   TinyModelOptions tiny;
   tiny.hidden = 192;  // 192 % 128 != 0: at g128 only down_proj (in = 256) is quantized

@@ -26,6 +26,7 @@
 #include "quant/affine_quant.h"
 #include "quant/prism_hadamard.h"
 #include "quant/random_signs.h"
+#include "convert/qwen35_export_check.h"
 #include "test_util.h"
 
 namespace hlwq {
@@ -379,19 +380,6 @@ TEST(PrismHadamardExport, BadInputsGiveOneLineAndNoFolder) {
 
 // --- mlx-lm (python) --------------------------------------------------------------------------------
 
-bool python_has(const std::string& modules) {
-  return std::system(("python3 -c 'import " + modules + "' >/dev/null 2>&1").c_str()) == 0;
-}
-
-int check_export(const std::string& arguments, const fs::path& log_path, std::string& log) {
-  const std::string command = "python3 " + std::string(HLWQ_SOURCE_DIR) + "/scripts/check_qwen35_export.py " +
-                              arguments + " > " + log_path.string() + " 2>&1";
-  const int status = std::system(command.c_str());
-  std::ifstream file(log_path);
-  log.assign(std::istreambuf_iterator<char>(file), {});
-  return status;
-}
-
 TEST(PrismHadamardCrossCheck, MlxLmLoadsThePackAndMatchesItsDequantizedWeights) {
   if (!python_has("mlx.core, mlx_lm.models.prism_hadamard_qwen35")) {
     GTEST_SKIP() << "python3 with mlx and mlx_lm (models/prism_hadamard_qwen35) not available";
@@ -419,7 +407,7 @@ TEST(PrismHadamardCrossCheck, MlxLmLoadsThePackAndMatchesItsDequantizedWeights) 
     // 2-bit error (0.425 measured, bound 0.45), which a rotation hlwq and mlx-lm got wrong the same
     // way would not be.
     std::string log;
-    EXPECT_EQ(check_export((temporary.path() / ("pack_" + tag)).string() + ids + " --expected-folder " +
+    EXPECT_EQ(check_qwen35_export((temporary.path() / ("pack_" + tag)).string() + ids + " --expected-folder " +
                                (temporary.path() / ("plain_" + tag)).string() +
                                " --expected-engine mlx --engine mlx --tolerance 0.05 --rms-tolerance 0.01" +
                                " --prism-weights " + (temporary.path() / ("plain_" + tag)).string() +
@@ -456,7 +444,7 @@ TEST(PrismHadamardCrossCheck, LogitsOfTwoAndFourBitPacksAgainstTheDenseModel) {
   const std::string ids = " --ids " + (fixture("qwen35/multimodal") / "ids.json").string();
   for (const char* name : {"mlx2", "prism", "mlx4"}) {
     std::string log;
-    EXPECT_EQ(check_export((temporary.path() / name).string() + ids + " --expected-folder " + input.string() +
+    EXPECT_EQ(check_qwen35_export((temporary.path() / name).string() + ids + " --expected-folder " + input.string() +
                                " --expected-engine mlx --engine mlx --tolerance 1e9",
                            temporary.path() / (std::string(name) + ".log"), log),
               0)

@@ -22,6 +22,7 @@
 #include "core/thread_pool.h"
 #include "engine/engine_fixture.h"
 #include "io/model_folder.h"
+#include "convert/qwen35_export_check.h"
 #include "test_util.h"
 
 namespace hlwq {
@@ -215,20 +216,6 @@ TEST(Qwen35Checkpoint, CompressedTensorsExportIgnoresTheVisionTower) {
 
 // --- Cross-checks with the reference loaders (python) ---------------------------------------------
 
-bool python_has(const std::string& modules) {
-  return std::system(("python3 -c 'import " + modules + "' >/dev/null 2>&1").c_str()) == 0;
-}
-
-// Runs scripts/check_qwen35_export.py with `arguments`; returns its exit status, its output in `log`.
-int check_export(const std::string& arguments, const fs::path& log_path, std::string& log) {
-  const std::string command = "python3 " + std::string(HLWQ_SOURCE_DIR) + "/scripts/check_qwen35_export.py " +
-                              arguments + " > " + log_path.string() + " 2>&1";
-  const int status = std::system(command.c_str());
-  std::ifstream file(log_path);
-  log.assign(std::istreambuf_iterator<char>(file), {});
-  return status;
-}
-
 TEST(Qwen35CrossCheck, TransformersLoadsTheBf16ExportOfTheMultimodalModel) {
   if (!python_has("torch, transformers.models.qwen3_5")) {
     GTEST_SKIP() << "python3 with torch and transformers >= 5 (models/qwen3_5) not available";
@@ -243,7 +230,7 @@ TEST(Qwen35CrossCheck, TransformersLoadsTheBf16ExportOfTheMultimodalModel) {
   nothing.selection.exclude = ".";
   quantize_model(input, temporary.path() / "hlwq0", nothing);
   export_model(temporary.path() / "hlwq0", temporary.path() / "bf16_0", ExportOptions{});
-  EXPECT_EQ(check_export((temporary.path() / "bf16_0").string() + ids + " --expected " +
+  EXPECT_EQ(check_qwen35_export((temporary.path() / "bf16_0").string() + ids + " --expected " +
                              (input / "logits.f32").string() + " --engine transformers --tolerance 1e-5" +
                              " --same-tensors " + input.string(),
                          temporary.path() / "0.log", log),
@@ -258,7 +245,7 @@ TEST(Qwen35CrossCheck, TransformersLoadsTheBf16ExportOfTheMultimodalModel) {
   eight_bits.params.bits = 8;
   quantize_model(input, temporary.path() / "hlwq", eight_bits);
   export_model(temporary.path() / "hlwq", temporary.path() / "bf16", ExportOptions{});
-  EXPECT_EQ(check_export((temporary.path() / "bf16").string() + ids + " --expected " +
+  EXPECT_EQ(check_qwen35_export((temporary.path() / "bf16").string() + ids + " --expected " +
                              (input / "logits.f32").string() +
                              " --engine transformers --tolerance 1.0 --rms-tolerance 0.15 --same-tensors " +
                              input.string(),
@@ -289,7 +276,7 @@ TEST(Qwen35CrossCheck, MlxLmLoadsTheMlxExport) {
   dense.dtype = DType::F32;
   export_model(temporary.path() / "mlx", temporary.path() / "dequantized", dense);
   std::string log;
-  EXPECT_EQ(check_export((temporary.path() / "mlx").string() + " --ids " + (input / "ids.json").string() +
+  EXPECT_EQ(check_qwen35_export((temporary.path() / "mlx").string() + " --ids " + (input / "ids.json").string() +
                              " --expected-folder " + (temporary.path() / "dequantized").string() +
                              " --engine mlx --tolerance 1e-3",
                          temporary.path() / "mlx.log", log),
@@ -306,7 +293,7 @@ TEST(Qwen35CrossCheck, MlxLmLoadsTheMlxExport) {
     out.write(reinterpret_cast<const char*>(hlwq_logits.data()),
               static_cast<std::streamsize>(hlwq_logits.size() * sizeof(float)));
   }
-  EXPECT_EQ(check_export((temporary.path() / "mlx").string() + " --ids " + (input / "ids.json").string() +
+  EXPECT_EQ(check_qwen35_export((temporary.path() / "mlx").string() + " --ids " + (input / "ids.json").string() +
                              " --expected " + (temporary.path() / "hlwq_mlx.f32").string() +
                              " --engine mlx --tolerance 1e-3",
                          temporary.path() / "mlx_hlwq.log", log),

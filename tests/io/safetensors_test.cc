@@ -482,9 +482,6 @@ TEST(SafetensorsWriter, FullDiskIsAnError) {
 
 // ---- Cross-checks against the reference implementation (the Python package). ----
 
-bool python_safetensors_available() {
-  return std::system("python3 -c 'import numpy, safetensors' >/dev/null 2>&1") == 0;
-}
 
 CommandResult run_python(const fs::path& script, const fs::path& folder) {
   CommandResult result;
@@ -561,7 +558,7 @@ print("READ OK", len(manifest))
 )PY";
 
 TEST(SafetensorsCrossCheck, ReadsFilesThePythonPackageWrites) {
-  if (!python_safetensors_available()) GTEST_SKIP() << "python3 with numpy and safetensors missing";
+  if (!python_has("numpy, safetensors")) GTEST_SKIP() << "python3 with numpy and safetensors missing";
   TemporaryFolder folder;
   write_text_file(folder.path() / "writer.py", kPythonWriter);
   const CommandResult result = run_python(folder.path() / "writer.py", folder.path());
@@ -587,7 +584,7 @@ TEST(SafetensorsCrossCheck, ReadsFilesThePythonPackageWrites) {
 }
 
 TEST(SafetensorsCrossCheck, PythonPackageReadsWhatWeWrite) {
-  if (!python_safetensors_available()) GTEST_SKIP() << "python3 with numpy and safetensors missing";
+  if (!python_has("numpy, safetensors")) GTEST_SKIP() << "python3 with numpy and safetensors missing";
   std::mt19937 generator(fresh_seed());
   TemporaryFolder folder;
   std::vector<TensorData> tensors;

@@ -98,7 +98,7 @@ TEST(QualityStudy, FewerBitsMoveFurtherFromTheReferenceAndResultsAreReused) {
   const std::string table = read_file(study / "quality.md");
   for (const char* expected : {"| HLWQ Q8 (native codes) |", "| HLWQ Q3 (native codes) |", "1,020 tokens scored"})
     EXPECT_NE(table.find(expected), std::string::npos) << expected << " missing from\n" << table;
-  if (std::system("python3 -c 'import matplotlib' >/dev/null 2>&1") == 0) {
+  if (python_has("matplotlib")) {
     EXPECT_TRUE(fs::exists(study / "kld_vs_bpw.llama.png"));
     EXPECT_TRUE(fs::exists(study / "ppl_vs_bpw.llama.png"));
   }
