@@ -12,6 +12,7 @@
 #include "server/answer_text.h"
 #include "server/api_request.h"
 #include "server/chat_page.h"
+#include "server/guarded_http_server.h"
 #include "server/openai_format.h"
 #include "server/server_metrics.h"
 #include "tokenizer/chat_template.h"
@@ -29,6 +30,8 @@ constexpr std::chrono::milliseconds kKeepAliveInterval{1000};
 // OpenAI's default for /v1/completions when max_tokens is not given.
 constexpr int64_t kDefaultCompletionTokens = 16;
 constexpr size_t kMaxBodyBytes = 16 << 20;
+// Room for a request's line and headers beside its body.
+constexpr size_t kMaxHeaderBytes = 1 << 20;
 
 int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -63,7 +66,7 @@ struct HttpServer::State {
   std::string id_prefix;
   std::atomic<int64_t> next_id{0};
   ServerMetrics metrics;
-  httplib::Server http;
+  GuardedHttpServer http;
   int bound_port = 0;
   std::atomic<bool> draining{false};
   // Generation answers not yet completely sent; the server stops only when none is left.
@@ -106,6 +109,9 @@ struct HttpServer::State {
 
 void HttpServer::State::install_routes() {
   http.set_payload_max_length(kMaxBodyBytes);
+  // httplib's own limit is for a Content-Length; this one also bounds chunked bodies and headers.
+  http.set_request_max_bytes(kMaxBodyBytes + kMaxHeaderBytes);
+  http.set_request_timeout(options.request_timeout);
   // httplib's default is SO_REUSEPORT, with which a second server on the same port starts without a
   // word and the kernel splits the connections between the two; SO_REUSEADDR alone makes that a
   // clear "cannot listen" while still allowing a restart over connections in TIME_WAIT.
@@ -129,13 +135,29 @@ void HttpServer::State::install_routes() {
     metrics.count_request(known ? request.path : "other", 401);
     return httplib::Server::HandlerResponse::Handled;
   });
-  http.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
+  http.set_error_handler([this](const httplib::Request& request, httplib::Response& response) {
     // Only answers that have no body yet (httplib's own 404, 413, ...) get an OpenAI-style one.
     if (!response.body.empty() || response.is_chunked_content_provider_) return;
-    const std::string message = response.status == 404   ? "no such endpoint: " + request.method + " " + request.path
-                                : response.status == 413 ? "the request body is too large"
-                                                         : "the request failed";
-    send_json(response, response.status, ApiError{response.status, message, "invalid_request_error", ""}.body());
+    // A request cut short (too large, or too slow to arrive) gets the status that says why, and its
+    // connection closes after the answer.
+    if (GuardedHttpServer::request_too_large()) {
+      response.status = 413;
+    } else if (GuardedHttpServer::request_timed_out()) {
+      response.status = 408;
+    }
+    if (GuardedHttpServer::request_too_large() || GuardedHttpServer::request_timed_out()) {
+      response.set_header("Connection", "close");
+    }
+    const std::string message =
+        response.status == 404   ? "no such endpoint: " + request.method + " " + request.path
+        : response.status == 413 ? "the request body is too large (at most " + std::to_string(kMaxBodyBytes >> 20) + " MiB)"
+        : response.status == 408
+            ? concat("the request did not arrive whole within ", options.request_timeout.count() / 1000.0, " s")
+            : "the request failed";
+    const std::string code = response.status == 413   ? "request_too_large"
+                             : response.status == 408 ? "request_timeout"
+                                                      : "";
+    send_json(response, response.status, ApiError{response.status, message, "invalid_request_error", code}.body());
   });
   http.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
     std::string message = "internal error";
