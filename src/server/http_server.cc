@@ -27,6 +27,8 @@ using Clock = std::chrono::steady_clock;
 // How long a streamed answer waits for a token before it writes an SSE comment, which finds out
 // whether the client is still there while its request waits in the queue.
 constexpr std::chrono::milliseconds kKeepAliveInterval{1000};
+// How often a whole (not streamed) answer looks whether its client is still connected.
+constexpr std::chrono::milliseconds kConnectionCheckInterval{200};
 // OpenAI's default for /v1/completions when max_tokens is not given.
 constexpr int64_t kDefaultCompletionTokens = 16;
 constexpr size_t kMaxBodyBytes = 16 << 20;
@@ -268,18 +270,32 @@ void HttpServer::State::answer_whole(const std::string& endpoint, const std::sha
   std::string content;
   size_t seen = 0;
   std::optional<GenerationEnd> end;
+  bool client_gone = false;
+  Clock::time_point next_check = Clock::now() + kConnectionCheckInterval;
   while (!end) {
-    Generation::Progress progress = generation->wait(seen, kKeepAliveInterval);
+    Generation::Progress progress = generation->wait(seen, kConnectionCheckInterval);
     seen += progress.tokens.size();
     for (const int32_t token : progress.tokens) {
       content += text.push(token);
       if (text.stopped()) generation->cancel();
     }
     end = progress.end;
+    // A client that went away cancels its generation: its slot is free at the next step.
+    if (!end && !client_gone && Clock::now() >= next_check) {
+      next_check = Clock::now() + kConnectionCheckInterval;
+      if (!GuardedHttpServer::client_connected()) {
+        client_gone = true;
+        generation->cancel();
+      }
+    }
   }
   content += text.finish();
   record_answer(*generation);
-  if (*end == GenerationEnd::failed) {
+  if (client_gone) {
+    // Nobody reads this answer; 499 (nginx's "client closed request") counts it in the metrics.
+    metrics.count_request(endpoint, 499);
+    send_error(response, ApiError{499, "the client closed the connection", "invalid_request_error", "client_closed"});
+  } else if (*end == GenerationEnd::failed) {
     metrics.count_request(endpoint, 500);
     send_error(response, ApiError{500, "generation failed: " + generation->error(), "server_error", "generation_failed"});
   } else {
