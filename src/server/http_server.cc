@@ -320,6 +320,7 @@ void HttpServer::State::answer_streamed(const std::string& endpoint, const std::
     PreparedPrompt prompt;
     size_t seen = 0;
     bool opened = false;
+    bool delivered = false;  // every event up to [DONE] was written
   };
   auto stream = std::make_shared<Stream>(Stream{generation, AnswerText(tokenizer, prompt.sampling.stop),
                                                 new_header(prompt.chat), std::move(prompt)});
@@ -377,6 +378,7 @@ void HttpServer::State::answer_streamed(const std::string& endpoint, const std::
           }
         }
         if (!write(sse_done())) return false;
+        stream->delivered = true;
         sink.done();
         return true;
       },
@@ -384,7 +386,9 @@ void HttpServer::State::answer_streamed(const std::string& endpoint, const std::
         // A client that went away cancels its generation: its slot is free at the next step.
         stream->generation->cancel();
         record_answer(*stream->generation);
-        metrics.count_request(endpoint, success ? 200 : 499);
+        // A client that closes the connection as soon as it reads [DONE] (before httplib's last,
+        // empty chunk) has its whole answer: 200, not a hang-up.
+        metrics.count_request(endpoint, success || stream->delivered ? 200 : 499);
         close_answer();
       });
 }
