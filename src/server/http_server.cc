@@ -329,7 +329,7 @@ void HttpServer::State::answer_streamed(const std::string& endpoint, const std::
   response.set_header("X-Accel-Buffering", "no");
   response.set_chunked_content_provider(
       "text/event-stream",
-      [this, stream](size_t, httplib::DataSink& sink) {
+      [stream](size_t, httplib::DataSink& sink) {
         const bool chat = stream->prompt.chat;
         const auto write = [&sink](const std::string& text) { return sink.write(text.data(), text.size()); };
         const auto piece = [&](const std::string& text, std::optional<FinishReason> finish) {
