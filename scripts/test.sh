@@ -6,17 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
 ctest --test-dir build --output-on-failure -j "$(nproc)"
-# The serve test needs the demo model (scripts/fetch_demo_model.sh) and runs alone: it starts servers
-# and a load test whose timing the parallel CTest run would disturb.
+# The serve tests need the demo model (scripts/fetch_demo_model.sh) and run alone: they start servers
+# and load tests whose timing the parallel CTest run would disturb.
 # The chat page's test also needs Debian's chromium (headless).
 if [[ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ]]; then
   python3 tests/server/openai_client_test.py
+  python3 tests/server/serve_faults_test.py
   if command -v chromium >/dev/null; then
     python3 tests/server/chat_page_screenshot_test.py
   else
     echo "test.sh: SKIPPED (not passed): tests/server/chat_page_screenshot_test.py needs chromium" >&2
   fi
 else
-  echo "test.sh: SKIPPED (not passed): tests/server/openai_client_test.py and chat_page_screenshot_test.py" \
-       "need the demo model, scripts/fetch_demo_model.sh fetches it" >&2
+  echo "test.sh: SKIPPED (not passed): tests/server/openai_client_test.py, serve_faults_test.py and" \
+       "chat_page_screenshot_test.py need the demo model, scripts/fetch_demo_model.sh fetches it" >&2
 fi

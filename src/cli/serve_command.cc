@@ -1,5 +1,5 @@
 // `hlwq serve -m DIR [--host 127.0.0.1] [--port 8080] [--backend cpu|cuda] [--parallel N] [--ctx C]
-// [--queue Q] [--api-key KEY] [--threads T]`: an OpenAI-compatible HTTP server (docs/SERVE.md).
+// [--queue Q] [--api-key KEY] [--threads T] [--read-timeout S]`: an OpenAI-compatible HTTP server (docs/SERVE.md).
 // --parallel requests are generated at once in one batched decode (continuous batching); up to
 // --queue more wait for a slot, and beyond that a request gets 429. SIGINT or SIGTERM: new
 // requests get 503, the running and queued ones finish, then the process exits 0.
@@ -27,6 +27,7 @@ void add_serve_command(CLI::App& app) {
     std::string model, host = "127.0.0.1", backend = "cpu", api_key;
     int port = 8080, threads = 0;
     int64_t parallel = 4, context = 0, queue = 64;
+    double read_timeout = 20;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* command = app.add_subcommand("serve", "OpenAI-compatible HTTP server with continuous batching");
@@ -39,12 +40,17 @@ void add_serve_command(CLI::App& app) {
   command->add_option("--queue", flags->queue, "requests that may wait for a slot before 429")->capture_default_str();
   command->add_option("--api-key", flags->api_key, "require Authorization: Bearer KEY on /v1/");
   command->add_option("--threads", flags->threads, "worker threads of the model (default: all cores)");
+  command->add_option("--read-timeout", flags->read_timeout,
+                      "seconds a request (line, headers and body) may take to arrive from its first byte")
+      ->capture_default_str();
   command->callback([flags] {
     check_model_folder(flags->model);
     check(flags->parallel >= 1 && flags->parallel <= 256, "--parallel must be between 1 and 256, got ", flags->parallel);
     check(flags->queue >= 0 && flags->queue <= 65536, "--queue must be between 0 and 65536, got ", flags->queue);
     check(flags->port >= 0 && flags->port <= 65535, "--port must be between 0 and 65535, got ", flags->port);
     check(flags->context >= 0, "--ctx must be positive, got ", flags->context);
+    check(flags->read_timeout >= 0.1 && flags->read_timeout <= 3600, "--read-timeout must be between 0.1 and 3600 s, got ",
+          flags->read_timeout);
     const Tokenizer tokenizer = Tokenizer::from_folder(flags->model);
     ThreadPool pool(flags->threads);
     const std::unique_ptr<Backend> backend = parse_backend_kind(flags->backend) == BackendKind::cpu
@@ -66,6 +72,7 @@ void add_serve_command(CLI::App& app) {
     options.host = flags->host;
     options.port = flags->port;
     options.api_key = flags->api_key;
+    options.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(flags->read_timeout * 1000));
     std::filesystem::path folder = std::filesystem::path(flags->model).lexically_normal();
     if (!folder.has_filename()) folder = folder.parent_path();  // "models/demo/"
     options.model_name = folder.filename().string();

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "tokenizer/unicode.h"
 
 namespace hlwq::server {
 
@@ -134,10 +135,29 @@ std::optional<ApiError> read_sampling(const json& object, const RequestLimits& l
   return std::nullopt;
 }
 
+// The offset of the first byte of `text` that is not part of a well-formed UTF-8 character, if any.
+std::optional<size_t> first_invalid_utf8(std::string_view text) {
+  for (size_t position = 0; position < text.size();) {
+    const DecodedCodePoint decoded = decode_utf8(text, position);
+    // decode_utf8 gives a one-byte U+FFFD for a malformed byte (a real U+FFFD takes three).
+    if (decoded.value == 0xFFFD && decoded.length == 1) return position;
+    position += decoded.length;
+  }
+  return std::nullopt;
+}
+
 // The body as a JSON object, or the 400 that says why not.
 std::variant<json, ApiError> parse_object(std::string_view body) {
   json object = json::parse(body.begin(), body.end(), nullptr, false);
-  if (object.is_discarded()) return bad_request("the request body is not valid JSON", "invalid_json");
+  if (object.is_discarded()) {
+    // JSON text is UTF-8; a client that sends other bytes (Latin-1, a cut character) learns where.
+    if (const std::optional<size_t> at = first_invalid_utf8(body)) {
+      return bad_request(concat("the request body is not valid JSON: it is not UTF-8 (byte ", *at, " is not part of a ",
+                                "UTF-8 character)"),
+                         "invalid_json");
+    }
+    return bad_request("the request body is not valid JSON", "invalid_json");
+  }
   if (!object.is_object()) return bad_request("the request body must be a JSON object", "invalid_json");
   return object;
 }

@@ -12,6 +12,7 @@
 #include "server/answer_text.h"
 #include "server/api_request.h"
 #include "server/chat_page.h"
+#include "server/guarded_http_server.h"
 #include "server/openai_format.h"
 #include "server/server_metrics.h"
 #include "tokenizer/chat_template.h"
@@ -26,9 +27,13 @@ using Clock = std::chrono::steady_clock;
 // How long a streamed answer waits for a token before it writes an SSE comment, which finds out
 // whether the client is still there while its request waits in the queue.
 constexpr std::chrono::milliseconds kKeepAliveInterval{1000};
+// How often a whole (not streamed) answer looks whether its client is still connected.
+constexpr std::chrono::milliseconds kConnectionCheckInterval{200};
 // OpenAI's default for /v1/completions when max_tokens is not given.
 constexpr int64_t kDefaultCompletionTokens = 16;
 constexpr size_t kMaxBodyBytes = 16 << 20;
+// Room for a request's line and headers beside its body.
+constexpr size_t kMaxHeaderBytes = 1 << 20;
 
 int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -63,7 +68,7 @@ struct HttpServer::State {
   std::string id_prefix;
   std::atomic<int64_t> next_id{0};
   ServerMetrics metrics;
-  httplib::Server http;
+  GuardedHttpServer http;
   int bound_port = 0;
   std::atomic<bool> draining{false};
   // Generation answers not yet completely sent; the server stops only when none is left.
@@ -106,6 +111,9 @@ struct HttpServer::State {
 
 void HttpServer::State::install_routes() {
   http.set_payload_max_length(kMaxBodyBytes);
+  // httplib's own limit is for a Content-Length; this one also bounds chunked bodies and headers.
+  http.set_request_max_bytes(kMaxBodyBytes + kMaxHeaderBytes);
+  http.set_request_timeout(options.request_timeout);
   // httplib's default is SO_REUSEPORT, with which a second server on the same port starts without a
   // word and the kernel splits the connections between the two; SO_REUSEADDR alone makes that a
   // clear "cannot listen" while still allowing a restart over connections in TIME_WAIT.
@@ -129,13 +137,29 @@ void HttpServer::State::install_routes() {
     metrics.count_request(known ? request.path : "other", 401);
     return httplib::Server::HandlerResponse::Handled;
   });
-  http.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
+  http.set_error_handler([this](const httplib::Request& request, httplib::Response& response) {
     // Only answers that have no body yet (httplib's own 404, 413, ...) get an OpenAI-style one.
     if (!response.body.empty() || response.is_chunked_content_provider_) return;
-    const std::string message = response.status == 404   ? "no such endpoint: " + request.method + " " + request.path
-                                : response.status == 413 ? "the request body is too large"
-                                                         : "the request failed";
-    send_json(response, response.status, ApiError{response.status, message, "invalid_request_error", ""}.body());
+    // A request cut short (too large, or too slow to arrive) gets the status that says why, and its
+    // connection closes after the answer.
+    if (GuardedHttpServer::request_too_large()) {
+      response.status = 413;
+    } else if (GuardedHttpServer::request_timed_out()) {
+      response.status = 408;
+    }
+    if (GuardedHttpServer::request_too_large() || GuardedHttpServer::request_timed_out()) {
+      response.set_header("Connection", "close");
+    }
+    const std::string message =
+        response.status == 404   ? "no such endpoint: " + request.method + " " + request.path
+        : response.status == 413 ? "the request body is too large (at most " + std::to_string(kMaxBodyBytes >> 20) + " MiB)"
+        : response.status == 408
+            ? concat("the request did not arrive whole within ", options.request_timeout.count() / 1000.0, " s")
+            : "the request failed";
+    const std::string code = response.status == 413   ? "request_too_large"
+                             : response.status == 408 ? "request_timeout"
+                                                      : "";
+    send_json(response, response.status, ApiError{response.status, message, "invalid_request_error", code}.body());
   });
   http.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
     std::string message = "internal error";
@@ -246,18 +270,32 @@ void HttpServer::State::answer_whole(const std::string& endpoint, const std::sha
   std::string content;
   size_t seen = 0;
   std::optional<GenerationEnd> end;
+  bool client_gone = false;
+  Clock::time_point next_check = Clock::now() + kConnectionCheckInterval;
   while (!end) {
-    Generation::Progress progress = generation->wait(seen, kKeepAliveInterval);
+    Generation::Progress progress = generation->wait(seen, kConnectionCheckInterval);
     seen += progress.tokens.size();
     for (const int32_t token : progress.tokens) {
       content += text.push(token);
       if (text.stopped()) generation->cancel();
     }
     end = progress.end;
+    // A client that went away cancels its generation: its slot is free at the next step.
+    if (!end && !client_gone && Clock::now() >= next_check) {
+      next_check = Clock::now() + kConnectionCheckInterval;
+      if (!GuardedHttpServer::client_connected()) {
+        client_gone = true;
+        generation->cancel();
+      }
+    }
   }
   content += text.finish();
   record_answer(*generation);
-  if (*end == GenerationEnd::failed) {
+  if (client_gone) {
+    // Nobody reads this answer; 499 (nginx's "client closed request") counts it in the metrics.
+    metrics.count_request(endpoint, 499);
+    send_error(response, ApiError{499, "the client closed the connection", "invalid_request_error", "client_closed"});
+  } else if (*end == GenerationEnd::failed) {
     metrics.count_request(endpoint, 500);
     send_error(response, ApiError{500, "generation failed: " + generation->error(), "server_error", "generation_failed"});
   } else {
@@ -282,6 +320,7 @@ void HttpServer::State::answer_streamed(const std::string& endpoint, const std::
     PreparedPrompt prompt;
     size_t seen = 0;
     bool opened = false;
+    bool delivered = false;  // every event up to [DONE] was written
   };
   auto stream = std::make_shared<Stream>(Stream{generation, AnswerText(tokenizer, prompt.sampling.stop),
                                                 new_header(prompt.chat), std::move(prompt)});
@@ -290,7 +329,7 @@ void HttpServer::State::answer_streamed(const std::string& endpoint, const std::
   response.set_header("X-Accel-Buffering", "no");
   response.set_chunked_content_provider(
       "text/event-stream",
-      [this, stream](size_t, httplib::DataSink& sink) {
+      [stream](size_t, httplib::DataSink& sink) {
         const bool chat = stream->prompt.chat;
         const auto write = [&sink](const std::string& text) { return sink.write(text.data(), text.size()); };
         const auto piece = [&](const std::string& text, std::optional<FinishReason> finish) {
@@ -339,6 +378,7 @@ void HttpServer::State::answer_streamed(const std::string& endpoint, const std::
           }
         }
         if (!write(sse_done())) return false;
+        stream->delivered = true;
         sink.done();
         return true;
       },
@@ -346,7 +386,9 @@ void HttpServer::State::answer_streamed(const std::string& endpoint, const std::
         // A client that went away cancels its generation: its slot is free at the next step.
         stream->generation->cancel();
         record_answer(*stream->generation);
-        metrics.count_request(endpoint, success ? 200 : 499);
+        // A client that closes the connection as soon as it reads [DONE] (before httplib's last,
+        // empty chunk) has its whole answer: 200, not a hang-up.
+        metrics.count_request(endpoint, success || stream->delivered ? 200 : 499);
         close_answer();
       });
 }

@@ -4,6 +4,7 @@
 // it on the scheduler and writes the tokens back as they come (server-sent events when streaming).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -21,6 +22,9 @@ struct HttpServerOptions {
   std::string model_name;       // what /v1/models lists and answers carry
   std::vector<int32_t> stop_ids;  // end-of-sequence ids of the model
   size_t http_threads = 8;      // httplib workers: at least the slots plus the queue, so all can wait
+  // A request's line, headers and body must arrive within this time of its first byte (a slow
+  // client holds a worker thread at most this long); past it the answer is 408.
+  std::chrono::milliseconds request_timeout{20000};
 };
 
 class HttpServer {

@@ -80,6 +80,9 @@ TEST(ServeApiRequest, RefusesBadChatBodiesWith400) {
       {"{\"messages\": [", {"", "invalid_json", "not valid JSON"}},
       {"[1, 2]", {"", "invalid_json", "JSON object"}},
       {"\"text\"", {"", "invalid_json", "JSON object"}},
+      // Bytes that are not UTF-8 inside a string: where they are (a cut character too).
+      {"{\"messages\": [{\"role\": \"user\", \"content\": \"hi \xff\xfe\"}]}", {"", "invalid_json", "not UTF-8 (byte 46 "}},
+      {"{\"messages\": [{\"role\": \"user\", \"content\": \"\xc3\"}]}", {"", "invalid_json", "not UTF-8 (byte 43 "}},
       {"{}", {"", "missing_field", "'messages'"}},
       {R"({"messages": "hi"})", {"", "invalid_type", "'messages'"}},
       {R"({"messages": []})", {"", "invalid_value", "'messages'"}},
