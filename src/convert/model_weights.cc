@@ -182,14 +182,16 @@ ModelWeights ModelWeights::open(const fs::path& path) {
       }
       check(tensor.shape.size() == 2, "HLWQ tensor ", tensor.name, " must be 2-D, ", where);
       // Per tensor since `--block auto`; folders written before carry only the model's block_size.
+      // So are the bits since `--target-bpw`; folders written before carry only the model's bits.
       HlwqParams params = *model.hlwq_params_;
       try {
         params.block = described->value("block_size", params.block);
+        params.bits = described->value("bits", params.bits);
         validate(params);
       } catch (const json::exception& error) {
-        fail("invalid block_size for ", tensor.name, ": ", error.what(), ", ", where);
+        fail("invalid block_size or bits for ", tensor.name, ": ", error.what(), ", ", where);
       } catch (const Error& error) {
-        fail("invalid block_size for ", tensor.name, ": ", error.what(), ", ", where);
+        fail("invalid block_size or bits for ", tensor.name, ": ", error.what(), ", ", where);
       }
       const HlwqRowLayout layout = hlwq_row_layout(tensor.shape[1], params);
       const TensorInfo& norms_info = folder.info(norms);
@@ -200,7 +202,7 @@ ModelWeights ModelWeights::open(const fs::path& path) {
                 norms_info.element_count() == static_cast<uint64_t>(layout.blocks * tensor.shape[0]),
             "HLWQ norms of ", tensor.name, " have the wrong size, ", path.string());
       tensor.format = WeightFormat::hlwq;
-      tensor.bits = model.hlwq_params_->bits;
+      tensor.bits = params.bits;
       tensor.group_size = params.block;
       tensor.parts = {name, norms};
       tensor.stored_bytes = info.byte_size() + norms_info.byte_size();
@@ -280,6 +282,7 @@ HlwqParams ModelWeights::hlwq_params_of(const LogicalTensor& tensor) const {
   check(hlwq_params_.has_value() && tensor.format == WeightFormat::hlwq, "tensor ", tensor.name,
         " is not HLWQ-coded");
   HlwqParams params = *hlwq_params_;
+  params.bits = tensor.bits;
   params.block = tensor.group_size;
   return params;
 }

@@ -43,7 +43,7 @@ class ModelWeights {
   const LogicalTensor* find(std::string_view name) const;
   // HLWQ parameters when the folder is an HLWQ model.
   const std::optional<HlwqParams>& hlwq_params() const { return hlwq_params_; }
-  // The parameters one HLWQ tensor was coded with: the model's, with the tensor's own block size.
+  // The parameters one HLWQ tensor was coded with: the model's, with the tensor's own bits and block.
   HlwqParams hlwq_params_of(const LogicalTensor& tensor) const;
 
   // The tensor's values as floats in row-major logical order (dequantized when quantized).

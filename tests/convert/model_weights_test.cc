@@ -107,7 +107,7 @@ TEST(ModelWeights, BadPerTensorBlockSizeIsAClearError) {
   config["quantization_config"]["quantized_tensors"]["model.layers.0.mlp.up_proj.weight"]["block_size"] = 100;
   write_text_file(config_path, config.dump(2));
   EXPECT_EQ(error_message([&] { ModelWeights::open(folder.path() / "q"); }),
-            "invalid block_size for model.layers.0.mlp.up_proj.weight: HLWQ block size must be a power of two in "
+            "invalid block_size or bits for model.layers.0.mlp.up_proj.weight: HLWQ block size must be a power of two in "
             "32..1024, got 100, " + config_path.string());
   // A block that changes the stored size no longer matches the codes.
   config["quantization_config"]["quantized_tensors"]["model.layers.0.mlp.up_proj.weight"]["block_size"] = 64;
