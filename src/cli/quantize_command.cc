@@ -1,4 +1,4 @@
-// `hlwq quantize -m DIR -o OUT [--bits 5] [--block 128|auto] [--signs SEED] [--gain norm|lsq]
+// `hlwq quantize -m DIR -o OUT [--bits 5 | --target-bpw X] [--block 128|auto] [--signs SEED] [--gain norm|lsq]
 //  [--rotation hadamard|none] [--codebook lloyd-max|uniform | --compat polarquant]
 //  [--include RE] [--exclude RE] [--quantize-embeddings] [--threads N] [--json]`
 #include <cstdio>
@@ -35,6 +35,7 @@ void add_quantize_command(CLI::App& app) {
     std::string model, output, block = "auto", gain = "lsq", rotation = "hadamard", codebook = "lloyd-max";
     std::string compat, include, exclude;
     int bits = 5, threads = 0;
+    double target_bpw = 0;
     std::optional<uint64_t> signs;
     bool keep_embeddings = false, quantize_embeddings = false, progress = false, json = false;
   };
@@ -42,7 +43,14 @@ void add_quantize_command(CLI::App& app) {
   CLI::App* command = app.add_subcommand("quantize", "dense model folder -> HLWQ model folder");
   command->add_option("-m,--model", flags->model, "input model folder (dense safetensors)")->required();
   command->add_option("-o,--output", flags->output, "output folder (must not exist)")->required();
-  command->add_option("--bits", flags->bits, "bits per code, 2..8")->capture_default_str();
+  auto* bits = command->add_option("--bits", flags->bits, "bits per code, 2..8")->capture_default_str();
+  command
+      ->add_option("--target-bpw", flags->target_bpw,
+                   "average bits per weight of the quantized tensors (codes and gains): each tensor gets the code "
+                   "width 2..8 that spends this budget where it removes the most weight error, measured on a "
+                   "sample of its rows (no calibration data)")
+      ->check(CLI::Range(1.0, 16.0))
+      ->excludes(bits);
   // The defaults, --block auto --gain lsq, come from the quality study (whole WikiText-2 test,
   // SmolLM2-135M, docs/quality/quality.md): against the paper's block 128 with norm gains, mean KLD
   // over three sign seeds fell 4% at Q5 and 1% at Q4 with 6% fewer bits (auto), and the
@@ -84,6 +92,7 @@ void add_quantize_command(CLI::App& app) {
     if (compat->count() > 0 && gain->count() == 0) flags->gain = "norm";
     QuantizeOptions options;
     options.params.bits = flags->bits;
+    options.target_bits_per_weight = flags->target_bpw;
     options.fit_block_to_rows = flags->block == "auto";
     options.params.block = options.fit_block_to_rows ? 128 : parse_block_size(flags->block);
     options.params.sign_seed = flags->signs;
@@ -102,9 +111,14 @@ void add_quantize_command(CLI::App& app) {
       print_json(summary.to_json());
     } else {
       const nlohmann::json numbers = summary.to_json();
-      std::printf("quantized %zu of %zu tensors to HLWQ Q%d: %.4f bits per weight (quantized tensors), "
+      std::string widths;  // "Q5" or, from --target-bpw, "Q4 x 90, Q5 x 120"
+      for (const auto& [width, count] : summary.tensors_per_width) {
+        widths += (widths.empty() ? "" : ", ") + ("Q" + std::to_string(width)) +
+                  (flags->target_bpw > 0 ? " x " + std::to_string(count) : "");
+      }
+      std::printf("quantized %zu of %zu tensors to HLWQ %s: %.4f bits per weight (quantized tensors), "
                   "%.4f overall; %.1f MB -> %.1f MB in %.2f s (%.2f GB/s), peak memory %.0f MB\n",
-                  summary.quantized_tensors, summary.tensors, flags->bits,
+                  summary.quantized_tensors, summary.tensors, widths.empty() ? "(none)" : widths.c_str(),
                   numbers["quantized_bits_per_weight"].get<double>(), numbers["bits_per_weight"].get<double>(),
                   summary.bytes_in / 1e6, summary.bytes_out / 1e6, summary.seconds,
                   numbers["input_gb_per_second"].get<double>(), summary.peak_rss_bytes / 1e6);

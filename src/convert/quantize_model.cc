@@ -3,12 +3,15 @@
 #include <sys/resource.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <vector>
 
 #include "convert/config_shapes.h"
 #include "convert/model_weights.h"
+#include "convert/width_planning.h"
 #include "core/error.h"
 #include "core/file_writer.h"
 #include "core/interrupt.h"
@@ -41,6 +44,11 @@ json QuantizeSummary::to_json() const {
       {"input_gb_per_second", seconds > 0 ? double(bytes_in) / seconds / 1e9 : 0.0},
       {"peak_rss_bytes", peak_rss_bytes},
       {"largest_tensor_bytes", largest_tensor_bytes},
+      {"tensors_per_width", [&] {
+         json widths = json::object();
+         for (const auto& [bits, count] : tensors_per_width) widths[std::to_string(bits)] = count;
+         return widths;
+       }()},
   };
 }
 
@@ -54,6 +62,15 @@ HlwqParams tensor_params(const QuantizeOptions& options, int64_t columns) {
   HlwqParams params = options.params;
   if (options.fit_block_to_rows) params.block = fitted_block(columns, options.params.block);
   return params;
+}
+
+// The width that holds the most weights: config.json's model-wide "bits" of a mixed-width folder
+// (each tensor's entry says its own).
+int most_common_width(const std::map<std::string, int>& bits, const ModelFolder& folder) {
+  std::map<int, uint64_t> weights;
+  for (const auto& [name, width] : bits) weights[width] += folder.info(name).element_count();
+  return std::max_element(weights.begin(), weights.end(), [](const auto& a, const auto& b) { return a.second < b.second; })
+      ->first;
 }
 
 struct NonFinite {
@@ -105,20 +122,41 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
   QuantizeSummary summary;
   for (const std::string& name : folder.tensor_names()) {
     const TensorInfo& info = folder.info(name);
-    const bool quantize = selector.selects(name, info.dtype, info.shape);
-    planned.push_back({name, quantize});
+    planned.push_back({name, selector.selects(name, info.dtype, info.shape)});
+  }
+  ThreadPool pool(options.threads);
+  // Each quantized tensor's parameters: the options', with its own block and (--target-bpw) width.
+  std::map<std::string, HlwqParams> params_of;
+  for (const Planned& item : planned) {
+    if (item.quantize) params_of[item.name] = tensor_params(options, folder.info(item.name).shape[1]);
+  }
+  HlwqParams model_params = options.params;
+  if (options.target_bits_per_weight > 0) {
+    std::vector<WidthPlanTensor> widths_wanted;
+    for (const auto& [name, params] : params_of) widths_wanted.push_back({name, params});
+    const WidthPlan plan = plan_code_widths(folder, widths_wanted, options.target_bits_per_weight, pool);
+    for (auto& [name, params] : params_of) params.bits = plan.bits.at(name);
+    model_params.bits = most_common_width(plan.bits, folder);
+  }
+  for (const Planned& item : planned) {
+    const std::string& name = item.name;
+    const TensorInfo& info = folder.info(name);
+    const bool quantize = item.quantize;
     summary.bytes_in += info.byte_size();
     summary.elements += info.element_count();
     summary.largest_tensor_bytes = std::max(summary.largest_tensor_bytes, info.byte_size());
     if (quantize) {
-      const HlwqParams params = tensor_params(options, info.shape[1]);
+      const HlwqParams& params = params_of.at(name);
+      ++summary.tensors_per_width[params.bits];
       const HlwqRowLayout layout = hlwq_row_layout(info.shape[1], params);
       const std::string base = base_name(name);
       declarations.push_back({base + ".hlwq_codes", DType::U8,
                               {info.shape[0], static_cast<int64_t>(layout.code_bytes)}});
       declarations.push_back({base + ".hlwq_norms", DType::F16, {info.shape[0], layout.blocks}});
-      quantized_tensors[name] = {
-          {"shape", info.shape}, {"dtype", std::string(dtype_name(info.dtype))}, {"block_size", params.block}};
+      quantized_tensors[name] = {{"shape", info.shape},
+                                 {"dtype", std::string(dtype_name(info.dtype))},
+                                 {"block_size", params.block},
+                                 {"bits", params.bits}};
       ++summary.quantized_tensors;
       summary.quantized_elements += info.element_count();
       summary.quantized_bytes_in += info.byte_size();
@@ -130,7 +168,6 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
 
   StagedDirectory staged(output);
   ShardedSafetensorsWriter writer(staged.path(), declarations, options.max_shard_bytes, {{"format", "pt"}});
-  ThreadPool pool(options.threads);
   Progress progress(options.progress, "quantize", planned.size(), summary.bytes_in);
   std::vector<uint8_t> codes;
   std::vector<uint16_t> norms;
@@ -139,7 +176,7 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
     const TensorInfo& info = folder.info(item.name);
     const std::span<const std::byte> data = folder.data(item.name);
     if (item.quantize) {
-      const HlwqCodec codec(tensor_params(options, info.shape[1]), info.shape[1]);
+      const HlwqCodec codec(params_of.at(item.name), info.shape[1]);
       const int64_t rows = info.shape[0];
       codes.assign(codec.layout().code_bytes * rows, 0);
       norms.assign(codec.layout().blocks * rows, 0);
@@ -169,11 +206,12 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
   progress.finish();
 
   json new_config = config;
-  json quantization = hlwq_params_to_json(options.params);
-  // block_size is the preferred block; each quantized_tensors entry says its own.
+  json quantization = hlwq_params_to_json(model_params);
+  // block_size is the preferred block and bits the most common width; each quantized_tensors entry
+  // says its own.
   if (options.fit_block_to_rows) quantization["block_rule"] = "fit-rows";
-  quantization["codebook_centroids"] =
-      lloyd_max_codebook(options.params.bits, options.params.codebook).centroids;
+  if (options.target_bits_per_weight > 0) quantization["target_bits_per_weight"] = options.target_bits_per_weight;
+  quantization["codebook_centroids"] = lloyd_max_codebook(model_params.bits, model_params.codebook).centroids;
   quantization["quantized_tensors"] = quantized_tensors;
   new_config["quantization_config"] = quantization;
   write_text_file(staged.path() / "config.json", new_config.dump(2) + "\n");

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,9 @@ struct QuantizeOptions {
   HlwqParams params;
   // Per tensor, params.block or the block fitted to the row width (fitted_block): no padded blocks.
   bool fit_block_to_rows = false;
+  // > 0: each quantized tensor gets its own code width so that their codes and gains store this
+  // many bits per weight on average (convert/width_planning.h); params.bits is then unused.
+  double target_bits_per_weight = 0;
   TensorSelection selection;
   int threads = 0;
   bool progress = false;
@@ -35,6 +39,7 @@ struct QuantizeSummary {
   double seconds = 0;
   uint64_t peak_rss_bytes = 0;
   uint64_t largest_tensor_bytes = 0;
+  std::map<int, size_t> tensors_per_width;  // code width -> how many tensors have it
 
   nlohmann::json to_json() const;
 };
