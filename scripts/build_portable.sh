@@ -2,8 +2,9 @@
 # Links an `hlwq` binary that runs on another x86-64 Linux machine without this one's packages
 # (the GPU machine of the device tool has no Highway and an older C++ runtime): the objects of the
 # normal build (scripts/build.sh) relinked with libstdc++ and libgcc static, libhwy.so.1 copied
-# beside it; the same for the test binary. Output: .device/bin/{hlwq,hlwq_tests,libhwy.so.1}
-# (git-ignored). The CUDA build links cuBLAS dynamically: the GPU machine's CUDA 13 has it. Run there as
+# beside it; the same for the test binary. Output: .device/bin/{hlwq,hlwq_tests} and the shared
+# libraries listed below (git-ignored). The CUDA build links cuBLAS dynamically: the GPU machine's
+# CUDA 13 has it. Run there as
 #   LD_LIBRARY_PATH=.device/bin .device/bin/hlwq ...
 # With target names as arguments (e.g. `scripts/build_portable.sh hlwq_gpu_tests linear_versions`)
 # only those are built and relinked.
@@ -28,5 +29,10 @@ relink() {
   mv ".device/bin/$target.partial" ".device/bin/$target"
 }
 for target in "${targets[@]}"; do relink "$target"; done
-cp "$(ldconfig -p | awk '/libhwy.so.1 / {print $NF; exit}')" .device/bin/libhwy.so.1
+# The shared libraries the binaries load that the GPU machine lacks: Highway, and cpp-httplib
+# (`hlwq serve`) with what it links (brotli, PCRE2, OpenSSL 3).
+for library in libhwy.so.1 libcpp-httplib.so.0.11 libbrotlidec.so.1 libbrotlienc.so.1 libbrotlicommon.so.1 \
+  libpcre2-8.so.0 libssl.so.3 libcrypto.so.3; do
+  cp -L "$(ldconfig -p | awk -v name="$library" '$1 == name {print $NF; exit}')" ".device/bin/$library"
+done
 ls -la .device/bin

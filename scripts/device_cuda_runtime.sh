@@ -5,8 +5,8 @@
 # decode at longer contexts, and the peers (PyTorch's INT4 kernel, transformers BF16), a table last.
 #
 # Build here first: scripts/build_portable.sh (binaries in .device/bin), then call with
-# carry [".device/bin"]:  bash scripts/device_cuda_runtime.sh [tests] [bench] [hybrid] [context] [peers]
-# (no argument: all four). Logs and JSON land in $OUT.
+# carry [".device/bin"]:  bash scripts/device_cuda_runtime.sh [tests] [bench] [hybrid] [context] [peers] [profile]
+# (no argument: all but profile). Logs and JSON land in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out/device}
@@ -57,6 +57,27 @@ if has context; then
   for context in 4096 16384; do
     bench "llama3-8b-hlwq-q4-ctx$context" --synthetic llama3-8b --format hlwq-q4 -p "$context" -n 64
   done
+fi
+
+if has profile; then
+  # Where a decode step's time goes: every kernel of a short Llama-3-8B HLWQ Q4 run under Nsight
+  # Compute (kernels serialized, each timed alone), summed by kernel name, largest first.
+  timeout 300 ncu --csv --metrics gpu__time_duration.sum --print-units base -c 4000 \
+    "$hlwq" bench --backend cuda --synthetic llama3-8b --format "${PROFILE_FORMAT:-hlwq-q4}" -p 8 -n 4 \
+    >"$out/profile.csv" 2>"$out/profile.err" || echo "profile: exit $?"
+  python3 - "$out/profile.csv" <<'PY' | tee "$out/profile.txt"
+import collections, csv, sys
+rows = [line for line in open(sys.argv[1]) if line.startswith('"')]
+totals, counts = collections.Counter(), collections.Counter()
+for row in csv.DictReader(rows):
+    if row.get("Metric Name") == "gpu__time_duration.sum":
+        totals[row["Kernel Name"][:70]] += float(row["Metric Value"]) / 1e3
+        counts[row["Kernel Name"][:70]] += 1
+whole = sum(totals.values())
+print(f"{len(counts)} kernels, {sum(counts.values())} launches, {whole:.0f} us in all")
+for name, us in totals.most_common(25):
+    print(f"{us:10.0f} us {100 * us / whole:5.1f}% {counts[name]:6d} x  {name}")
+PY
 fi
 
 if has peers; then

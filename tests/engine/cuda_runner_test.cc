@@ -80,7 +80,11 @@ TEST_P(CudaRunnerMatchesCpu, PrefillDecodeAndBatches) {
     // Float sums in another order: a relative 1e-4 of the largest logit with an F32 cache. With a
     // 16-bit cache, a key or value whose two float versions straddle a rounding boundary is stored
     // one step (2^-11 relative) apart on the two sides, and later layers carry that on: 1e-3.
-    const double bound = (cache_dtype == DType::F32 ? 1e-4 : 1e-3) * std::max(1.0, largest);
+    // The hybrid's delta-net state carries every step's rounding on to all later positions: on an
+    // H100 its differences were 5e-6 to 1.1e-4 of the largest logit with an F32 cache (MLX 4-bit
+    // decode the largest), against at most 1.7e-6 for the other architectures, so 3e-4 there.
+    const bool hybrid = test_case.architecture.starts_with("qwen35_");
+    const double bound = (cache_dtype == DType::F32 ? (hybrid ? 3e-4 : 1e-4) : 1e-3) * std::max(1.0, largest);
     ModelRunner runner(model, *cuda, RunnerOptions{64, 3, 0, 0, cache_dtype, true});
     // One prefill of everything.
     const std::vector<float> all = runner.forward(0, reference.ids, 0, LogitsFor::all_positions);
