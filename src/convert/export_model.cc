@@ -13,6 +13,7 @@
 #include "core/interrupt.h"
 #include "core/progress.h"
 #include "core/staged_directory.h"
+#include "convert/finish_model_folder.h"
 #include "quant/affine_quant.h"
 #include "quant/int4_symmetric.h"
 
@@ -249,14 +250,7 @@ ExportSummary export_model(const fs::path& input, const fs::path& output, const 
   } else if (options.target == ExportTarget::ct_int4) {
     config["quantization_config"] = compressed_tensors_config(group_size, ignored_modules);
   }
-  write_text_file(staged.path() / "config.json", config.dump(2) + "\n");
-  for (const fs::path& file : model.folder().auxiliary_files()) {
-    std::error_code error;
-    fs::copy_file(file, staged.path() / file.filename(), error);
-    if (error) fail("cannot copy ", file.string(), ": ", error.message());
-  }
-  for (const auto& entry : fs::directory_iterator(staged.path())) summary.bytes_out += entry.file_size();
-  staged.commit();
+  summary.bytes_out = finish_model_folder(staged, config, model.folder().auxiliary_files());
   summary.seconds = progress.seconds();
   return summary;
 }

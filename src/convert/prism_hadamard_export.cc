@@ -13,6 +13,7 @@
 #include "core/interrupt.h"
 #include "core/progress.h"
 #include "core/staged_directory.h"
+#include "convert/finish_model_folder.h"
 #include "quant/affine_quant.h"
 #include "quant/prism_hadamard.h"
 #include "quant/random_signs.h"
@@ -211,14 +212,7 @@ ExportSummary export_prism_hadamard(const fs::path& input, const fs::path& outpu
   config["gdn_activation_layout"] = "grouped";
   config["quantization"] = {{"bits", 2}, {"group_size", 128}, {"mode", "affine"}};
   config["modules"] = modules;
-  write_text_file(staged.path() / "config.json", config.dump(2) + "\n");
-  for (const fs::path& file : model.folder().auxiliary_files()) {
-    std::error_code error;
-    fs::copy_file(file, staged.path() / file.filename(), error);
-    if (error) fail("cannot copy ", file.string(), ": ", error.message());
-  }
-  for (const auto& entry : fs::directory_iterator(staged.path())) summary.bytes_out += entry.file_size();
-  staged.commit();
+  summary.bytes_out = finish_model_folder(staged, config, model.folder().auxiliary_files());
   summary.seconds = progress.seconds();
   return summary;
 }
@@ -294,9 +288,7 @@ void write_prism_dequantized(const fs::path& pack_path, const fs::path& output) 
   for (const char* key : {"modules", "quantization", "schema_version", "tensor_namespace", "gdn_activation_layout"})
     plain.erase(key);
   plain["model_type"] = "qwen3_5";
-  write_text_file(staged.path() / "config.json", plain.dump(2) + "\n");
-  for (const fs::path& file : pack.auxiliary_files()) fs::copy_file(file, staged.path() / file.filename());
-  staged.commit();
+  finish_model_folder(staged, plain, pack.auxiliary_files());
 }
 
 }  // namespace hlwq

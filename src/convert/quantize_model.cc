@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "convert/config_shapes.h"
+#include "convert/finish_model_folder.h"
 #include "convert/model_weights.h"
 #include "convert/width_planning.h"
 #include "core/error.h"
@@ -90,12 +91,6 @@ std::optional<NonFinite> first_non_finite(DType dtype, std::span<const std::byte
     }
   }
   return std::nullopt;
-}
-
-void copy_file_checked(const fs::path& from, const fs::path& to) {
-  std::error_code error;
-  fs::copy_file(from, to, error);
-  if (error) fail("cannot copy ", from.string(), ": ", error.message());
 }
 
 }  // namespace
@@ -214,11 +209,7 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
   quantization["codebook_centroids"] = lloyd_max_codebook(model_params.bits, model_params.codebook).centroids;
   quantization["quantized_tensors"] = quantized_tensors;
   new_config["quantization_config"] = quantization;
-  write_text_file(staged.path() / "config.json", new_config.dump(2) + "\n");
-  for (const fs::path& file : folder.auxiliary_files()) copy_file_checked(file, staged.path() / file.filename());
-
-  for (const auto& entry : fs::directory_iterator(staged.path())) summary.bytes_out += entry.file_size();
-  staged.commit();
+  summary.bytes_out = finish_model_folder(staged, new_config, folder.auxiliary_files());
   summary.seconds = progress.seconds();
   summary.peak_rss_bytes = peak_resident_bytes();
   return summary;
