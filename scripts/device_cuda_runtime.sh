@@ -62,8 +62,8 @@ fi
 if has profile; then
   # Where a decode step's time goes: every kernel of a short Llama-3-8B HLWQ Q4 run under Nsight
   # Compute (kernels serialized, each timed alone), summed by kernel name, largest first.
-  timeout 300 ncu --csv --metrics gpu__time_duration.sum --print-units base -c 4000 \
-    "$hlwq" bench --backend cuda --synthetic llama3-8b --format "${PROFILE_FORMAT:-hlwq-q4}" -p 8 -n 4 \
+  timeout 150 ncu --csv --metrics gpu__time_duration.sum --print-units base -c 2500 \
+    "$hlwq" bench --backend cuda --synthetic llama3-8b --format "${PROFILE_FORMAT:-hlwq-q4}" -p 8 -n 2 \
     >"$out/profile.csv" 2>"$out/profile.err" || echo "profile: exit $?"
   python3 - "$out/profile.csv" <<'PY' | tee "$out/profile.txt"
 import collections, csv, sys
