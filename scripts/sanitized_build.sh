@@ -17,11 +17,18 @@ kind=$1
 shift
 folder=build-$kind
 # The tests that run work on several threads: the thread pool, parallel rows and kernels, grouped
-# linears, quantize and export with threads (in-process and through the command), generation and
-# the forward pass, and perplexity over threads.
+# linears, quantize and export with threads (in-process, through the command, and stopped by a
+# signal), generation and the model runner on a pool (every architecture's forward pass, Qwen3.5's
+# delta-net heads, every quantized format's kernels), perplexity over threads, `hlwq serve` as a
+# process (its scheduler, HTTP workers and signal watcher), and the server's tests in tests/server/
+# (the batch scheduler's thread beside its callers, httplib's worker threads; the request parsing
+# and stop strings that those threads call are tested there too, and cost little).
 tsan_tests="core/thread_pool_test.cc;ops/cpu/parallel_rows_test.cc;ops/linear_test.cc;ops/linear_group_test.cc"
 tsan_tests+=";convert/quantize_model_test.cc;cli/quantize_command_test.cc;convert/export_model_test.cc"
-tsan_tests+=";engine/generate_test.cc;engine/forward_test.cc;eval/model_perplexity_test.cc"
+tsan_tests+=";cli/interrupted_commands_test.cc;engine/generate_test.cc;engine/forward_test.cc"
+tsan_tests+=";engine/qwen35_runner_test.cc;engine/quantized_formats_test.cc;eval/model_perplexity_test.cc"
+tsan_tests+=";cli/serve_command_test.cc"
+for test in tests/server/*_test.cc; do tsan_tests+=";${test#tests/}"; done
 if [[ ! -f $folder/build.ninja ]]; then
   # -fno-pch-timestamp: ccache can cache objects built with the precompiled headers (HLWQ_PCH).
   flags="-Xclang -fno-pch-timestamp -O1 -gline-tables-only -fno-omit-frame-pointer -ffile-prefix-map=$PWD/= -march=native -DHWY_COMPILE_ONLY_STATIC=1"
@@ -34,6 +41,9 @@ if [[ ! -f $folder/build.ninja ]]; then
   if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
   CC=clang CXX=clang++ cmake -S . -B "$folder" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$flags" -DHLWQ_CUDA=OFF -DHLWQ_PCH=ON "${options[@]}" "${launcher[@]}" >/dev/null
+elif [[ $kind == tsan ]] && ! grep -qxF "HLWQ_TESTS:STRING=$tsan_tests" "$folder/CMakeCache.txt"; then
+  # A build-tsan/ configured with another list of tests: the list above is the one built.
+  cmake -B "$folder" "-DHLWQ_TESTS=$tsan_tests" >/dev/null
 fi
 CCACHE_BASEDIR=$PWD CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime \
   cmake --build "$folder" --target "$@" -j "$(nproc)"
