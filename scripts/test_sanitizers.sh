@@ -51,5 +51,7 @@ fi
 if [[ $which == tsan || $which == all ]]; then
   # build-tsan's test binary holds the multi-threaded tests alone (see scripts/sanitized_build.sh).
   scripts/sanitized_build.sh tsan hlwq hlwq_tests
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:abort_on_error=1 run_sharded build-tsan "*"
+  # The suppressions are proven false positives, each with its proof (scripts/tsan_suppressions.txt).
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:abort_on_error=1:suppressions=$PWD/scripts/tsan_suppressions.txt \
+    run_sharded build-tsan "*"
 fi
