@@ -5,8 +5,9 @@
 # decode at longer contexts, and the peers (PyTorch's INT4 kernel, transformers BF16), a table last.
 #
 # Build here first: scripts/build_portable.sh (binaries in .device/bin), then call with
-# carry [".device/bin"]:  bash scripts/device_cuda_runtime.sh [tests] [bench] [hybrid] [context] [peers] [profile]
-# (no argument: all but profile). Logs and JSON land in $OUT.
+# carry [".device/bin"]:  bash scripts/device_cuda_runtime.sh [tests] [kernels] [bench] [hybrid] [context] [peers]
+# [profile] (no argument: all but profile; `kernels` needs linear_versions built by build_portable.sh).
+# Logs and JSON land in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out/device}
@@ -31,6 +32,13 @@ if has tests; then
   done
 fi
 
+if has kernels; then
+  # Every decode kernel version and the prefill paths on Llama-3-8B layer shapes, checked against
+  # the CPU reference and timed beside the card's read bandwidth (bench/cuda/linear_versions.cc).
+  timeout 240 .device/bin/linear_versions >"$out/linear-versions.log" 2>&1 || echo "linear_versions: exit $?"
+  sed -n '/^== decode GEMV/,$p' "$out/linear-versions.log"
+fi
+
 bench() {  # name, then hlwq bench arguments
   local name=$1
   shift
@@ -40,9 +48,12 @@ bench() {  # name, then hlwq bench arguments
 }
 
 if has bench; then
-  for format in bf16 hlwq-q4 hlwq-q5 mlx4 int4; do
+  # FORMATS narrows the list; EMBEDDINGS=0 leaves out the --quantize-embeddings runs.
+  for format in ${FORMATS:-bf16 hlwq-q4 hlwq-q5 mlx4 int4}; do
     bench "llama3-8b-$format" --synthetic llama3-8b --format "$format" -p 512 -n 128 --repetitions 2
-    bench "llama3-8b-$format-emb" --synthetic llama3-8b --format "$format" --quantize-embeddings -p 512 -n 128
+    if [[ ${EMBEDDINGS:-1} != 0 ]]; then
+      bench "llama3-8b-$format-emb" --synthetic llama3-8b --format "$format" --quantize-embeddings -p 512 -n 128
+    fi
   done
 fi
 

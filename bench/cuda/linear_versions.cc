@@ -170,26 +170,38 @@ int run(bool quick) {
 
       for (const int64_t batch : {int64_t{1}, int64_t{4}, int64_t{16}}) {
         if (batch > 1 && format != "HLWQ Q4 d128" && format != "BF16") continue;
-        Row row{shape.name, format, "GEMV", batch, bytes};
-        // Check once against the CPU reference (batch 1 on every shape; batch 4/16 on the small ones).
-        if (batch == 1 || shape.rows * shape.columns <= 4096 * 4096) {
-          std::vector<float> expected(static_cast<size_t>(batch * shape.rows)), got(expected.size());
-          linear_forward_reference(host, std::span<const float>(x_host).first(batch * shape.columns), batch, expected);
-          check_cuda(cudaMemset(y.data(), 0xff, y.size() * 4), "cudaMemset");
-          cuda::linear_forward(weights[0], x.data(), batch, y.data(), workspace, nullptr);
-          y.download(got.data(), got.size());
-          row.check_error = relative_error(got, expected);
+        // Both HLWQ decode kernel versions where they differ (batches up to 4).
+        const bool two_versions = format.starts_with("HLWQ") && batch <= 4;
+        std::vector<cuda::kernels::GemvVersion> versions = {cuda::kernels::GemvVersion::best_measured};
+        if (two_versions) {
+          versions = {cuda::kernels::GemvVersion::coalesced_words, cuda::kernels::GemvVersion::wide_units};
         }
-        const int repeats = bytes > 1e8 ? 30 : 200;
-        row.microseconds = timer.median_us(10, repeats, [&](int i) {
-          cuda::linear_forward(weights[i % copies], x.data(), batch, y.data(), workspace, nullptr);
-        });
-        row.gb_per_s = bytes / (row.microseconds * 1e-6) / 1e9;
-        row.fraction = row.gb_per_s / read_bandwidth;
-        std::printf("%-20s %-14s batch %2lld  %8.1f us  %7.0f GB/s  %.2f of read  check %.1e\n", shape.name,
-                    format.c_str(), static_cast<long long>(batch), row.microseconds, row.gb_per_s, row.fraction,
-                    row.check_error);
-        rows.push_back(row);
+        for (const cuda::kernels::GemvVersion version : versions) {
+          workspace.set_gemv_version(version);
+          const bool newest = version == cuda::kernels::GemvVersion::coalesced_words;
+          Row row{shape.name, format, !two_versions ? "GEMV" : newest ? "GEMV v2" : "GEMV v1", batch, bytes};
+          // Check once against the CPU reference (batch 1 on every shape; batch 4/16 on the small ones).
+          if (batch == 1 || shape.rows * shape.columns <= 4096 * 4096) {
+            std::vector<float> expected(static_cast<size_t>(batch * shape.rows)), got(expected.size());
+            linear_forward_reference(host, std::span<const float>(x_host).first(batch * shape.columns), batch,
+                                     expected);
+            check_cuda(cudaMemset(y.data(), 0xff, y.size() * 4), "cudaMemset");
+            cuda::linear_forward(weights[0], x.data(), batch, y.data(), workspace, nullptr);
+            y.download(got.data(), got.size());
+            row.check_error = relative_error(got, expected);
+          }
+          const int repeats = bytes > 1e8 ? 30 : 200;
+          row.microseconds = timer.median_us(10, repeats, [&](int i) {
+            cuda::linear_forward(weights[i % copies], x.data(), batch, y.data(), workspace, nullptr);
+          });
+          row.gb_per_s = bytes / (row.microseconds * 1e-6) / 1e9;
+          row.fraction = row.gb_per_s / read_bandwidth;
+          std::printf("%-20s %-14s %-8s batch %2lld  %8.1f us  %7.0f GB/s  %.2f of read  check %.1e\n", shape.name,
+                      format.c_str(), row.kernel.c_str(), static_cast<long long>(batch), row.microseconds,
+                      row.gb_per_s, row.fraction, row.check_error);
+          rows.push_back(row);
+        }
+        workspace.set_gemv_version(cuda::kernels::GemvVersion::best_measured);
       }
 
       if (format == "HLWQ Q5 d128") continue;
@@ -236,10 +248,12 @@ int run(bool quick) {
   cublasDestroy(cublas);
 
   std::printf("\n== decode GEMV (%s, read roofline %.0f GB/s) ==\n", properties.name, read_bandwidth);
-  std::printf("| shape | format | batch | weight MB | us | GB/s | of read | check |\n|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| shape | format | kernel | batch | weight MB | us | GB/s | of read | check |\n"
+      "|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& row : rows) {
-    std::printf("| %s | %s | %lld | %.2f | %.1f | %.0f | %.2f | %.1e |\n", row.shape.c_str(), row.format.c_str(),
-                static_cast<long long>(row.batch), row.bytes / 1e6, row.microseconds, row.gb_per_s, row.fraction,
+    std::printf("| %s | %s | %s | %lld | %.2f | %.1f | %.0f | %.2f | %.1e |\n", row.shape.c_str(), row.format.c_str(),
+                row.kernel.c_str(), static_cast<long long>(row.batch), row.bytes / 1e6, row.microseconds, row.gb_per_s, row.fraction,
                 row.check_error);
   }
   std::printf("\n== prefill, %lld tokens (%s) ==\n", static_cast<long long>(prefill_tokens), properties.name);

@@ -243,10 +243,10 @@ float* rotate_into_workspace(const DeviceLinear& weight, const float* x, int64_t
 }
 
 void gemv(const DeviceLinear& weight, const float* x, const float* rotated, int64_t batch, float* y,
-          cudaStream_t stream) {
+          kernels::GemvVersion version, cudaStream_t stream) {
   switch (weight.format()) {
     case LinearFormat::dense: kernels::dense_gemv(weight.dense_view(), x, batch, y, stream); return;
-    case LinearFormat::hlwq: kernels::hlwq_gemv(weight.hlwq_view(), rotated, batch, y, stream); return;
+    case LinearFormat::hlwq: kernels::hlwq_gemv(weight.hlwq_view(), rotated, batch, y, version, stream); return;
     case LinearFormat::mlx_affine: kernels::affine_gemv(weight.affine_view(), x, batch, y, stream); return;
     case LinearFormat::ct_int4: kernels::int4_gemv(weight.int4_view(), x, batch, y, stream); return;
   }
@@ -305,7 +305,7 @@ void linear_forward(const DeviceLinear& weight, const float* x, int64_t batch, f
   if (gemv_applies(weight, batch)) {
     const float* rotated =
         weight.format() == LinearFormat::hlwq ? rotate_into_workspace(weight, x, batch, workspace, stream) : nullptr;
-    gemv(weight, x, rotated, batch, y, stream);
+    gemv(weight, x, rotated, batch, y, workspace.gemv_version(), stream);
     return;
   }
   prefill(weight, x, batch, y, workspace, stream);
@@ -342,7 +342,7 @@ void linear_forward_group(std::span<const DeviceLinear* const> weights, const fl
       rotated = rotate_into_workspace(weight, x, batch, workspace, stream);
       rotated_for = &weight.rotation_key();
     }
-    gemv(weight, x, rotated, batch, ys[i], stream);
+    gemv(weight, x, rotated, batch, ys[i], workspace.gemv_version(), stream);
   }
 }
 

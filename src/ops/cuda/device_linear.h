@@ -109,6 +109,10 @@ class LinearWorkspace {
 
   PrefillPrecision prefill_precision() const { return prefill_precision_; }
   void set_prefill_precision(PrefillPrecision precision) { prefill_precision_ = precision; }
+  // The HLWQ decode kernel's version (kernels::GemvVersion): the faster one per batch by default,
+  // either one on demand to compare them (bench/cuda/linear_versions.cc).
+  kernels::GemvVersion gemv_version() const { return gemv_version_; }
+  void set_gemv_version(kernels::GemvVersion version) { gemv_version_ = version; }
 
   // Buffers of at least `bytes` (contents undefined); reallocated only when larger ones are needed.
   void* rotated(uint64_t bytes) { return grow(rotated_, bytes); }
@@ -121,6 +125,7 @@ class LinearWorkspace {
   static void* grow(DeviceBytes& buffer, uint64_t bytes);
 
   PrefillPrecision prefill_precision_ = PrefillPrecision::fp32;
+  kernels::GemvVersion gemv_version_ = kernels::GemvVersion::best_measured;
   DeviceBytes rotated_;
   DeviceBytes activations_bf16_;
   DeviceBytes weight_panel_;

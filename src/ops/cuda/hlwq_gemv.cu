@@ -54,113 +54,221 @@ __device__ __forceinline__ uint32_t field_times_four(uint32_t word, int shift) {
   return shift >= 2 ? (word >> (shift - 2)) & kMask : (word << (2 - shift)) & kMask;
 }
 
-template <int kBits, int kUnit, int kTile>
-__global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight, const float* rotated, int batch,
-                                                                 float* y, int block_log2) {
+// Where a thread's unit of codes sits: byte offsets of each plane in a block, as shifts.
+template <int kBits>
+struct BlockPlanes {
+  int log2_bytes[3] = {0, 0, 0};  // P_p = block * width_p / 8 = 2^log2_bytes[p]
+  int64_t start[3] = {0, 0, 0};   // offset of plane p in the block
+  __device__ explicit BlockPlanes(int block_log2) {
+    constexpr PlaneGeometry kPlanes = plane_geometry(kBits);
+#pragma unroll
+    for (int p = 0; p < kPlanes.count; ++p) {
+      log2_bytes[p] = block_log2 + (kPlanes.width[p] == 4 ? 2 : kPlanes.width[p] == 2 ? 1 : 0) - 3;
+      start[p] = p == 0 ? 0 : start[p - 1] + (int64_t{1} << log2_bytes[p - 1]);
+    }
+  }
+};
+
+// The codes of one unit (kUnit bytes of the first plane at byte j of a block, and the matching
+// bytes of the other planes) of each of kRows rows, and their block gains.
+template <int kBits, int kUnit, int kRows>
+struct UnitCodes {
+  static constexpr int kPlaneCount = plane_geometry(kBits).count;
+  uint32_t words[kRows][kPlaneCount][kUnit / 4];
+  float gain[kRows];
+};
+
+template <int kBits, int kUnit, int kRows>
+__device__ __forceinline__ void load_unit(const uint8_t* const (&row_codes)[kRows], const uint16_t* const (&row_gains)[kRows],
+                                          const BlockPlanes<kBits>& planes, int64_t block_bytes, int64_t block_index,
+                                          int j, UnitCodes<kBits, kUnit, kRows>& into) {
+  constexpr PlaneGeometry kPlanes = plane_geometry(kBits);
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const uint8_t* block_codes = row_codes[r] + block_index * block_bytes;
+#pragma unroll
+    for (int p = 0; p < kPlanes.count; ++p) {
+      const int64_t offset = planes.start[p] + (p == 0 ? j : (j & ((1 << planes.log2_bytes[p]) - 1)));
+      load_words<kUnit>(block_codes + offset, into.words[r][p]);
+    }
+    into.gain[r] = __half2float(__ushort_as_half(__ldg(row_gains[r] + block_index)));
+  }
+}
+
+// acc[r][b] += gain(r) * sum over the unit's codes of c[q] * x'[b] (the rotated activations of the
+// unit's columns, x_block = its block's slice of row 0, rows of x `padded` apart).
+template <int kBits, int kUnit, int kRows, int kTile>
+__device__ __forceinline__ void accumulate_unit(const UnitCodes<kBits, kUnit, kRows>& unit, const BlockPlanes<kBits>& planes,
+                                                int j, const float* x_block, int64_t padded, int batch,
+                                                const char* codebook_bytes, float (&acc)[kRows][kTile]) {
   constexpr PlaneGeometry kPlanes = plane_geometry(kBits);
   constexpr int kFields0 = 8 / kPlanes.width[0];  // runs of codes per unit of the first plane
   constexpr int kWords = kUnit / 4;
-  constexpr int kRows = gemv_rows_per_cta(kTile);
-  __shared__ float codebook[1 << kBits];
-  for (int i = threadIdx.x; i < (1 << kBits); i += blockDim.x) codebook[i] = weight.centroids[i];
-  __syncthreads();
-
-  // Plane sizes as shifts: P_p = block * width / 8.
-  int plane_log2[3] = {0, 0, 0};
-  int64_t plane_start[3] = {0, 0, 0};
+  // Tiles up to 4 x rows sum a unit without its gain and scale once per unit (registers allow
+  // it); the 16-row tile scales each codebook value (one multiply over up to 16 FMAs).
+  constexpr bool kFactorGain = kTile <= 4;
+  float unit_acc[kRows][kTile] = {};
 #pragma unroll
-  for (int p = 0; p < kPlanes.count; ++p) {
-    plane_log2[p] = block_log2 + (kPlanes.width[p] == 4 ? 2 : kPlanes.width[p] == 2 ? 1 : 0) - 3;
-    plane_start[p] = p == 0 ? 0 : plane_start[p - 1] + (int64_t{1} << plane_log2[p - 1]);
+  for (int k = 0; k < kFields0; ++k) {
+    // Field of each narrower plane holding the codes j + k P0 ..: j / P_p + k P0 / P_p.
+    int extra_shift[3] = {0, 0, 0};
+#pragma unroll
+    for (int p = 1; p < kPlanes.count; ++p) {
+      extra_shift[p] =
+          ((j >> planes.log2_bytes[p]) + (k << (planes.log2_bytes[0] - planes.log2_bytes[p]))) * kPlanes.width[p];
+    }
+    const int64_t run_start = (static_cast<int64_t>(k) << planes.log2_bytes[0]) + j;
+#pragma unroll
+    for (int c = 0; c < kWords; ++c) {
+      float4 xv[kTile];
+#pragma unroll
+      for (int b = 0; b < kTile; ++b) {
+        xv[b] = (kTile == 1 || b < batch) ? load_float4(x_block + b * padded + run_start + 4 * c)
+                                          : make_float4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+          // The code times 4 (its byte offset in the codebook) straight from the word: the first
+          // plane's shift is known at compile time, so this is one shift and one AND.
+          uint32_t offset = field_times_four<kPlanes.width[0]>(unit.words[r][0][c], 8 * t + kPlanes.width[0] * k);
+#pragma unroll
+          for (int p = 1; p < kPlanes.count; ++p) {
+            const uint32_t mask = (1u << kPlanes.width[p]) - 1;
+            offset |= ((unit.words[r][p][c] >> (8 * t + extra_shift[p])) & mask) << (kPlanes.first_bit[p] + 2);
+          }
+          const float centroid = *reinterpret_cast<const float*>(codebook_bytes + offset);
+          const float value = kFactorGain ? centroid : centroid * unit.gain[r];
+#pragma unroll
+          for (int b = 0; b < kTile; ++b) {
+            const float xt = t == 0 ? xv[b].x : t == 1 ? xv[b].y : t == 2 ? xv[b].z : xv[b].w;
+            if constexpr (kFactorGain) {
+              unit_acc[r][b] = fmaf(value, xt, unit_acc[r][b]);
+            } else {
+              acc[r][b] = fmaf(value, xt, acc[r][b]);
+            }
+          }
+        }
+      }
+    }
   }
-  const int64_t block_bytes = static_cast<int64_t>(weight.block) * kBits / 8;
-  const int units_per_block_log2 = plane_log2[0] - (kUnit == 16 ? 4 : kUnit == 8 ? 3 : 2);
-  const int64_t units = weight.blocks << units_per_block_log2;
-  const int64_t padded = weight.padded_columns;
+  if constexpr (kFactorGain) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+      for (int b = 0; b < kTile; ++b) acc[r][b] = fmaf(unit.gain[r], unit_acc[r][b], acc[r][b]);
+    }
+  }
+}
 
-  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
-  const uint8_t* row_codes[kRows];
-  const uint16_t* row_gains[kRows];
+// The CTA's rows (the last CTA repeats the last row; its extra sums are not stored).
+template <int kRows>
+__device__ __forceinline__ void cta_rows(const HlwqView& weight, int64_t first_row, const uint8_t* (&row_codes)[kRows],
+                                         const uint16_t* (&row_gains)[kRows]) {
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const int64_t row = min(first_row + r, weight.rows - 1);
     row_codes[r] = weight.codes + row * weight.code_bytes;
     row_gains[r] = weight.gains + row * weight.blocks;
   }
+}
 
-  // Tiles up to 4 x rows sum a unit without its gain and scale once per unit (registers allow
-  // it); the 16-row tile scales each codebook value (one multiply over up to 16 FMAs).
-  constexpr bool kFactorGain = kTile <= 4;
+// Version 1: a thread takes the widest unit every plane allows (16 bytes of the first plane for
+// blocks >= 128 at 4 bits), loads it, then decodes it. Consecutive threads take consecutive units,
+// so a warp's float4 activation loads of one field are 64 bytes apart per thread: each touches 16
+// cache lines where 4 would do, and the L1 wavefronts, not HBM, bound it (docs/KERNELS.md).
+template <int kBits, int kUnit, int kTile>
+__global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight, const float* rotated, int batch,
+                                                                 float* y, int block_log2) {
+  constexpr int kRows = gemv_rows_per_cta(kTile);
+  __shared__ float codebook[1 << kBits];
+  for (int i = threadIdx.x; i < (1 << kBits); i += blockDim.x) codebook[i] = weight.centroids[i];
+  __syncthreads();
+
+  const BlockPlanes<kBits> planes(block_log2);
+  const int64_t block_bytes = static_cast<int64_t>(weight.block) * kBits / 8;
+  const int units_per_block_log2 = planes.log2_bytes[0] - (kUnit == 16 ? 4 : kUnit == 8 ? 3 : 2);
+  const int64_t units = weight.blocks << units_per_block_log2;
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
+  const uint8_t* row_codes[kRows];
+  const uint16_t* row_gains[kRows];
+  cta_rows<kRows>(weight, first_row, row_codes, row_gains);
+
   const char* codebook_bytes = reinterpret_cast<const char*>(codebook);
   float acc[kRows][kTile] = {};
   for (int64_t unit = threadIdx.x; unit < units; unit += kGemvThreads) {
     const int64_t block_index = unit >> units_per_block_log2;
     const int j = static_cast<int>(unit & ((int64_t{1} << units_per_block_log2) - 1)) * kUnit;
-    uint32_t words[kRows][kPlanes.count][kWords];
-    float gain[kRows];
+    UnitCodes<kBits, kUnit, kRows> codes;
+    load_unit<kBits, kUnit, kRows>(row_codes, row_gains, planes, block_bytes, block_index, j, codes);
+    accumulate_unit<kBits, kUnit, kRows, kTile>(codes, planes, j, rotated + block_index * weight.block,
+                                                weight.padded_columns, batch, codebook_bytes, acc);
+  }
+  reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
+}
+
+// Version 2: a thread's unit is one 4-byte word of the first plane, so the 32 threads of a warp
+// read 128 consecutive code bytes and their float4 activation loads cover consecutive 16-byte
+// pieces (4 cache lines a load). Each thread keeps kGroup units of every row in flight: the next
+// group's loads are issued before the current group is decoded, and the first group's before the
+// codebook is staged, so the barrier and the codebook's load overlap the codes' latency.
+inline constexpr int kCoalescedGroup = 4;
+
+template <int kBits, int kTile>
+__global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_coalesced_kernel(HlwqView weight, const float* rotated,
+                                                                           int batch, float* y, int block_log2) {
+  constexpr int kRows = gemv_rows_per_cta(kTile);
+  constexpr int kUnit = 4;
+  constexpr int kGroup = kCoalescedGroup;
+  const BlockPlanes<kBits> planes(block_log2);
+  const int64_t block_bytes = static_cast<int64_t>(weight.block) * kBits / 8;
+  const int units_per_block_log2 = planes.log2_bytes[0] - 2;
+  const int64_t units = weight.blocks << units_per_block_log2;
+  const int64_t first_row = static_cast<int64_t>(blockIdx.x) * kRows;
+  const uint8_t* row_codes[kRows];
+  const uint16_t* row_gains[kRows];
+  cta_rows<kRows>(weight, first_row, row_codes, row_gains);
+
+  using Codes = UnitCodes<kBits, kUnit, kRows>;
+  auto load_group = [&](int64_t base, Codes (&group)[kGroup]) {
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      const uint8_t* block_codes = row_codes[r] + block_index * block_bytes;
-#pragma unroll
-      for (int p = 0; p < kPlanes.count; ++p) {
-        const int64_t offset = plane_start[p] + (p == 0 ? j : (j & ((1 << plane_log2[p]) - 1)));
-        load_words<kUnit>(block_codes + offset, words[r][p]);
-      }
-      gain[r] = __half2float(__ushort_as_half(__ldg(row_gains[r] + block_index)));
-    }
-    const float* x_block = rotated + block_index * weight.block;
-    float unit_acc[kRows][kTile] = {};
-#pragma unroll
-    for (int k = 0; k < kFields0; ++k) {
-      // Field of each narrower plane holding the codes j + k P0 ..: j / P_p + k P0 / P_p.
-      int extra_shift[3] = {0, 0, 0};
-#pragma unroll
-      for (int p = 1; p < kPlanes.count; ++p) {
-        extra_shift[p] = ((j >> plane_log2[p]) + (k << (plane_log2[0] - plane_log2[p]))) * kPlanes.width[p];
-      }
-      const int64_t run_start = (static_cast<int64_t>(k) << plane_log2[0]) + j;
-#pragma unroll
-      for (int c = 0; c < kWords; ++c) {
-        float4 xv[kTile];
-#pragma unroll
-        for (int b = 0; b < kTile; ++b) {
-          xv[b] = (kTile == 1 || b < batch) ? load_float4(x_block + b * padded + run_start + 4 * c)
-                                            : make_float4(0, 0, 0, 0);
-        }
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-#pragma unroll
-          for (int t = 0; t < 4; ++t) {
-            // The code times 4 (its byte offset in the codebook) straight from the word: the first
-            // plane's shift is known at compile time, so this is one shift and one AND.
-            uint32_t offset = field_times_four<kPlanes.width[0]>(words[r][0][c], 8 * t + kPlanes.width[0] * k);
-#pragma unroll
-            for (int p = 1; p < kPlanes.count; ++p) {
-              const uint32_t mask = (1u << kPlanes.width[p]) - 1;
-              offset |= ((words[r][p][c] >> (8 * t + extra_shift[p])) & mask) << (kPlanes.first_bit[p] + 2);
-            }
-            const float centroid = *reinterpret_cast<const float*>(codebook_bytes + offset);
-            const float value = kFactorGain ? centroid : centroid * gain[r];
-#pragma unroll
-            for (int b = 0; b < kTile; ++b) {
-              const float xt = t == 0 ? xv[b].x : t == 1 ? xv[b].y : t == 2 ? xv[b].z : xv[b].w;
-              if constexpr (kFactorGain) {
-                unit_acc[r][b] = fmaf(value, xt, unit_acc[r][b]);
-              } else {
-                acc[r][b] = fmaf(value, xt, acc[r][b]);
-              }
-            }
-          }
-        }
+    for (int u = 0; u < kGroup; ++u) {
+      const int64_t unit = base + int64_t{u} * kGemvThreads;
+      if (unit < units) {
+        const int j = static_cast<int>(unit & ((int64_t{1} << units_per_block_log2) - 1)) * kUnit;
+        load_unit<kBits, kUnit, kRows>(row_codes, row_gains, planes, block_bytes, unit >> units_per_block_log2, j,
+                                       group[u]);
       }
     }
-    if constexpr (kFactorGain) {
+  };
+  constexpr int64_t kStep = int64_t{kGemvThreads} * kGroup;
+  int64_t base = threadIdx.x;
+  Codes current[kGroup];
+  load_group(base, current);
+
+  __shared__ float codebook[1 << kBits];
+  for (int i = threadIdx.x; i < (1 << kBits); i += blockDim.x) codebook[i] = weight.centroids[i];
+  __syncthreads();
+  const char* codebook_bytes = reinterpret_cast<const char*>(codebook);
+
+  float acc[kRows][kTile] = {};
+  while (base < units) {
+    Codes next[kGroup];
+    if (base + kStep < units) load_group(base + kStep, next);
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-#pragma unroll
-        for (int b = 0; b < kTile; ++b) acc[r][b] = fmaf(gain[r], unit_acc[r][b], acc[r][b]);
+    for (int u = 0; u < kGroup; ++u) {
+      const int64_t unit = base + int64_t{u} * kGemvThreads;
+      if (unit < units) {
+        const int64_t block_index = unit >> units_per_block_log2;
+        const int j = static_cast<int>(unit & ((int64_t{1} << units_per_block_log2) - 1)) * kUnit;
+        accumulate_unit<kBits, kUnit, kRows, kTile>(current[u], planes, j, rotated + block_index * weight.block,
+                                                    weight.padded_columns, batch, codebook_bytes, acc);
       }
     }
+#pragma unroll
+    for (int u = 0; u < kGroup; ++u) current[u] = next[u];
+    base += kStep;
   }
   reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
 }
@@ -191,7 +299,21 @@ void launch_unit(const HlwqView& weight, const float* rotated, int64_t batch, fl
 }
 
 template <int kBits>
-void launch_bits(const HlwqView& weight, const float* rotated, int64_t batch, float* y, cudaStream_t stream) {
+void launch_bits(const HlwqView& weight, const float* rotated, int64_t batch, float* y, GemvVersion version,
+                 cudaStream_t stream) {
+  const bool coalesced = version == GemvVersion::coalesced_words ? batch <= 4
+                         : version == GemvVersion::best_measured ? batch >= 2 && batch <= 4
+                                                                 : false;
+  if (coalesced) {
+    with_batch_tile(batch, [&](auto tile) {
+      constexpr int kTile = decltype(tile)::value;
+      if constexpr (kTile <= 4) {
+        hlwq_gemv_coalesced_kernel<kBits, kTile><<<gemv_grid(weight.rows, kTile), kGemvThreads, 0, stream>>>(
+            weight, rotated, static_cast<int>(batch), y, log2_of(weight.block));
+      }
+    });
+    return;
+  }
   switch (unit_bytes(kBits, weight.block)) {
     case 16: launch_unit<kBits, 16>(weight, rotated, batch, y, stream); break;
     case 8: launch_unit<kBits, 8>(weight, rotated, batch, y, stream); break;
@@ -214,15 +336,16 @@ bool hlwq_gemv_applies(const HlwqView& weight, int64_t batch) {
   return weight.bits >= 2 && weight.bits <= 8 && block_ok && batch >= 1 && batch <= kMaxGemvBatch;
 }
 
-void hlwq_gemv(const HlwqView& weight, const float* rotated, int64_t batch, float* y, cudaStream_t stream) {
+void hlwq_gemv(const HlwqView& weight, const float* rotated, int64_t batch, float* y, GemvVersion version,
+               cudaStream_t stream) {
   switch (weight.bits) {
-    case 2: launch_bits<2>(weight, rotated, batch, y, stream); break;
-    case 3: launch_bits<3>(weight, rotated, batch, y, stream); break;
-    case 4: launch_bits<4>(weight, rotated, batch, y, stream); break;
-    case 5: launch_bits<5>(weight, rotated, batch, y, stream); break;
-    case 6: launch_bits<6>(weight, rotated, batch, y, stream); break;
-    case 7: launch_bits<7>(weight, rotated, batch, y, stream); break;
-    case 8: launch_bits<8>(weight, rotated, batch, y, stream); break;
+    case 2: launch_bits<2>(weight, rotated, batch, y, version, stream); break;
+    case 3: launch_bits<3>(weight, rotated, batch, y, version, stream); break;
+    case 4: launch_bits<4>(weight, rotated, batch, y, version, stream); break;
+    case 5: launch_bits<5>(weight, rotated, batch, y, version, stream); break;
+    case 6: launch_bits<6>(weight, rotated, batch, y, version, stream); break;
+    case 7: launch_bits<7>(weight, rotated, batch, y, version, stream); break;
+    case 8: launch_bits<8>(weight, rotated, batch, y, version, stream); break;
     default: break;
   }
   check_launch("HLWQ GEMV");

@@ -65,6 +65,14 @@ struct DenseView {
   int64_t columns = 0;
 };
 
+// Versions of the HLWQ decode kernel (docs/KERNELS.md), both kept, tested and timed side by side.
+// wide_units (version 1): a thread reads the widest unit of codes the planes allow (16 bytes).
+// coalesced_words (version 2): a thread reads 4-byte words, consecutive threads consecutive words
+// (coalesced activation loads), the next group of words loaded while the current one is decoded;
+// batch tiles 1 and 4 only. best_measured picks per batch what measured faster on an H100: version
+// 1 at batch 1, version 2 at batches 2-4, version 1 above.
+enum class GemvVersion : int { best_measured = 0, wide_units = 1, coalesced_words = 2 };
+
 // The largest batch the decode kernels (GEMV) take in one pass over the weight.
 inline constexpr int64_t kMaxGemvBatch = 16;
 
@@ -76,7 +84,8 @@ inline constexpr int64_t kMaxGemvBatch = 16;
 void hlwq_rotate_activations(const HlwqView& weight, const float* x, int64_t batch, float* rotated,
                              cudaStream_t stream);
 bool hlwq_gemv_applies(const HlwqView& weight, int64_t batch);
-void hlwq_gemv(const HlwqView& weight, const float* rotated, int64_t batch, float* y, cudaStream_t stream);
+void hlwq_gemv(const HlwqView& weight, const float* rotated, int64_t batch, float* y, GemvVersion version,
+               cudaStream_t stream);
 
 bool affine_gemv_applies(const AffineView& weight, int64_t batch);
 void affine_gemv(const AffineView& weight, const float* x, int64_t batch, float* y, cudaStream_t stream);

@@ -14,14 +14,23 @@ namespace {
 
 constexpr int kThreads = kElementwiseThreads;
 
-__global__ void rms_norm_kernel(const float* x, const float* weight, int64_t width, double eps, float* out) {
+// One block of kNormThreads per row. The squares are summed in double (the CPU's order is not
+// kept, double makes the order immaterial at float precision). Each thread's loads are unrolled so
+// a 4096-wide row is requested in one round trip: with 256 threads and a plain loop every thread
+// waited for its 16 loads one after another (16 us a row measured on an H100, for 16 KB).
+constexpr int kNormThreads = 1024;
+
+__global__ void __launch_bounds__(kNormThreads)
+    rms_norm_kernel(const float* x, const float* weight, int64_t width, double eps, float* out) {
   __shared__ double partial[32];
   const float* row = x + blockIdx.x * width;
   float* out_row = out + blockIdx.x * width;
   double sum = 0;
+#pragma unroll 4
   for (int64_t i = threadIdx.x; i < width; i += blockDim.x) sum += static_cast<double>(row[i]) * row[i];
   sum = block_sum(sum, partial);
   const float scale = static_cast<float>(1.0 / sqrt(sum / static_cast<double>(width) + eps));
+#pragma unroll 4
   for (int64_t i = threadIdx.x; i < width; i += blockDim.x) out_row[i] = weight[i] * (row[i] * scale);
 }
 
@@ -78,7 +87,7 @@ void rms_norm_rows(const float* x, const float* weight, int64_t rows, int64_t wi
                    cudaStream_t stream) {
   if (rows == 0) return;
   check(rows <= 0x7fffffff, "rms_norm_rows: ", rows, " rows");
-  rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, weight, width, eps, out);
+  rms_norm_kernel<<<static_cast<unsigned>(rows), kNormThreads, 0, stream>>>(x, weight, width, eps, out);
   check_launch("rms_norm_rows");
 }
 

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -37,6 +38,7 @@ using cuda::DeviceBuffer;
 using cuda::DeviceLinear;
 using cuda::LinearWorkspace;
 using cuda::PrefillPrecision;
+using cuda::kernels::GemvVersion;
 
 // Worst errors seen by the running test, printed when it ends (the bounds say pass/fail; these
 // say by how much).
@@ -98,13 +100,15 @@ std::string describe(const LinearWeight& weight) {
 }
 
 // GPU product of a fresh random x against the CPU reference; returns the relative error.
-double product_error(const LinearWeight& weight, int64_t batch, PrefillPrecision precision, uint32_t seed) {
+double product_error(const LinearWeight& weight, int64_t batch, PrefillPrecision precision, uint32_t seed,
+                     GemvVersion version = GemvVersion::best_measured) {
   const std::vector<float> x = random_normal(static_cast<size_t>(batch * weight.columns), seed, 1.0f);
   std::vector<float> expected(static_cast<size_t>(batch * weight.rows));
   linear_forward_reference(weight, x, batch, expected);
   const DeviceLinear device_weight(weight);
   LinearWorkspace workspace;
   workspace.set_prefill_precision(precision);
+  workspace.set_gemv_version(version);
   const DeviceBuffer x_device = on_device(x);
   DeviceBuffer y_device(expected.size());
   poison(y_device);
@@ -123,6 +127,15 @@ void expect_batches(const LinearWeight& weight, std::initializer_list<int64_t> b
     const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + static_cast<uint32_t>(batch));
     EXPECT_LE(error, kFloatBound) << describe(weight) << " batch " << batch;
     worst.float_path = std::max(worst.float_path, error);
+    if (batch <= 4 && weight.format == LinearFormat::hlwq) {  // both HLWQ decode kernel versions
+      for (const GemvVersion version : {GemvVersion::wide_units, GemvVersion::coalesced_words}) {
+        const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + static_cast<uint32_t>(batch),
+                                           version);
+        EXPECT_LE(error, kFloatBound) << describe(weight) << " batch " << batch << " GEMV version "
+                                      << static_cast<int>(version);
+        worst.float_path = std::max(worst.float_path, error);
+      }
+    }
     if (batch > 16) {
       const double bf16_error =
           product_error(weight, batch, PrefillPrecision::bf16_tensor_cores, seed + static_cast<uint32_t>(batch));
@@ -214,6 +227,28 @@ TEST_F(DeviceLinearTest, DenseEveryDtypeMatchesTheReference) {
     expect_batches(make_dense_linear_weight(dtype, layer_weights(7, 33, 600 + index), 7, 33), {1, 3, 17}, 6000 + index);
     ++index;
   }
+}
+
+TEST_F(DeviceLinearTest, LongRowsMatchTheReferenceInEveryGemvVersion) {
+  // Rows long enough that a thread of the coalesced HLWQ kernel loops over several groups of 4-byte
+  // units (512 units a group per CTA) and ends on a partial one; the other formats' long rows too.
+  int index = 0;
+  for (const auto& [bits, block, columns] : {std::tuple{4, 128, 5120 + 128}, std::tuple{5, 128, 4 * 1024 + 77},
+                                             std::tuple{3, 64, 6000}, std::tuple{8, 32, 2500}}) {
+    HlwqParams params;
+    params.bits = bits;
+    params.block = block;
+    params.sign_seed = 77u;
+    expect_batches(hlwq_weight(params, 21, columns, 900 + index), {1, 3, 4}, 9000 + index);
+    ++index;
+  }
+  for (const int bits : {2, 4, 8}) {
+    expect_batches(make_mlx_affine_linear_weight(AffineParams{bits, 64}, DType::BF16,
+                                                 layer_weights(19, 64 * 97, 950 + bits), 19, 64 * 97),
+                   {1, 2, 4}, 9100 + bits);
+  }
+  expect_batches(make_int4_linear_weight(Int4Params{128}, DType::F16, layer_weights(19, 128 * 49, 960), 19, 128 * 49),
+                 {1, 4}, 9200);
 }
 
 TEST_F(DeviceLinearTest, PrefillAt512TokensMatchesTheReference) {
