@@ -91,6 +91,24 @@ for name, us in totals.most_common(25):
 PY
 fi
 
+if has serve; then
+  # `hlwq serve --backend cuda` at 1, 4 and 16 streams on a Llama-3-8B-shaped HLWQ Q4 model of random
+  # weights (written by `bench --save`) with Llama-3's tokenizer, carried as
+  # .device/llama3-tokenizer.tar.xz (made here: a folder llama3-tokenizer holding a copy of
+  # ../shared/data/tokenizers/llama3/*, then `tar cJf .device/llama3-tokenizer.tar.xz -C .device llama3-tokenizer`).
+  model_work=/tmp/hlwq-serve-model
+  rm -rf "$model_work"
+  if timeout 300 "$hlwq" bench --backend cuda --synthetic llama3-8b --format hlwq-q4 --save "$model_work" -p 4 -n 4 \
+      >"$out/serve-model.log" 2>&1; then
+    served=$(dirname "$(ls -d "$model_work"/*hlwq-q4*/config.json | head -1)")
+    tar xJf .device/llama3-tokenizer.tar.xz -C "$model_work" && cp "$model_work"/llama3-tokenizer/* "$served"/
+    timeout 300 python3 scripts/serve_throughput.py --model "$served" --backend cuda --ctx 1024 --threads 4 \
+      | tee "$out/serve-throughput.md" || echo "serve_throughput: exit $?"
+  else
+    echo "serve: writing the model failed: $(tail -2 "$out/serve-model.log")"
+  fi
+fi
+
 if has peers; then
   PYTHONUNBUFFERED=1 timeout 300 python3 scripts/peer_gpu_bench.py int4 hf-bf16 | tee "$out/peers.jsonl" || true
 fi

@@ -3,7 +3,8 @@
 (p50, p99) at several numbers of concurrent streams.
 
     python3 scripts/serve_throughput.py [--streams 1,4,16] [--requests-per-stream 2] [--max-tokens 64]
-                                        [--threads N] [--ctx 512] [--model DIR] [--json]
+                                        [--threads N] [--ctx 512] [--model DIR] [--backend cpu|cuda]
+                                        [--json]
 
 Starts `hlwq serve --parallel MAX(streams)` on the demo model imported as F32 (or --model DIR), then
 for each stream count runs that many clients at once, each sending its requests one after another:
@@ -89,6 +90,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--ctx", type=int, default=512)
     parser.add_argument("--model", help="model folder (default: the demo GGUF imported as F32)")
+    parser.add_argument("--backend", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", action="store_true")
     arguments = parser.parse_args()
     streams = [int(count) for count in arguments.streams.split(",")]
@@ -99,7 +101,8 @@ def main():
                 sys.exit("serve_throughput: the demo model is absent (scripts/fetch_demo_model.sh)")
             model = serve_process.import_demo_model(os.path.join(folder, "demo"))
         server = serve_process.Server(model, "--parallel", str(max(streams)), "--ctx", str(arguments.ctx),
-                                      "--threads", str(arguments.threads))
+                                      "--threads", str(arguments.threads),
+                                      "--backend", arguments.backend)
         try:
             one_request(server.url, PROMPTS[0], 4)  # warm up
             rows = [measure(server.url, count, arguments.requests_per_stream, arguments.max_tokens) for count in streams]
