@@ -5,7 +5,8 @@
 // process by our own read kernel. Prefill at 512 tokens (dequantized panel + cuBLAS BF16) is timed
 // beside a plain cuBLAS BF16 GEMM of the same shape. Prints a table at the end.
 //
-//   linear_versions [--quick]   (--quick: the two smallest shapes only)
+//   linear_versions [--quick | --only TEXT]   (--quick: the two smallest shapes only; --only: the
+//   shapes whose name holds TEXT, e.g. `--only gate` to profile one shape under Nsight Compute)
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -125,7 +126,7 @@ LinearWeight make_weight(const std::string& format, const std::vector<float>& va
   return make_dense_linear_weight(DType::BF16, values, shape.rows, shape.columns);
 }
 
-int run(bool quick) {
+int run(bool quick, const std::string& only) {
   int device = 0;
   cudaDeviceProp properties{};
   check_cuda(cudaGetDevice(&device), "cudaGetDevice");
@@ -143,6 +144,10 @@ int run(bool quick) {
                                {"down 4096x14336", 4096, 14336},
                                {"lm_head 128256x4096", 128256, 4096}};
   if (quick) shapes.resize(2);
+  if (!only.empty()) {
+    std::erase_if(shapes, [&](const Shape& shape) { return std::string(shape.name).find(only) == std::string::npos; });
+    if (shapes.empty()) fail("linear_versions: no shape named like '", only, "'");
+  }
   const std::vector<std::string> formats = {"HLWQ Q4 d128", "HLWQ Q5 d128", "MLX 4-bit g64", "CT INT4 g128", "BF16"};
   const int64_t prefill_tokens = 512;
   std::vector<Row> rows;
@@ -275,8 +280,9 @@ int run(bool quick) {
 
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  const std::string only = argc > 2 && std::strcmp(argv[1], "--only") == 0 ? argv[2] : "";
   try {
-    return hlwq::run(quick);
+    return hlwq::run(quick, only);
   } catch (const hlwq::Error& error) {
     std::fprintf(stderr, "linear_versions: %s\n", error.what());
     return 1;
