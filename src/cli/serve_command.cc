@@ -26,7 +26,7 @@ void add_serve_command(CLI::App& app) {
   struct Flags {
     std::string model, host = "127.0.0.1", backend = "cpu", api_key;
     int port = 8080, threads = 0;
-    int64_t parallel = 4, context = 0, queue = 64;
+    int64_t parallel = 4, context = 0, queue = 64, prefill_chunk = 256;
     double read_timeout = 20;
   };
   auto flags = std::make_shared<Flags>();
@@ -38,6 +38,10 @@ void add_serve_command(CLI::App& app) {
   command->add_option("--parallel", flags->parallel, "requests generated at once (KV-cache slots)")->capture_default_str();
   command->add_option("--ctx", flags->context, "context length of each slot (default: the model's, at most 4096)");
   command->add_option("--queue", flags->queue, "requests that may wait for a slot before 429")->capture_default_str();
+  command->add_option("--prefill-chunk", flags->prefill_chunk,
+                      "most prompt tokens read in one step per request, so that a long prompt does not stall the "
+                      "others (0: whole prompts)")
+      ->capture_default_str();
   command->add_option("--api-key", flags->api_key, "require Authorization: Bearer KEY on /v1/");
   command->add_option("--threads", flags->threads, "worker threads of the model (default: all cores)");
   command->add_option("--read-timeout", flags->read_timeout,
@@ -46,6 +50,7 @@ void add_serve_command(CLI::App& app) {
   command->callback([flags] {
     check_model_folder(flags->model);
     check(flags->parallel >= 1 && flags->parallel <= 256, "--parallel must be between 1 and 256, got ", flags->parallel);
+    check(flags->prefill_chunk >= 0, "--prefill-chunk must be >= 0, got ", flags->prefill_chunk);
     check(flags->queue >= 0 && flags->queue <= 65536, "--queue must be between 0 and 65536, got ", flags->queue);
     check(flags->port >= 0 && flags->port <= 65535, "--port must be between 0 and 65535, got ", flags->port);
     check(flags->context >= 0, "--ctx must be positive, got ", flags->context);
@@ -84,7 +89,7 @@ void add_serve_command(CLI::App& app) {
     // /health, /metrics and refusals.
     options.http_threads = static_cast<size_t>(flags->parallel + flags->queue + 8);
 
-    server::BatchScheduler scheduler(runner, static_cast<size_t>(flags->queue));
+    server::BatchScheduler scheduler(runner, static_cast<size_t>(flags->queue), flags->prefill_chunk);
     server::HttpServer http(scheduler, tokenizer, options);
     // A client that goes away mid-answer must not kill the server with SIGPIPE.
     std::signal(SIGPIPE, SIG_IGN);

@@ -12,9 +12,12 @@ struct BatchScheduler::Slot {
   std::unique_ptr<Sampler> sampler;
   std::vector<int32_t> history;  // prompt and generated tokens
   int64_t generated = 0;
+  int64_t prefilled = 0;  // prompt tokens in the slot's cache; generation starts once all are
 };
 
-BatchScheduler::BatchScheduler(ModelRunner& runner, size_t max_queue) : runner_(runner), max_queue_(max_queue) {
+BatchScheduler::BatchScheduler(ModelRunner& runner, size_t max_queue, int64_t prefill_chunk)
+    : runner_(runner), max_queue_(max_queue), prefill_chunk_(prefill_chunk) {
+  check(prefill_chunk >= 0, "the prefill chunk must be >= 0 tokens, got ", prefill_chunk);
   for (int64_t index = 0; index < runner_.sequences(); ++index) slots_.push_back(std::make_unique<Slot>());
   thread_ = std::thread([this] { loop(); });
 }
@@ -57,7 +60,8 @@ void BatchScheduler::wait_until_idle() {
 
 SchedulerCounts BatchScheduler::counts() const {
   std::lock_guard lock(mutex_);
-  return SchedulerCounts{static_cast<int64_t>(queue_.size()), active_, tokens_generated_.load(), steps_.load()};
+  return SchedulerCounts{static_cast<int64_t>(queue_.size()), active_, tokens_generated_.load(), steps_.load(),
+                         prefill_chunks_.load()};
 }
 
 void BatchScheduler::end(Slot& slot, GenerationEnd end, std::string error) {
@@ -65,6 +69,7 @@ void BatchScheduler::end(Slot& slot, GenerationEnd end, std::string error) {
   slot.generation.reset();
   slot.sampler.reset();
   slot.history.clear();
+  slot.prefilled = 0;
   {
     // The slot counts as free before its request is told it ended, so that whoever waits on the
     // request sees the counts without it.
@@ -95,6 +100,23 @@ void BatchScheduler::advance(Slot& slot, std::span<const float> logits) {
   }
 }
 
+void BatchScheduler::prefill_chunk(int64_t index, std::vector<float>& logits) {
+  Slot& slot = *slots_[static_cast<size_t>(index)];
+  const std::vector<int32_t>& prompt = slot.generation->request().prompt;
+  const int64_t rest = static_cast<int64_t>(prompt.size()) - slot.prefilled;
+  const int64_t chunk = prefill_chunk_ > 0 ? std::min(prefill_chunk_, rest) : rest;
+  const std::span<const int32_t> tokens = std::span<const int32_t>(prompt).subspan(static_cast<size_t>(slot.prefilled),
+                                                                                  static_cast<size_t>(chunk));
+  // Logits of the chunk's last token only (the last chunk's give the first generated token).
+  runner_.forward(index, tokens, slot.prefilled, LogitsFrom{chunk - 1}, logits);
+  slot.prefilled += chunk;
+  prefill_chunks_.fetch_add(1);
+  if (slot.prefilled == static_cast<int64_t>(prompt.size())) {
+    const int64_t vocab = runner_.model().config().vocab_size;
+    advance(slot, std::span<const float>(logits).first(static_cast<size_t>(vocab)));
+  }
+}
+
 void BatchScheduler::loop() {
   std::vector<float> logits;
   std::vector<int32_t> tokens;
@@ -116,26 +138,33 @@ void BatchScheduler::loop() {
         admitted.emplace_back(slot.get(), slot->generation);
       }
     }
-    // Prefill each newcomer on its slot and take its first token.
+    // Newcomers get their sampler; nothing of their prompt is in the cache yet.
     for (auto& [slot, generation] : admitted) {
       if (generation->cancelled()) {
         end(*slot, GenerationEnd::cancelled);
         continue;
       }
-      const GenerationRequest& request = generation->request();
       try {
-        slot->sampler = std::make_unique<Sampler>(request.sampler);
-        slot->history = request.prompt;
+        slot->sampler = std::make_unique<Sampler>(generation->request().sampler);
+        slot->history = generation->request().prompt;
         slot->generated = 0;
-        Slot* const admitted_slot = slot;  // a structured binding cannot be captured before C++20 in clang 14
-        const int64_t index =
-            std::find_if(slots_.begin(), slots_.end(),
-                         [admitted_slot](const std::unique_ptr<Slot>& each) { return each.get() == admitted_slot; }) -
-            slots_.begin();
-        runner_.forward(index, request.prompt, 0, LogitsFrom{static_cast<int64_t>(request.prompt.size()) - 1}, logits);
-        advance(*slot, std::span<const float>(logits).first(static_cast<size_t>(vocab)));
+        slot->prefilled = 0;
       } catch (const std::exception& error) {
         end(*slot, GenerationEnd::failed, error.what());
+      }
+    }
+    // One chunk of every prompt still being read.
+    for (size_t index = 0; index < slots_.size(); ++index) {
+      Slot& slot = *slots_[index];
+      if (!slot.generation || slot.prefilled == static_cast<int64_t>(slot.generation->request().prompt.size())) continue;
+      if (slot.generation->cancelled()) {
+        end(slot, GenerationEnd::cancelled);
+        continue;
+      }
+      try {
+        prefill_chunk(static_cast<int64_t>(index), logits);
+      } catch (const std::exception& error) {
+        end(slot, GenerationEnd::failed, error.what());
       }
     }
     // One batched decode of every active slot that still wants tokens.
@@ -145,6 +174,7 @@ void BatchScheduler::loop() {
     for (size_t index = 0; index < slots_.size(); ++index) {
       Slot& slot = *slots_[index];
       if (!slot.generation) continue;
+      if (slot.prefilled < static_cast<int64_t>(slot.generation->request().prompt.size())) continue;  // reading
       if (slot.generation->cancelled()) {
         end(slot, GenerationEnd::cancelled);
         continue;

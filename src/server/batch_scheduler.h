@@ -1,8 +1,9 @@
 // Continuous batching: one thread owns a ModelRunner whose KV-cache slots (RunnerOptions.sequences)
-// serve that many requests at once. At each step it admits waiting requests into free slots
-// (prefilling each prompt with forward() on its slot and sampling its first token), drops the
-// requests that were cancelled, then decodes one token of every active request in one batched
-// decode() pass. Each request has its own seeded sampler, so its tokens do not depend on what else
+// serve that many requests at once. At each step it admits waiting requests into free slots,
+// prefills one chunk of every prompt still being read (forward() on its slot, at most
+// `prefill_chunk` tokens, so a long prompt delays the others' next token by one chunk, not by the
+// whole prompt; its first token is sampled after its last chunk), drops the requests that were
+// cancelled, then decodes one token of every request past its prompt in one batched decode() pass. Each request has its own seeded sampler, so its tokens do not depend on what else
 // runs beside it. Requests beyond the free slots wait in a bounded queue.
 #pragma once
 
@@ -24,13 +25,15 @@ struct SchedulerCounts {
   int64_t active = 0;                  // in a slot
   int64_t tokens_generated_total = 0;  // every token pushed to a generation
   int64_t steps_total = 0;             // batched decode passes run
+  int64_t prefill_chunks_total = 0;    // prompt chunks prefilled
 };
 
 class BatchScheduler {
  public:
   // `runner` (with runner.sequences() slots) must outlive the scheduler. `max_queue`: most requests
-  // waiting for a slot while every slot is busy.
-  BatchScheduler(ModelRunner& runner, size_t max_queue);
+  // waiting for a slot while every slot is busy. `prefill_chunk`: most prompt tokens prefilled in
+  // one step for one request (0: a whole prompt at once).
+  BatchScheduler(ModelRunner& runner, size_t max_queue, int64_t prefill_chunk = 0);
   // Finishes every running and queued request, then joins the thread.
   ~BatchScheduler();
   BatchScheduler(const BatchScheduler&) = delete;
@@ -55,9 +58,13 @@ class BatchScheduler {
   // Samples the next token of the request in `slot` from its logits; ends it when due.
   void advance(Slot& slot, std::span<const float> logits);
   void end(Slot& slot, GenerationEnd end, std::string error = {});
+  // Prefills the next chunk of the prompt of the request in slots_[index]; samples its first token
+  // after the last chunk.
+  void prefill_chunk(int64_t index, std::vector<float>& logits);
 
   ModelRunner& runner_;
   size_t max_queue_;
+  int64_t prefill_chunk_;
   mutable std::mutex mutex_;
   std::condition_variable work_;
   std::condition_variable idle_;
@@ -66,6 +73,7 @@ class BatchScheduler {
   bool stopping_ = false;
   std::atomic<int64_t> tokens_generated_{0};
   std::atomic<int64_t> steps_{0};
+  std::atomic<int64_t> prefill_chunks_{0};
   std::vector<std::unique_ptr<Slot>> slots_;
   std::thread thread_;
 };

@@ -6,8 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <thread>
 
+#include "core/error.h"
 #include "engine/engine_fixture.h"
 #include "engine/generate.h"
 
@@ -89,6 +91,45 @@ TEST(ServeScheduler, ConcurrentGreedyRequestsEachEqualGenerate) {
     EXPECT_EQ(counts.active, 0);
     EXPECT_GT(counts.steps_total, 0);
   }
+}
+
+TEST(ServeScheduler, ChunkedPrefillEqualsWholePrompts) {
+  // Prompts read 3 tokens a step beside other requests' decode give generate()'s greedy tokens; the
+  // counts show every prompt went through in ceil(length / 3) chunks. The hybrid carries its
+  // delta-net state from chunk to chunk.
+  ThreadPool pool(2);
+  const std::filesystem::path qwen35_text =
+      std::filesystem::path(HLWQ_SOURCE_DIR) / "tests" / "fixtures" / "qwen35" / "text";
+  for (const std::filesystem::path& fixture : {engine_fixture("llama"), qwen35_text}) {
+    const Model model = Model::load(fixture, pool);
+    const int64_t context = 64;
+    Served served(model, pool, context, 2);
+    BatchScheduler scheduler(served.runner, 8, 3);
+    std::vector<GenerationRequest> requests;
+    int64_t chunks = 0;
+    for (const int length : {1, 7, 30, 3, 12}) {
+      std::vector<int32_t> prompt;
+      for (int token = 0; token < length; ++token) prompt.push_back((13 * length + 7 * token + 1) % 150);
+      requests.push_back(request_for(prompt, 6));
+      chunks += (length + 2) / 3;
+    }
+    std::vector<std::shared_ptr<Generation>> generations;
+    for (const GenerationRequest& request : requests) generations.push_back(scheduler.submit(request));
+    for (size_t index = 0; index < requests.size(); ++index) {
+      ASSERT_NE(generations[index], nullptr);
+      const Generation::Progress result = generations[index]->wait_for_end();
+      EXPECT_EQ(result.end, GenerationEnd::length) << fixture << " request " << index;
+      EXPECT_EQ(result.tokens, generate_alone(model, requests[index], context)) << fixture << " request " << index;
+    }
+    EXPECT_EQ(scheduler.counts().prefill_chunks_total, chunks) << fixture;
+  }
+}
+
+TEST(ServeScheduler, NegativePrefillChunkIsRefused) {
+  ThreadPool pool(1);
+  const Model model = Model::load(engine_fixture("llama"), pool);
+  Served served(model, pool, 16, 1);
+  EXPECT_THROW(BatchScheduler(served.runner, 1, -1), Error);
 }
 
 TEST(ServeScheduler, StopIdEndsARequestWithoutEmittingIt) {
