@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Checks scripts/sqnr_frontier.py's accounting on a synthetic model, without any download:
 bits per weight from stored bytes (gguf-py's Q4_0 / Q8_0 / MXFP4, HLWQ's codes + fp16 gains, MLX's
-codes + fp16 scales and biases), the pooled and per-tensor SQNR, and the frontier.
+codes + fp16 scales and biases, and the K-quant / IQ4 types of llama.cpp's mixes read back from a
+GGUF), the pooled and per-tensor SQNR, and the frontier. The llamacpp rows' read-back (tensor names,
+each tensor's type and bytes, the check of the F32 GGUF against the reference) runs on GGUFs written
+here with gguf-py: llama.cpp itself is not needed.
 
   python3 scripts/test_sqnr_frontier.py [--hlwq build/hlwq]
 
@@ -86,6 +89,107 @@ def linear_of(folder):
     return reference, linear
 
 
+# Bits per weight of the types llama.cpp's mixes use: K-quants and IQ4_XS in super-blocks of 256
+# weights (Q2_K 84 bytes, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210, IQ4_XS 136), IQ4_NL and the
+# fallback types in blocks of 32 (IQ4_NL 18, Q4_0 18, Q5_0 22, Q5_1 24, Q8_0 34).
+MIX_TYPE_BITS = {"Q2_K": 2.625, "Q3_K": 3.4375, "Q4_K": 4.5, "Q5_K": 5.5, "Q6_K": 6.5625, "IQ4_XS": 4.25,
+                 "IQ4_NL": 4.5, "Q4_0": 4.5, "Q5_0": 5.5, "Q5_1": 6.0, "Q8_0": 8.5}
+
+
+def write_gguf(path, arrays):
+    """arrays: GGUF tensor name -> (type name, data: float32 [rows, cols] for F32, else the packed
+    uint8 [rows, bytes per row])."""
+    from gguf import GGMLQuantizationType, GGUFWriter
+
+    writer = GGUFWriter(str(path), arch="llama")
+    for name, (type_name, data) in arrays.items():
+        if type_name == "F32":
+            writer.add_tensor(name, np.ascontiguousarray(data, dtype=np.float32))
+        else:
+            writer.add_tensor(name, data, raw_dtype=GGMLQuantizationType[type_name])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def check_llamacpp_readback(folder, reference, linear):
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, quants
+
+    for type_name, expected in MIX_TYPE_BITS.items():
+        block, size = GGML_QUANT_SIZES[GGMLQuantizationType[type_name]]
+        check(8 * size / block == expected, f"{type_name}: {size} bytes per {block} weights == {expected} bits")
+    check(sf.gguf_name("model.layers.3.mlp.down_proj.weight") == "blk.3.ffn_down.weight"
+          and sf.gguf_name("layers.0.self_attn.o_proj.weight") == "blk.0.attn_output.weight",
+          "Hugging Face names map to llama.cpp's (down_proj -> ffn_down, o_proj -> attn_output)")
+
+    # The F32 GGUF, as convert_hf_to_gguf.py writes it: layer 0's q rows permuted (as the converter
+    # permutes q/k for Llama-style rope), everything else as in the reference.
+    names = list(linear)
+    permuted = "model.layers.0.self_attn.q_proj.weight"
+    weights = {n: sf.read_f32(reference[n]) for n in names}
+    stored = {n: (weights[n][::-1] if n == permuted else weights[n]) for n in names}
+    f32 = folder / "model.F32.gguf"
+    write_gguf(f32, {sf.gguf_name(n): ("F32", stored[n]) for n in names})
+    layout = sf.gguf_layout(f32, linear, reference)
+    check(layout[permuted] == "rows permuted" and list(layout.values()).count("identical") == len(names) - 1,
+          "the F32 GGUF's layout: layer 0's permuted q rows found, every other weight identical")
+
+    # A mix like llama.cpp's: Q8_0 and Q4_0 quantized by gguf-py (the permuted q from the GGUF's own
+    # rows), the K-quants and IQ4 types as zero blocks (they dequantize to 0: error = the weight's
+    # energy, SQNR 0 dB), each with its own bytes per weight.
+    mix = ["Q8_0", "Q4_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS", "IQ4_NL"]
+    chosen, arrays = {}, {}
+    for i, name in enumerate(names):
+        type_name = mix[i % len(mix)] if name != permuted else "Q8_0"
+        qtype = GGMLQuantizationType[type_name]
+        block, size = GGML_QUANT_SIZES[qtype]
+        rows, cols = stored[name].shape
+        packed = (quants.quantize(stored[name], qtype) if type_name in ("Q8_0", "Q4_0")
+                  else np.zeros((rows, cols // block * size), dtype=np.uint8))
+        chosen[name], arrays[sf.gguf_name(name)] = type_name, (type_name, packed)
+    mixed = folder / "model.MIX.gguf"
+    write_gguf(mixed, arrays)
+    errors, bits, types = sf.gguf_errors(mixed, linear, reference, layout, f32)
+    check(types == chosen, "each linear weight read back with the type it was stored in")
+    check(all(bits[n] == MIX_TYPE_BITS[chosen[n]] * linear[n]["count"] for n in names),
+          "each tensor's stored bits == its type's bits per weight x its weights")
+    zero = [n for n in names if chosen[n] not in ("Q8_0", "Q4_0")]
+    check(all(abs(errors[n] - linear[n]["energy"]) <= 1e-9 * linear[n]["energy"] for n in zero),
+          f"the {len(zero)} zero-block tensors (K-quants, IQ4) err by exactly their energy")
+    for name in [n for n in names if chosen[n] in ("Q8_0", "Q4_0")]:
+        qtype = GGMLQuantizationType[chosen[name]]
+        restored = quants.dequantize(quants.quantize(weights[name], qtype), qtype)
+        direct = float(((restored.astype(np.float64) - weights[name]) ** 2).sum())
+        if abs(errors[name] - direct) > 1e-6 * direct:
+            check(False, f"{name} ({chosen[name]}): read-back error {errors[name]:.6g} == direct {direct:.6g}")
+            break
+    else:
+        check(True, "Q8_0 / Q4_0 tensors err as when quantized directly (the permuted q too: rows are independent)")
+    result = sf.summarize("llamacpp-mix", "llama.cpp (libllama)", {"type": "MIX"}, linear, errors, bits)
+    expected = sum(MIX_TYPE_BITS[chosen[n]] * linear[n]["count"] for n in names) / sum(linear[n]["count"] for n in names)
+    check(abs(result["bits_per_weight"] - expected) < 1e-12,
+          f"the mix's bits per weight {result['bits_per_weight']:.4f} == the weight-weighted mean {expected:.4f}")
+    mix_types, roles = sf.mix_of(linear, types, errors)
+    check(sum(e["tensors"] for e in mix_types.values()) == len(names)
+          and abs(sum(e["share"] for e in mix_types.values()) - 1) < 1e-12
+          and all(abs(mix_types[t]["sqnr_db"]) < 1e-9 for t in mix_types if t not in ("Q8_0", "Q4_0")),
+          "the mix's summary: every tensor counted once, shares add to 1, zero-block types at 0 dB")
+    check(roles["attn_q"] == {"Q8_0": 1, chosen["model.layers.1.self_attn.q_proj.weight"]: 1},
+          "types by role: attn_q's two tensors")
+
+    # A converter that changed a weight (not only its row order) is refused.
+    broken = dict(stored)
+    broken[names[1]] = stored[names[1]] * 1.0001
+    write_gguf(folder / "broken.F32.gguf", {sf.gguf_name(n): ("F32", broken[n]) for n in names})
+    try:
+        sf.gguf_layout(folder / "broken.F32.gguf", linear, reference)
+        refused = False
+    except SystemExit:
+        refused = True
+    check(refused, "an F32 GGUF whose weights differ from the reference is refused")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--hlwq", default=str(sf.ROOT / "build" / "hlwq"))
@@ -128,6 +232,7 @@ def main():
                       f"== {expected_bits}")
                 check(0 < row["sqnr_db"] < 6.0206 * expected_bits + 3,
                       f"{type_name}: SQNR {row['sqnr_db']:.2f} dB positive and near or below the Gaussian bound")
+            check_llamacpp_readback(Path(temporary), reference, linear)
 
         # HLWQ and MLX through the hlwq binary.
         if not Path(cli.hlwq).is_file():
