@@ -466,9 +466,12 @@ def plot(path, rows, model_name):
             size = row["setting"].get("block") or row["setting"].get("group")
             axes.scatter(row["bits_per_weight"], row["sqnr_db"], color=color, marker=markers.get(size, "D"),
                          s=28, zorder=3)
-            if method.startswith("llama.cpp"):
+            if method == "llama.cpp (gguf-py)":  # labels below the points; libllama's above (its Q4_0 is gguf-py's)
                 axes.annotate(row["setting"]["type"], (row["bits_per_weight"], row["sqnr_db"]), fontsize=7,
                               xytext=(4, -10), textcoords="offset points", color=color)
+            elif method.startswith("llama.cpp") and row["setting"]["type"] != "Q4_0":
+                axes.annotate(row["setting"]["type"], (row["bits_per_weight"], row["sqnr_db"]), fontsize=7,
+                              xytext=(-8, 7), textcoords="offset points", color=color)
         best = frontier(points)
         axes.plot([p["bits_per_weight"] for p in best], [p["sqnr_db"] for p in best], color=color, label=method)
     for size, marker in markers.items():
