@@ -20,6 +20,9 @@ model whose weights were never quantized before), quantizes every 2-D weight of 
     the stored bytes of the linear weights' tensors whatever type each got, and lists those types.
     Its Q4_0 row puts every linear weight in Q4_0 and must equal gguf-py's Q4_0 row: a check of the
     conversion, the tensor mapping and the read-back.
+  - HLWQ with mixed widths (method `hlwq-target`): `hlwq quantize --target-bpw X` (each tensor its
+    own code width 2..8, --block auto), at X = the bits per weight of each llama.cpp row of the same
+    run (or --targets X,Y,...), so that each of those rows has an HLWQ row with no more bits.
 
 For each setting it reports the pooled SQNR (10 log10 of the sum of squared weights over the sum of
 squared errors, over all those tensors), the median of the per-tensor SQNRs and the bits per weight
@@ -29,7 +32,8 @@ OUT/sqnr_frontier.json, OUT/sqnr_frontier.csv and OUT/sqnr_frontier.png (SQNR ag
 weight, each method's frontier drawn, and the Gaussian rate-distortion bound 6.02 dB per bit).
 
   scripts/sqnr_frontier.py [--model DIR] [--hlwq build/hlwq] [--out out/sqnr_frontier]
-                           [--methods hlwq,mlx,gguf[,llamacpp]] [--threads N]
+                           [--methods hlwq,mlx,gguf[,llamacpp][,hlwq-target]] [--threads N]
+                           [--targets BITS,...]
                            [--llama-cpp-python SDIST --llama-cpp-lib LIBDIR]
 
 The `llamacpp` method needs llama-cpp-python's source distribution, unpacked (SDIST: its Python
@@ -190,6 +194,28 @@ def measure_hlwq(args, linear, bits_, block):
     extra.update(seconds=time.perf_counter() - start,
                  command=f"hlwq quantize --bits {bits_} --block {block} (defaults otherwise: --gain lsq)")
     return summarize(f"hlwq-q{bits_}-b{block}", "HLWQ", {"bits": bits_, "block": block}, linear, errors, bits, extra)
+
+
+def measure_hlwq_target(args, linear, target):
+    """HLWQ with mixed code widths: `hlwq quantize --target-bpw TARGET` (each tensor its own width 2..8
+    for that average of codes and gains; --block auto), read back like the uniform rows."""
+    name = f"hlwq-t{target:.4f}"
+    folder = args.work / name
+    shutil.rmtree(folder, ignore_errors=True)
+    start = time.perf_counter()
+    run([args.hlwq, "quantize", "-m", args.model, "-o", folder, "--target-bpw", repr(float(target)),
+         "--threads", args.threads, "--json"])
+    errors, extra = inspect_errors(args, folder, linear)
+    bits = stored_bits(folder, linear)
+    entries = json.loads((folder / "config.json").read_text())["quantization_config"]["quantized_tensors"]
+    widths = {}
+    for tensor in linear:
+        width = entries[tensor]["bits"]
+        widths[width] = widths.get(width, 0) + 1
+    shutil.rmtree(folder)
+    extra.update(seconds=time.perf_counter() - start, widths=dict(sorted(widths.items())),
+                 command=f"hlwq quantize --target-bpw {float(target)!r} (defaults otherwise: --block auto --gain lsq)")
+    return summarize(name, "HLWQ --target-bpw", {"target_bpw": round(float(target), 4)}, linear, errors, bits, extra)
 
 
 def measure_mlx(args, linear, bits_, group):
@@ -451,7 +477,7 @@ def plot(path, rows, model_name):
     except ImportError:
         log("matplotlib missing: no plot (pip install matplotlib)")
         return False
-    colors = {"HLWQ": "tab:red", "MLX affine": "tab:blue", "llama.cpp (gguf-py)": "tab:green",
+    colors = {"HLWQ": "tab:red", "HLWQ --target-bpw": "tab:orange", "MLX affine": "tab:blue", "llama.cpp (gguf-py)": "tab:green",
               "llama.cpp (libllama)": "tab:purple"}
     markers = {32: "o", 64: "s", 128: "^"}
     figure, axes = plt.subplots(figsize=(9, 6), dpi=120)
@@ -501,6 +527,26 @@ def interpolate(points, bits):
 
 # ---------------------------------------------------------------------------------------------
 
+def run_jobs(jobs, results, model_identity, hlwq_identity, llama_identity):
+    """Runs each (name, job) or reuses its saved result (same reference, same quantizer)."""
+    rows = []
+    for name, job in jobs:
+        path = results / f"{name}.json"
+        identity = dict(model_identity, quantizer=f"gguf-py {gguf_version()}" if name.startswith("gguf-")
+                        else llama_identity if name.startswith("llamacpp-") else f"hlwq {hlwq_identity}")
+        saved = json.loads(path.read_text()) if path.is_file() else None
+        if saved and saved.get("identity") == identity:
+            rows.append(saved["result"])
+            continue
+        result = job()
+        log(f"{name}: {result['bits_per_weight']:.4f} bits, SQNR {result['sqnr_db']:.2f} dB "
+            f"(median tensor {result['median_tensor_sqnr_db']:.2f}), {result['seconds']:.0f} s")
+        path.with_suffix(".tmp").write_text(json.dumps({"identity": identity, "result": result}, indent=1))
+        os.replace(path.with_suffix(".tmp"), path)
+        rows.append(result)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="dense F32 model folder (default: fetch EmbeddingGemma-300M)")
@@ -508,19 +554,24 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "out" / "sqnr_frontier"))
     parser.add_argument("--methods", default="hlwq,mlx,gguf")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--targets", metavar="BITS,...",
+                        help="hlwq-target: the --target-bpw values (default: the bits per weight of this run's "
+                             "llama.cpp rows, so that each has an HLWQ row with no more bits)")
     parser.add_argument("--llama-cpp-python", metavar="SDIST",
                         help="llamacpp: unpacked llama-cpp-python sdist (bindings + vendor/llama.cpp's converter)")
     parser.add_argument("--llama-cpp-lib", metavar="LIBDIR",
                         help="llamacpp: folder of libllama.so built from that sdist (default: $LLAMA_CPP_LIB_PATH)")
     args = parser.parse_args()
     methods = {m.strip() for m in args.methods.split(",") if m.strip()}
-    if not methods or methods - {"hlwq", "mlx", "gguf", "llamacpp"}:
-        parser.error("--methods: hlwq, mlx, gguf and/or llamacpp")
+    if not methods or methods - {"hlwq", "hlwq-target", "mlx", "gguf", "llamacpp"}:
+        parser.error("--methods: hlwq, hlwq-target, mlx, gguf and/or llamacpp")
+    if "hlwq-target" in methods and not args.targets and not methods & {"gguf", "llamacpp"}:
+        parser.error("--methods hlwq-target needs --targets, or gguf / llamacpp rows whose bits it takes")
     if args.model is None:
         args.model = (ROOT / subprocess.run([str(ROOT / "scripts" / "fetch_embeddinggemma.sh")], check=True,
                                             stdout=subprocess.PIPE, text=True).stdout.strip())
     args.model = Path(args.model).resolve()
-    if methods & {"hlwq", "mlx"} and not Path(args.hlwq).is_file():
+    if methods & {"hlwq", "hlwq-target", "mlx"} and not Path(args.hlwq).is_file():
         raise SystemExit(f"sqnr_frontier: no hlwq binary at {args.hlwq} (scripts/build.sh)")
     out = Path(args.out).resolve()
     args.work = out / "work"
@@ -553,29 +604,21 @@ def main():
     if "llamacpp" in methods:
         jobs += [(f"llamacpp-{t.lower()}", lambda t=t: measure_llamacpp(args, linear, reference, t))
                  for t in LLAMACPP_TYPES]
-    rows = []
     # A saved result is reused only for the same reference weights and the same quantizer: the
     # hlwq binary's SHA-256 for HLWQ and MLX rows, gguf-py's version for gguf-py's rows, and
     # llama-cpp-python's version, libllama's and libggml-base's SHA-256 and gguf-py's version for
     # libllama's rows.
     model_identity = {"model": str(args.model.name), "tensors": len(linear),
                       "energy": round(sum(t["energy"] for t in linear.values()), 6)}
-    hlwq_identity = sha256_of(args.hlwq) if methods & {"hlwq", "mlx"} else None
+    hlwq_identity = sha256_of(args.hlwq) if methods & {"hlwq", "hlwq-target", "mlx"} else None
     llama_identity = llama_cpp_setup(args) if "llamacpp" in methods else None
-    for name, job in jobs:
-        path = results / f"{name}.json"
-        identity = dict(model_identity, quantizer=f"gguf-py {gguf_version()}" if name.startswith("gguf-")
-                        else llama_identity if name.startswith("llamacpp-") else f"hlwq {hlwq_identity}")
-        saved = json.loads(path.read_text()) if path.is_file() else None
-        if saved and saved.get("identity") == identity:
-            rows.append(saved["result"])
-            continue
-        result = job()
-        log(f"{name}: {result['bits_per_weight']:.4f} bits, SQNR {result['sqnr_db']:.2f} dB "
-            f"(median tensor {result['median_tensor_sqnr_db']:.2f}), {result['seconds']:.0f} s")
-        path.with_suffix(".tmp").write_text(json.dumps({"identity": identity, "result": result}, indent=1))
-        os.replace(path.with_suffix(".tmp"), path)
-        rows.append(result)
+    rows = run_jobs(jobs, results, model_identity, hlwq_identity, llama_identity)
+    if "hlwq-target" in methods:
+        # After the other rows: by default the targets are the llama.cpp rows' bits per weight.
+        targets = ([float(t) for t in args.targets.split(",") if t.strip()] if args.targets else
+                   sorted({r["bits_per_weight"] for r in rows if r["method"].startswith("llama.cpp")}))
+        rows += run_jobs([(f"hlwq-t{t:.4f}", lambda t=t: measure_hlwq_target(args, linear, t)) for t in targets],
+                         results, model_identity, hlwq_identity, llama_identity)
 
     by_method = {}
     for row in rows:
@@ -587,14 +630,19 @@ def main():
             point["gaussian_bound_gap_db"] = 6.0206 * point["bits_per_weight"] - point["sqnr_db"]
     comparisons = []
     hlwq_points = by_method.get("HLWQ", [])
+    target_points = by_method.get("HLWQ --target-bpw", [])
     for row in rows:
-        if row["method"] == "HLWQ":
+        if row["method"].startswith("HLWQ"):
             continue
         at = interpolate(hlwq_points, row["bits_per_weight"]) if hlwq_points else None
         same_bits = [p for p in hlwq_points if abs(p["bits_per_weight"] - row["bits_per_weight"]) < 1e-9]
+        # the --target-bpw row aimed at this row's bits (its stored bits are at most those)
+        targeted = [p for p in target_points if abs(p["setting"]["target_bpw"] - round(row["bits_per_weight"], 4)) < 1e-9]
         comparisons.append({"peer": row["name"], "bits_per_weight": row["bits_per_weight"], "peer_sqnr_db": row["sqnr_db"],
                             "hlwq_frontier_sqnr_db": at,
-                            "hlwq_same_bits": [{"name": p["name"], "sqnr_db": p["sqnr_db"]} for p in same_bits]})
+                            "hlwq_same_bits": [{"name": p["name"], "sqnr_db": p["sqnr_db"]} for p in same_bits],
+                            "hlwq_target_bpw": [{"name": p["name"], "bits_per_weight": p["bits_per_weight"],
+                                                 "sqnr_db": p["sqnr_db"], "widths": p.get("widths")} for p in targeted]})
     cpu = platform.machine()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks scripts/sqnr_frontier.py's accounting on a synthetic model, without any download:
-bits per weight from stored bytes (gguf-py's Q4_0 / Q8_0 / MXFP4, HLWQ's codes + fp16 gains, MLX's
+bits per weight from stored bytes (gguf-py's Q4_0 / Q8_0 / MXFP4, HLWQ's codes + fp16 gains, also
+with mixed widths (--target-bpw), MLX's
 codes + fp16 scales and biases, and the K-quant / IQ4 types of llama.cpp's mixes read back from a
 GGUF), the pooled and per-tensor SQNR, and the frontier. The llamacpp rows' read-back (tensor names,
 each tensor's type and bytes, the check of the F32 GGUF against the reference) runs on GGUFs written
@@ -253,6 +254,17 @@ def main():
                 row = sf.measure_mlx(args, linear, bits_, group)
                 check(row["bits_per_weight"] == bits_ + 32 / group,
                       f"MLX {bits_}-bit g{group}: {row['bits_per_weight']} bits == {bits_} + 32/{group} (f16 scale + bias)")
+            # --target-bpw: mixed widths whose stored bits stay within the target.
+            row = sf.measure_hlwq_target(args, linear, 4.5)
+            check(4.0 < row["bits_per_weight"] <= 4.5 + 1e-9,
+                  f"HLWQ --target-bpw 4.5: {row['bits_per_weight']:.4f} stored bits, at most 4.5")
+            check(sum(row["widths"].values()) == len(linear) and set(row["widths"]) <= set(range(2, 9)),
+                  f"  every linear weight has a width 2..8 ({row['widths']})")
+            check(abs(row["bits_per_weight"] - row["inspect_bits_per_weight"]) < 1e-9, "  and hlwq inspect counts the same")
+            uniform = sf.measure_hlwq(args, linear, 4, 128)
+            check(row["sqnr_db"] >= uniform["sqnr_db"] - 0.05,
+                  f"  SQNR {row['sqnr_db']:.2f} dB not below uniform Q4 block 128's {uniform['sqnr_db']:.2f} "
+                  f"({uniform['bits_per_weight']} bits)")
             # Independent of hlwq inspect: dequantize an HLWQ folder to F32 and compare in numpy.
             quantized, restored = args.work / "q4", args.work / "q4-f32"
             subprocess.run([cli.hlwq, "quantize", "-m", folder, "-o", quantized, "--bits", "4", "--block", "64"],
