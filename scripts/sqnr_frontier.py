@@ -203,8 +203,14 @@ def measure_hlwq_target(args, linear, target):
     folder = args.work / name
     shutil.rmtree(folder, ignore_errors=True)
     start = time.perf_counter()
-    run([args.hlwq, "quantize", "-m", args.model, "-o", folder, "--target-bpw", repr(float(target)),
-         "--threads", args.threads, "--json"])
+    command = [str(c) for c in (args.hlwq, "quantize", "-m", args.model, "-o", folder, "--target-bpw",
+                                repr(float(target)), "--threads", args.threads, "--json")]
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0 and "outside what these tensors can store" in done.stderr:
+        log(f"{name}: skipped, {done.stderr.strip().removeprefix('hlwq: error: ')}")  # e.g. above 8-bit codes
+        return None
+    if done.returncode != 0:
+        raise SystemExit(f"sqnr_frontier: {' '.join(command)} failed:\n{done.stderr.strip()}")
     errors, extra = inspect_errors(args, folder, linear)
     bits = stored_bits(folder, linear)
     entries = json.loads((folder / "config.json").read_text())["quantization_config"]["quantized_tensors"]
@@ -539,6 +545,8 @@ def run_jobs(jobs, results, model_identity, hlwq_identity, llama_identity):
             rows.append(saved["result"])
             continue
         result = job()
+        if result is None:  # a setting the quantizer refuses (hlwq-target beyond 2..8-bit codes)
+            continue
         log(f"{name}: {result['bits_per_weight']:.4f} bits, SQNR {result['sqnr_db']:.2f} dB "
             f"(median tensor {result['median_tensor_sqnr_db']:.2f}), {result['seconds']:.0f} s")
         path.with_suffix(".tmp").write_text(json.dumps({"identity": identity, "result": result}, indent=1))
