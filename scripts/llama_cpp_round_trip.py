@@ -21,7 +21,8 @@ all tensors of the GGUF (the embedding and norms included), and the types each g
 
 SDIST is llama-cpp-python's unpacked source distribution (its Python bindings) and LIBDIR the
 folder of the libllama.so built from its vendor/llama.cpp (scripts/sqnr_frontier.py's help shows
-the build).
+the build). scripts/test_llama_cpp_round_trip.py checks the name mapping and the row matching
+without llama.cpp.
 """
 import argparse
 import json
