@@ -5,13 +5,10 @@
 // model's pool and the thread that turns the signal into a drain; under ThreadSanitizer
 // (scripts/test_sanitizers.sh tsan) it is the sanitized build, so a race among them fails the exit
 // status here.
-#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +23,7 @@
 
 #include "core/file_writer.h"
 #include "engine/engine_fixture.h"
+#include "server/loopback_client.h"
 #include "test_util.h"
 
 namespace hlwq {
@@ -131,40 +129,19 @@ class ServeProcess {
   std::string log_;
 };
 
-int connect_to(int port) {
-  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(sock, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(sock);
-    return -1;
-  }
-  return sock;
-}
-
 // The whole answer to one request on its own connection (closed by the server after it), or, with
 // `hang_up_after` bytes, the first of them before the client closes the connection.
 std::string exchange(int port, const std::string& method, const std::string& path, const std::string& body = "",
                      size_t hang_up_after = 0) {
-  const int sock = connect_to(port);
+  const int sock = loopback::connect_to(port);
   if (sock < 0) return "";
   const std::string request = method + " " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
                               (body.empty() ? "" : "Content-Type: application/json\r\nContent-Length: " +
                                                        std::to_string(body.size()) + "\r\n") +
                               "\r\n" + body;
   std::string answer;
-  if (::send(sock, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(300);
-    char buffer[4096];
-    while (Clock::now() < deadline && (hang_up_after == 0 || answer.size() < hang_up_after)) {
-      pollfd entry{sock, POLLIN, 0};
-      if (::poll(&entry, 1, 50) <= 0) continue;
-      const ssize_t count = ::recv(sock, buffer, sizeof buffer, 0);
-      if (count <= 0) break;
-      answer.append(buffer, static_cast<size_t>(count));
-    }
+  if (loopback::send_all(sock, request)) {
+    answer = loopback::read_until_closed(sock, std::chrono::seconds(300), hang_up_after);
   }
   ::close(sock);
   return answer;

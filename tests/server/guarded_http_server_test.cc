@@ -6,9 +6,7 @@
 // turn false soon after its client hangs up.
 #include "server/guarded_http_server.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +15,8 @@
 #include <chrono>
 #include <string>
 #include <thread>
+
+#include "server/loopback_client.h"
 
 namespace hlwq::server {
 namespace {
@@ -69,37 +69,16 @@ struct Running {
 };
 
 int connect_to(int port) {
-  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(sock, reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0);
+  const int sock = loopback::connect_to(port);
+  EXPECT_GE(sock, 0);
   return sock;
 }
 
-bool send_all(int sock, const std::string& text) {
-  for (size_t sent = 0; sent < text.size();) {
-    const ssize_t count = ::send(sock, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
-    if (count <= 0) return false;
-    sent += static_cast<size_t>(count);
-  }
-  return true;
-}
+using loopback::send_all;
 
 // Everything the server sends until it closes the connection (or `limit` passes).
 std::string read_until_closed(int sock, milliseconds limit = milliseconds(10000)) {
-  std::string text;
-  const Clock::time_point deadline = Clock::now() + limit;
-  char buffer[4096];
-  while (Clock::now() < deadline) {
-    pollfd entry{sock, POLLIN, 0};
-    if (::poll(&entry, 1, 50) <= 0) continue;
-    const ssize_t count = ::recv(sock, buffer, sizeof(buffer), 0);
-    if (count <= 0) break;
-    text.append(buffer, static_cast<size_t>(count));
-  }
-  return text;
+  return loopback::read_until_closed(sock, limit);
 }
 
 std::string round_trip(int port, const std::string& request) {
