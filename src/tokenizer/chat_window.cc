@@ -44,6 +44,10 @@ void shorten_last_message(const Tokenizer& tokenizer, int64_t max_prompt_tokens,
     check(keep > 0, "the chat template and the system prompt leave no room for the newest message in ",
           max_prompt_tokens, " prompt positions");
     last.content = text_of_last_tokens(tokenizer, content, static_cast<size_t>(keep));
+    // The kept tokens may hold only the end of one character (byte-level vocabularies split
+    // multi-byte characters): an empty newest message is no answer, so it is the same error.
+    check(!last.content.empty(), "the chat template and the system prompt leave no room for a whole character of ",
+          "the newest message in ", max_prompt_tokens, " prompt positions");
     window.prompt = render_prompt(tokenizer, window.messages);
   }
 }

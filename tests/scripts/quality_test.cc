@@ -34,7 +34,9 @@ fs::path study_text(const fs::path& folder) {
   const fs::path text = folder / "docs.txt";
   std::ofstream out(text);
   out << read_file(fs::path(HLWQ_SOURCE_DIR) / "README.md");
-  for (const auto& entry : fs::directory_iterator(fs::path(HLWQ_SOURCE_DIR) / "docs")) out << read_file(entry.path());
+  for (const auto& entry : fs::directory_iterator(fs::path(HLWQ_SOURCE_DIR) / "docs")) {
+    if (entry.is_regular_file()) out << read_file(entry.path());
+  }
   return text;
 }
 
