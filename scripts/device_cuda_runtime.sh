@@ -5,8 +5,8 @@
 # decode at longer contexts, and the peers (PyTorch's INT4 kernel, transformers BF16), a table last.
 #
 # Build here first: scripts/build_portable.sh (binaries in .device/bin), then call with
-# carry [".device/bin"]:  bash scripts/device_cuda_runtime.sh [tests] [kernels] [bench] [hybrid] [context] [peers]
-# [profile] (no argument: all but profile; `kernels` needs linear_versions built by build_portable.sh).
+# carry [".device/bin"]:  bash scripts/device_cuda_runtime.sh [tests] [kernels] [bench] [hybrid] [versions]
+# [context] [peers] [profile] [serve] (no argument: tests bench hybrid context peers; `kernels` needs linear_versions built by build_portable.sh).
 # Logs and JSON land in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +61,17 @@ if has hybrid; then
   # Qwen3.5-9B's shape (3 gated delta-net layers to 1 gated attention layer), as the seed runs it.
   for format in bf16 hlwq-q4 hlwq-q5 mlx4; do
     bench "qwen3.5-9b-$format" --synthetic qwen3.5-9b --format "$format" -p 512 -n 128
+  done
+fi
+
+if has versions; then
+  # Decode end to end with each HLWQ batch-1 kernel version forced (HLWQ_GEMV_VERSION), side by side.
+  for version in 1 3; do
+    for format in hlwq-q4 hlwq-q5; do
+      HLWQ_GEMV_VERSION=$version bench "v$version-llama3-8b-$format" --synthetic llama3-8b --format "$format" \
+        -p 512 -n 128 --repetitions 2
+    done
+    HLWQ_GEMV_VERSION=$version bench "v$version-qwen3.5-9b-hlwq-q4" --synthetic qwen3.5-9b --format hlwq-q4 -p 512 -n 128
   done
 fi
 

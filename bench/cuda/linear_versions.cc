@@ -175,16 +175,19 @@ int run(bool quick, const std::string& only) {
 
       for (const int64_t batch : {int64_t{1}, int64_t{4}, int64_t{16}}) {
         if (batch > 1 && format != "HLWQ Q4 d128" && format != "BF16") continue;
-        // Both HLWQ decode kernel versions where they differ (batches up to 4).
+        // Every HLWQ decode kernel version where they differ (v2 up to batch 4, v3 at batch 1).
+        using cuda::kernels::GemvVersion;
         const bool two_versions = format.starts_with("HLWQ") && batch <= 4;
-        std::vector<cuda::kernels::GemvVersion> versions = {cuda::kernels::GemvVersion::best_measured};
-        if (two_versions) {
-          versions = {cuda::kernels::GemvVersion::coalesced_words, cuda::kernels::GemvVersion::wide_units};
-        }
-        for (const cuda::kernels::GemvVersion version : versions) {
+        std::vector<GemvVersion> versions = {GemvVersion::best_measured};
+        if (two_versions) versions = {GemvVersion::coalesced_words, GemvVersion::wide_units};
+        if (two_versions && batch == 1) versions.push_back(GemvVersion::column_stationary);
+        for (const GemvVersion version : versions) {
           workspace.set_gemv_version(version);
-          const bool newest = version == cuda::kernels::GemvVersion::coalesced_words;
-          Row row{shape.name, format, !two_versions ? "GEMV" : newest ? "GEMV v2" : "GEMV v1", batch, bytes};
+          const char* kernel = !two_versions                              ? "GEMV"
+                               : version == GemvVersion::coalesced_words   ? "GEMV v2"
+                               : version == GemvVersion::column_stationary ? "GEMV v3"
+                                                                           : "GEMV v1";
+          Row row{shape.name, format, kernel, batch, bytes};
           // Check once against the CPU reference (batch 1 on every shape; batch 4/16 on the small ones).
           if (batch == 1 || shape.rows * shape.columns <= 4096 * 4096) {
             std::vector<float> expected(static_cast<size_t>(batch * shape.rows)), got(expected.size());

@@ -1,6 +1,7 @@
 #include "ops/cuda/cuda_backend.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -169,6 +170,19 @@ class CudaGraph final : public BackendGraph {
   uint64_t workspace_bytes_;
 };
 
+// HLWQ_GEMV_VERSION=1|2|3 runs every HLWQ decode product with that kernel version
+// (docs/KERNELS.md), so that `hlwq bench` can compare them end to end in one process; unset or 0
+// keeps the fastest measured per batch.
+cuda::kernels::GemvVersion gemv_version_from_environment() {
+  const char* value = std::getenv("HLWQ_GEMV_VERSION");
+  if (value == nullptr || std::string(value).empty() || std::string(value) == "0") {
+    return cuda::kernels::GemvVersion::best_measured;
+  }
+  const std::string text(value);
+  check(text == "1" || text == "2" || text == "3", "HLWQ_GEMV_VERSION must be 0, 1, 2 or 3, not '", text, "'");
+  return static_cast<cuda::kernels::GemvVersion>(text[0] - '0');
+}
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend() {
@@ -182,6 +196,7 @@ class CudaBackend final : public Backend {
     size_t free = 0, total = 0;
     check_cuda(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
     baseline_in_use_ = total - free;
+    workspace_.set_gemv_version(gemv_version_from_environment());
   }
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);

@@ -95,12 +95,13 @@ __device__ __forceinline__ void load_unit(const uint8_t* const (&row_codes)[kRow
   }
 }
 
-// acc[r][b] += gain(r) * sum over the unit's codes of c[q] * x'[b] (the rotated activations of the
-// unit's columns, x_block = its block's slice of row 0, rows of x `padded` apart).
-template <int kBits, int kUnit, int kRows, int kTile>
+// acc[r][b] += gain(r) * sum over the unit's codes of c[q] * x'[b], where activations(k, c, b) gives
+// the rotated activations of the codes j + k P0 + 4c .. + 3 of x row b as a float4 (k and c are
+// compile-time after unrolling, so a register array can serve them as well as memory).
+template <int kBits, int kUnit, int kRows, int kTile, class Activations>
 __device__ __forceinline__ void accumulate_unit(const UnitCodes<kBits, kUnit, kRows>& unit, const BlockPlanes<kBits>& planes,
-                                                int j, const float* x_block, int64_t padded, int batch,
-                                                const char* codebook_bytes, float (&acc)[kRows][kTile]) {
+                                                int j, const char* codebook_bytes, float (&acc)[kRows][kTile],
+                                                Activations&& activations) {
   constexpr PlaneGeometry kPlanes = plane_geometry(kBits);
   constexpr int kFields0 = 8 / kPlanes.width[0];  // runs of codes per unit of the first plane
   constexpr int kWords = kUnit / 4;
@@ -117,15 +118,11 @@ __device__ __forceinline__ void accumulate_unit(const UnitCodes<kBits, kUnit, kR
       extra_shift[p] =
           ((j >> planes.log2_bytes[p]) + (k << (planes.log2_bytes[0] - planes.log2_bytes[p]))) * kPlanes.width[p];
     }
-    const int64_t run_start = (static_cast<int64_t>(k) << planes.log2_bytes[0]) + j;
 #pragma unroll
     for (int c = 0; c < kWords; ++c) {
       float4 xv[kTile];
 #pragma unroll
-      for (int b = 0; b < kTile; ++b) {
-        xv[b] = (kTile == 1 || b < batch) ? load_float4(x_block + b * padded + run_start + 4 * c)
-                                          : make_float4(0, 0, 0, 0);
-      }
+      for (int b = 0; b < kTile; ++b) xv[b] = activations(k, c, b);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
 #pragma unroll
@@ -160,6 +157,17 @@ __device__ __forceinline__ void accumulate_unit(const UnitCodes<kBits, kUnit, kR
       for (int b = 0; b < kTile; ++b) acc[r][b] = fmaf(unit.gain[r], unit_acc[r][b], acc[r][b]);
     }
   }
+}
+
+// The activations of a unit read from memory: x_block is its block's slice of x row 0, rows of x
+// `padded` apart; rows at or past `batch` read as zeros.
+template <int kTile, int kBits>
+__device__ __forceinline__ auto activations_in_memory(const float* x_block, int64_t padded, int batch,
+                                                      const BlockPlanes<kBits>& planes, int j) {
+  return [=, &planes](int k, int c, int b) {
+    const int64_t run_start = (static_cast<int64_t>(k) << planes.log2_bytes[0]) + j;
+    return (kTile == 1 || b < batch) ? load_float4(x_block + b * padded + run_start + 4 * c) : make_float4(0, 0, 0, 0);
+  };
 }
 
 // The CTA's rows (the last CTA repeats the last row; its extra sums are not stored).
@@ -202,8 +210,9 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_kernel(HlwqView weight
     const int j = static_cast<int>(unit & ((int64_t{1} << units_per_block_log2) - 1)) * kUnit;
     UnitCodes<kBits, kUnit, kRows> codes;
     load_unit<kBits, kUnit, kRows>(row_codes, row_gains, planes, block_bytes, block_index, j, codes);
-    accumulate_unit<kBits, kUnit, kRows, kTile>(codes, planes, j, rotated + block_index * weight.block,
-                                                weight.padded_columns, batch, codebook_bytes, acc);
+    accumulate_unit<kBits, kUnit, kRows, kTile>(
+        codes, planes, j, codebook_bytes, acc,
+        activations_in_memory<kTile>(rotated + block_index * weight.block, weight.padded_columns, batch, planes, j));
   }
   reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
 }
@@ -262,8 +271,9 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_coalesced_kernel(HlwqV
       if (unit < units) {
         const int64_t block_index = unit >> units_per_block_log2;
         const int j = static_cast<int>(unit & ((int64_t{1} << units_per_block_log2) - 1)) * kUnit;
-        accumulate_unit<kBits, kUnit, kRows, kTile>(current[u], planes, j, rotated + block_index * weight.block,
-                                                    weight.padded_columns, batch, codebook_bytes, acc);
+        accumulate_unit<kBits, kUnit, kRows, kTile>(
+            current[u], planes, j, codebook_bytes, acc,
+            activations_in_memory<kTile>(rotated + block_index * weight.block, weight.padded_columns, batch, planes, j));
       }
     }
 #pragma unroll
@@ -271,6 +281,120 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_coalesced_kernel(HlwqV
     base += kStep;
   }
   reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
+}
+
+// Version 3 (batch 1): column-stationary and persistent. A CTA spans a whole row, thread t owning
+// unit t of every row (so its block and byte j never change): it loads that unit's rotated
+// activations into registers once and multiplies them with unit t of every row the CTA visits.
+// The grid is as many CTAs as fit on the SMs, each walking groups of 4 (or 2) rows in a
+// strided loop, the next group's codes loaded before the current one is decoded. Per code L1 then
+// serves only the codebook read (version 1 also re-read each activation once per 4 rows through
+// uncoalesced float4 loads, and Nsight found it bound by L1). A group's sums leave
+// each warp by a transposed shuffle tree (one value per lane after log2(rows) halving steps, then
+// a plain butterfly), then one barrier and one thread per row over the warps' partials.
+// Rows of up to kStationaryMaxThreads units (Q4/Q5, block 128: 16384 columns) take it.
+inline constexpr int kStationaryMaxThreads = 512;
+
+// Rows per group: 4 where two groups of code words (the one decoded and the one loading) and the
+// unit's activations fit about 96 registers, else 2 (Q3 and Q7 at 16-byte units, which spilled
+// 176 and 432 bytes with 4 under the 128 registers 512 threads allow).
+__host__ __device__ constexpr int stationary_rows(int bits, int unit) {
+  const PlaneGeometry planes = plane_geometry(bits);
+  const int words = planes.count * unit / 4;
+  const int activations = unit * 8 / planes.width[0];
+  return 2 * 4 * words + activations <= 96 ? 4 : 2;
+}
+
+// Sums each of v[0..kRows) over the warp; returns, in lane l, the sum of row l / (32 / kRows).
+template <int kRows>
+__device__ __forceinline__ float transposed_warp_sum(float (&v)[kRows]) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int half = kRows / 2, offset = 16; half >= 1; half /= 2, offset /= 2) {
+    const bool upper = (lane & offset) != 0;
+#pragma unroll
+    for (int i = 0; i < half; ++i) {
+      const float send = upper ? v[i] : v[i + half];
+      const float keep = upper ? v[i + half] : v[i];
+      v[i] = keep + __shfl_xor_sync(0xffffffffu, send, offset);
+    }
+  }
+#pragma unroll
+  for (int offset = 16 / kRows; offset >= 1; offset /= 2) v[0] += __shfl_xor_sync(0xffffffffu, v[0], offset);
+  return v[0];
+}
+
+template <int kBits, int kUnit>
+__global__ void __launch_bounds__(kStationaryMaxThreads) hlwq_gemv_stationary_kernel(HlwqView weight,
+                                                                                     const float* rotated, float* y,
+                                                                                     int block_log2) {
+  constexpr int kRows = stationary_rows(kBits, kUnit);
+  constexpr PlaneGeometry kPlanes = plane_geometry(kBits);
+  constexpr int kFields0 = 8 / kPlanes.width[0];
+  constexpr int kWords = kUnit / 4;
+  using Codes = UnitCodes<kBits, kUnit, kRows>;
+  __shared__ float codebook[1 << kBits];
+  __shared__ float partial[2][kStationaryMaxThreads / 32][kRows];  // by group parity, warp, row
+
+  const BlockPlanes<kBits> planes(block_log2);
+  const int64_t block_bytes = static_cast<int64_t>(weight.block) * kBits / 8;
+  const int units_per_block_log2 = planes.log2_bytes[0] - (kUnit == 16 ? 4 : kUnit == 8 ? 3 : 2);
+  const int64_t units = weight.blocks << units_per_block_log2;
+  const bool has_unit = threadIdx.x < units;
+  const int64_t block_index = has_unit ? threadIdx.x >> units_per_block_log2 : 0;
+  const int j = static_cast<int>(threadIdx.x & ((1u << units_per_block_log2) - 1)) * kUnit;
+
+  const int64_t groups = (weight.rows + kRows - 1) / kRows;
+  auto load_group = [&](int64_t group, Codes& into) {
+    const uint8_t* row_codes[kRows];
+    const uint16_t* row_gains[kRows];
+    cta_rows<kRows>(weight, group * kRows, row_codes, row_gains);
+    load_unit<kBits, kUnit, kRows>(row_codes, row_gains, planes, block_bytes, block_index, j, into);
+  };
+  Codes current, next;
+  if (has_unit && blockIdx.x < groups) load_group(blockIdx.x, current);
+
+  float4 x[kFields0][kWords];
+  const float* x_block = rotated + block_index * weight.block;
+#pragma unroll
+  for (int k = 0; k < kFields0; ++k) {
+#pragma unroll
+    for (int c = 0; c < kWords; ++c) {
+      x[k][c] = has_unit ? load_float4(x_block + (static_cast<int64_t>(k) << planes.log2_bytes[0]) + j + 4 * c)
+                         : make_float4(0, 0, 0, 0);
+    }
+  }
+  for (int i = threadIdx.x; i < (1 << kBits); i += blockDim.x) codebook[i] = weight.centroids[i];
+  __syncthreads();
+  const char* codebook_bytes = reinterpret_cast<const char*>(codebook);
+  const auto activations = [&](int k, int c, int) { return x[k][c]; };
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32, lane = threadIdx.x % 32;
+
+  // One group: decode `now` (loading group + gridDim.x into `later` first), reduce, store.
+  int parity = 0;
+  auto step = [&](int64_t group, Codes& now, Codes& later) {
+    if (has_unit && group + gridDim.x < groups) load_group(group + gridDim.x, later);
+    float acc[kRows][1] = {};
+    if (has_unit) accumulate_unit<kBits, kUnit, kRows, 1>(now, planes, j, codebook_bytes, acc, activations);
+    float sums[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) sums[r] = acc[r][0];
+    const float sum = transposed_warp_sum<kRows>(sums);
+    if (lane % (32 / kRows) == 0) partial[parity][warp][lane / (32 / kRows)] = sum;
+    __syncthreads();
+    const int64_t row = group * kRows + threadIdx.x;
+    if (threadIdx.x < kRows && row < weight.rows) {
+      float total = 0;
+      for (int w = 0; w < warps; ++w) total += partial[parity][w][threadIdx.x];
+      y[row] = total;
+    }
+    // The other buffer next: its last readers finished before this group's barrier.
+    parity ^= 1;
+  };
+  for (int64_t group = blockIdx.x; group < groups; group += 2 * static_cast<int64_t>(gridDim.x)) {
+    step(group, current, next);
+    if (group + gridDim.x < groups) step(group + gridDim.x, next, current);
+  }
 }
 
 int log2_of(int value) {
@@ -298,9 +422,45 @@ void launch_unit(const HlwqView& weight, const float* rotated, int64_t batch, fl
   }
 }
 
+// Whether version 3 takes this weight at this batch: batch 1, rows of at most
+// kStationaryMaxThreads units.
+bool stationary_applies(const HlwqView& weight, int64_t batch) {
+  const int unit = unit_bytes(weight.bits, weight.block);
+  const int64_t units_per_block = plane_bytes(plane_geometry(weight.bits), 0, weight.block) / unit;
+  return batch == 1 && weight.blocks * units_per_block <= kStationaryMaxThreads;
+}
+
+template <int kBits, int kUnit>
+void launch_stationary(const HlwqView& weight, const float* rotated, float* y, cudaStream_t stream) {
+  if constexpr (unit_reachable(kBits, kUnit)) {
+    const int64_t units = weight.blocks * (plane_bytes(plane_geometry(kBits), 0, weight.block) / kUnit);
+    const int threads = static_cast<int>((units + 31) / 32 * 32);
+    int device = 0, sms = 0, per_sm = 0;
+    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+    check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, hlwq_gemv_stationary_kernel<kBits, kUnit>,
+                                                             threads, 0),
+               "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+    constexpr int kRows = stationary_rows(kBits, kUnit);
+    const int64_t groups = (weight.rows + kRows - 1) / kRows;
+    const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(groups, int64_t{sms} * std::max(per_sm, 1)));
+    hlwq_gemv_stationary_kernel<kBits, kUnit><<<static_cast<unsigned>(grid), threads, 0, stream>>>(
+        weight, rotated, y, log2_of(weight.block));
+  }
+}
+
 template <int kBits>
 void launch_bits(const HlwqView& weight, const float* rotated, int64_t batch, float* y, GemvVersion version,
                  cudaStream_t stream) {
+  if (version == GemvVersion::column_stationary && stationary_applies(weight, batch)) {
+    switch (unit_bytes(kBits, weight.block)) {
+      case 16: launch_stationary<kBits, 16>(weight, rotated, y, stream); break;
+      case 8: launch_stationary<kBits, 8>(weight, rotated, y, stream); break;
+      case 4: launch_stationary<kBits, 4>(weight, rotated, y, stream); break;
+      default: break;
+    }
+    return;
+  }
   const bool coalesced = version == GemvVersion::coalesced_words ? batch <= 4
                          : version == GemvVersion::best_measured ? batch >= 2 && batch <= 4
                                                                  : false;

@@ -69,9 +69,11 @@ struct DenseView {
 // wide_units (version 1): a thread reads the widest unit of codes the planes allow (16 bytes).
 // coalesced_words (version 2): a thread reads 4-byte words, consecutive threads consecutive words
 // (coalesced activation loads), the next group of words loaded while the current one is decoded;
-// batch tiles 1 and 4 only. best_measured picks per batch what measured faster on an H100: version
-// 1 at batch 1, version 2 at batches 2-4, version 1 above.
-enum class GemvVersion : int { best_measured = 0, wide_units = 1, coalesced_words = 2 };
+// batch tiles 1 and 4 only. column_stationary (version 3): batch 1, a CTA spans whole rows and each
+// thread keeps its unit's activations in registers for every row it visits (persistent grid);
+// other batches and rows of more than 512 units run version 1. best_measured picks per batch what
+// measured faster on an H100: version 1 at batch 1, version 2 at batches 2-4, version 1 above.
+enum class GemvVersion : int { best_measured = 0, wide_units = 1, coalesced_words = 2, column_stationary = 3 };
 
 // The largest batch the decode kernels (GEMV) take in one pass over the weight.
 inline constexpr int64_t kMaxGemvBatch = 16;

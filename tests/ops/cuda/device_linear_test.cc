@@ -127,8 +127,9 @@ void expect_batches(const LinearWeight& weight, std::initializer_list<int64_t> b
     const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + static_cast<uint32_t>(batch));
     EXPECT_LE(error, kFloatBound) << describe(weight) << " batch " << batch;
     worst.float_path = std::max(worst.float_path, error);
-    if (batch <= 4 && weight.format == LinearFormat::hlwq) {  // both HLWQ decode kernel versions
-      for (const GemvVersion version : {GemvVersion::wide_units, GemvVersion::coalesced_words}) {
+    if (batch <= 4 && weight.format == LinearFormat::hlwq) {  // every HLWQ decode kernel version
+      for (const GemvVersion version :
+           {GemvVersion::wide_units, GemvVersion::coalesced_words, GemvVersion::column_stationary}) {
         const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + static_cast<uint32_t>(batch),
                                            version);
         EXPECT_LE(error, kFloatBound) << describe(weight) << " batch " << batch << " GEMV version "
@@ -249,6 +250,27 @@ TEST_F(DeviceLinearTest, LongRowsMatchTheReferenceInEveryGemvVersion) {
   }
   expect_batches(make_int4_linear_weight(Int4Params{128}, DType::F16, layer_weights(19, 128 * 49, 960), 19, 128 * 49),
                  {1, 4}, 9200);
+}
+
+TEST_F(DeviceLinearTest, ColumnStationaryGemvWalksManyRowGroupsAndFallsBackOnLongRows) {
+  // Version 3's persistent CTAs: short rows give small CTAs (up to 32 an SM), so 40000 rows are
+  // more than two sweeps of any H100/H200 grid: both code buffers, the strided group loop and a
+  // partial last group are exercised; Q4 (4-row groups) and Q7 (2-row groups). Rows of more than
+  // 512 units (Q4, block 32, 20000 columns: 625 units) run version 1 instead, and must agree too.
+  int index = 0;
+  for (const auto& [bits, block, rows, columns] :
+       {std::tuple{4, 128, 40001, 256}, std::tuple{7, 128, 40003, 256}, std::tuple{5, 64, 9001, 1000},
+        std::tuple{4, 32, 9, 20000}}) {
+    HlwqParams params;
+    params.bits = bits;
+    params.block = block;
+    params.sign_seed = 5u;
+    const LinearWeight weight = hlwq_weight(params, rows, columns, 1200 + index);
+    const double error = product_error(weight, 1, PrefillPrecision::fp32, 1300 + index, GemvVersion::column_stationary);
+    EXPECT_LE(error, kFloatBound) << describe(weight);
+    worst.float_path = std::max(worst.float_path, error);
+    ++index;
+  }
 }
 
 TEST_F(DeviceLinearTest, PrefillAt512TokensMatchesTheReference) {
