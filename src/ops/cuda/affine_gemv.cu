@@ -55,14 +55,15 @@ bool affine_gemv_applies(const AffineView& weight, int64_t batch) {
          batch >= 1 && batch <= kMaxGemvBatch;
 }
 
-void affine_gemv(const AffineView& weight, const float* x, int64_t batch, float* y, cudaStream_t stream) {
+void affine_gemv(const AffineView& weight, const float* x, int64_t batch, float* y, GemvVersion version,
+                cudaStream_t stream) {
   switch (weight.bits) {
-    case 2: launch_contiguous_gemv<AffineFormat<2>>(weight, x, batch, y, stream); break;
-    case 3: launch_contiguous_gemv<AffineFormat<3>>(weight, x, batch, y, stream); break;
-    case 4: launch_contiguous_gemv<AffineFormat<4>>(weight, x, batch, y, stream); break;
-    case 5: launch_contiguous_gemv<AffineFormat<5>>(weight, x, batch, y, stream); break;
-    case 6: launch_contiguous_gemv<AffineFormat<6>>(weight, x, batch, y, stream); break;
-    case 8: launch_contiguous_gemv<AffineFormat<8>>(weight, x, batch, y, stream); break;
+    case 2: launch_contiguous_gemv<AffineFormat<2>>(weight, x, batch, y, version, stream); break;
+    case 3: launch_contiguous_gemv<AffineFormat<3>>(weight, x, batch, y, version, stream); break;
+    case 4: launch_contiguous_gemv<AffineFormat<4>>(weight, x, batch, y, version, stream); break;
+    case 5: launch_contiguous_gemv<AffineFormat<5>>(weight, x, batch, y, version, stream); break;
+    case 6: launch_contiguous_gemv<AffineFormat<6>>(weight, x, batch, y, version, stream); break;
+    case 8: launch_contiguous_gemv<AffineFormat<8>>(weight, x, batch, y, version, stream); break;
     default: break;
   }
   check_launch("MLX affine GEMV");

@@ -90,9 +90,81 @@ __global__ void __launch_bounds__(kGemvThreads)
   reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
 }
 
+// Version 3 (batch 1, rows of at most kStationaryMaxThreads units): column-stationary, as the
+// HLWQ kernel's version 3. Thread t owns unit t of every row: its kCodes activations (and, for
+// formats with an offset, their sum) are loaded once into registers; a persistent grid walks
+// groups of 4 rows (2 where a unit is more than 24 bytes: MLX 5-8 bits), the next group's units
+// loaded while the current one is decoded, so per code there is no memory access but the code's
+// own bytes. Per unit and row: s * sum q x + b * sum x, as the 4-row tile computes it.
+template <class Format>
+__host__ __device__ constexpr int contiguous_stationary_rows() {
+  return sizeof(typename Format::Unit) <= 24 ? 4 : 2;
+}
+
+template <class Format>
+__global__ void __launch_bounds__(kStationaryMaxThreads)
+    contiguous_gemv_stationary_kernel(typename Format::View weight, const float* x, float* y) {
+  constexpr int kCodes = Format::kCodes;
+  constexpr int kRows = contiguous_stationary_rows<Format>();
+  using Unit = typename Format::Unit;
+  struct Codes {
+    Unit rows[kRows];
+  };
+  const int64_t units = Format::units(weight);
+  const bool has_unit = threadIdx.x < units;
+  const int64_t unit = has_unit ? threadIdx.x : 0;
+  float4 xv[kCodes / 4];
+  float x_sum = 0;
+#pragma unroll
+  for (int c = 0; c < kCodes / 4; ++c) {
+    xv[c] = has_unit ? load_float4(x + unit * kCodes + 4 * c) : make_float4(0, 0, 0, 0);
+    if constexpr (Format::kAffine && Format::kOffset) x_sum += (xv[c].x + xv[c].y) + (xv[c].z + xv[c].w);
+  }
+  const auto load = [&](int64_t group, Codes& into) {
+    if (!has_unit) return;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) into.rows[r] = Format::load(weight, min(group * kRows + r, weight.rows - 1), unit);
+  };
+  stationary_row_groups<kRows, Codes>(weight.rows, y, load, [&](const Codes& codes, float (&sums)[kRows]) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float sum = 0;
+      if (has_unit) {
+#pragma unroll
+        for (int c = 0; c < kCodes / 4; ++c) {
+#pragma unroll
+          for (int t = 0; t < 4; ++t) {
+            const float raw = Format::raw(codes.rows[r], 4 * c + t);
+            const float xt = t == 0 ? xv[c].x : t == 1 ? xv[c].y : t == 2 ? xv[c].z : xv[c].w;
+            sum = fmaf(Format::kAffine ? raw : Format::weight(codes.rows[r], raw), xt, sum);
+          }
+        }
+        if constexpr (Format::kAffine) {
+          sum = codes.rows[r].scale * sum;
+          if constexpr (Format::kOffset) sum = fmaf(codes.rows[r].offset, x_sum, sum);
+        }
+      }
+      sums[r] = sum;
+    }
+  });
+}
+
+// Whether version 3 takes this product: batch 1, rows of at most kStationaryMaxThreads units.
+template <class Format>
+bool contiguous_stationary_applies(const typename Format::View& weight, int64_t batch) {
+  return batch == 1 && weight.columns % Format::kCodes == 0 && weight.columns / Format::kCodes <= kStationaryMaxThreads;
+}
+
 template <class Format>
 void launch_contiguous_gemv(const typename Format::View& weight, const float* x, int64_t batch, float* y,
-                            cudaStream_t stream) {
+                            GemvVersion version, cudaStream_t stream) {
+  if (version == GemvVersion::column_stationary && contiguous_stationary_applies<Format>(weight, batch)) {
+    constexpr int kRows = contiguous_stationary_rows<Format>();
+    const StationaryShape shape = stationary_shape(contiguous_gemv_stationary_kernel<Format>,
+                                                   weight.columns / Format::kCodes, (weight.rows + kRows - 1) / kRows);
+    contiguous_gemv_stationary_kernel<Format><<<shape.grid, shape.threads, 0, stream>>>(weight, x, y);
+    return;
+  }
   with_batch_tile(batch, [&](auto tile) {
     constexpr int kTile = decltype(tile)::value;
     contiguous_gemv_kernel<Format, kTile>

@@ -63,17 +63,18 @@ bool dense_gemv_applies(const DenseView& weight, int64_t batch) {
   return weight.rows > 0 && weight.columns > 0 && batch >= 1 && batch <= kMaxGemvBatch;
 }
 
-void dense_gemv(const DenseView& weight, const float* x, int64_t batch, float* y, cudaStream_t stream) {
+void dense_gemv(const DenseView& weight, const float* x, int64_t batch, float* y, GemvVersion version,
+                cudaStream_t stream) {
   const int64_t unit = weight.element == StoredFloat::f32 ? 4 : 8;
   if (weight.columns % unit != 0) {
     dense_gemv_any_shape_kernel<<<gemv_grid(weight.rows, 1), kGemvThreads, 0, stream>>>(weight, x,
                                                                                      static_cast<int>(batch), y);
   } else if (weight.element == StoredFloat::f32) {
-    launch_contiguous_gemv<DenseFormat<StoredFloat::f32>>(weight, x, batch, y, stream);
+    launch_contiguous_gemv<DenseFormat<StoredFloat::f32>>(weight, x, batch, y, version, stream);
   } else if (weight.element == StoredFloat::bf16) {
-    launch_contiguous_gemv<DenseFormat<StoredFloat::bf16>>(weight, x, batch, y, stream);
+    launch_contiguous_gemv<DenseFormat<StoredFloat::bf16>>(weight, x, batch, y, version, stream);
   } else {
-    launch_contiguous_gemv<DenseFormat<StoredFloat::f16>>(weight, x, batch, y, stream);
+    launch_contiguous_gemv<DenseFormat<StoredFloat::f16>>(weight, x, batch, y, version, stream);
   }
   check_launch("dense GEMV");
 }

@@ -245,10 +245,10 @@ float* rotate_into_workspace(const DeviceLinear& weight, const float* x, int64_t
 void gemv(const DeviceLinear& weight, const float* x, const float* rotated, int64_t batch, float* y,
           kernels::GemvVersion version, cudaStream_t stream) {
   switch (weight.format()) {
-    case LinearFormat::dense: kernels::dense_gemv(weight.dense_view(), x, batch, y, stream); return;
+    case LinearFormat::dense: kernels::dense_gemv(weight.dense_view(), x, batch, y, version, stream); return;
     case LinearFormat::hlwq: kernels::hlwq_gemv(weight.hlwq_view(), rotated, batch, y, version, stream); return;
-    case LinearFormat::mlx_affine: kernels::affine_gemv(weight.affine_view(), x, batch, y, stream); return;
-    case LinearFormat::ct_int4: kernels::int4_gemv(weight.int4_view(), x, batch, y, stream); return;
+    case LinearFormat::mlx_affine: kernels::affine_gemv(weight.affine_view(), x, batch, y, version, stream); return;
+    case LinearFormat::ct_int4: kernels::int4_gemv(weight.int4_view(), x, batch, y, version, stream); return;
   }
 }
 

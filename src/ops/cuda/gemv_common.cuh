@@ -98,6 +98,88 @@ inline unsigned gemv_grid(int64_t rows, int batch_tile) {
   return static_cast<unsigned>((rows + rows_per_cta - 1) / rows_per_cta);
 }
 
+// ---- Column-stationary GEMVs (batch 1): a CTA spans whole rows, thread t owning unit t of every
+// row, so its activations stay in registers; a persistent grid walks groups of kRows rows. ----
+
+// Rows of at most this many units take the column-stationary kernels (one thread per unit).
+inline constexpr int kStationaryMaxThreads = 512;
+
+// Sums each of v[0..kRows) over the warp; returns, in lane l, the sum of row l / (32 / kRows). A
+// transposed tree: log2(kRows) halving steps (each lane keeps half the rows, sends the other half),
+// then a plain butterfly: 6 shuffles for 4 rows instead of 20.
+template <int kRows>
+__device__ __forceinline__ float transposed_warp_sum(float (&v)[kRows]) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int half = kRows / 2, offset = 16; half >= 1; half /= 2, offset /= 2) {
+    const bool upper = (lane & offset) != 0;
+#pragma unroll
+    for (int i = 0; i < half; ++i) {
+      const float send = upper ? v[i] : v[i + half];
+      const float keep = upper ? v[i + half] : v[i];
+      v[i] = keep + __shfl_xor_sync(0xffffffffu, send, offset);
+    }
+  }
+#pragma unroll
+  for (int offset = 16 / kRows; offset >= 1; offset /= 2) v[0] += __shfl_xor_sync(0xffffffffu, v[0], offset);
+  return v[0];
+}
+
+// The persistent loop: groups blockIdx.x, + gridDim.x, ... of kRows rows; load(group, codes) fills
+// a Codes for a group (issued one group ahead, two buffers), decode(codes, sums) gives this
+// thread's kRows partial sums; the CTA's sums are reduced (transposed warp tree, then one thread
+// per row over the warps' partials, one barrier a group) and stored in y.
+template <int kRows, class Codes, class Load, class Decode>
+__device__ __forceinline__ void stationary_row_groups(int64_t rows, float* y, Load&& load, Decode&& decode) {
+  __shared__ float partial[2][kStationaryMaxThreads / 32][kRows];  // by group parity, warp, row
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32, lane = threadIdx.x % 32;
+  const int64_t groups = (rows + kRows - 1) / kRows;
+  const int64_t stride = gridDim.x;
+  int parity = 0;
+  auto step = [&](int64_t group, Codes& now, Codes& later) {
+    if (group + stride < groups) load(group + stride, later);
+    float sums[kRows];
+    decode(now, sums);
+    const float sum = transposed_warp_sum<kRows>(sums);
+    if (lane % (32 / kRows) == 0) partial[parity][warp][lane / (32 / kRows)] = sum;
+    __syncthreads();
+    const int64_t row = group * kRows + threadIdx.x;
+    if (threadIdx.x < kRows && row < rows) {
+      float total = 0;
+      for (int w = 0; w < warps; ++w) total += partial[parity][w][threadIdx.x];
+      y[row] = total;
+    }
+    // The other buffer next: its last readers finished before this group's barrier.
+    parity ^= 1;
+  };
+  Codes first, second;
+  if (blockIdx.x < groups) load(blockIdx.x, first);
+  for (int64_t group = blockIdx.x; group < groups; group += 2 * stride) {
+    step(group, first, second);
+    if (group + stride < groups) step(group + stride, second, first);
+  }
+}
+
+// Threads and grid of a column-stationary kernel for rows of `units` units: one thread per unit
+// (whole warps), as many CTAs as the SMs hold at once, at most one per group.
+struct StationaryShape {
+  int threads = 0;
+  unsigned grid = 0;
+};
+template <class Kernel>
+StationaryShape stationary_shape(Kernel kernel, int64_t units, int64_t groups) {
+  StationaryShape shape;
+  shape.threads = static_cast<int>((units + 31) / 32 * 32);
+  int device = 0, sms = 0, per_sm = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+  check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, shape.threads, 0),
+             "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+  const int64_t most = int64_t{sms} * (per_sm > 0 ? per_sm : 1);
+  shape.grid = static_cast<unsigned>(groups < most ? (groups > 0 ? groups : 1) : most);
+  return shape;
+}
+
 // Loads kBytes (4, 8, 16 or a multiple of 16) at an address aligned to min(kBytes, 16) as words.
 template <int kBytes>
 __device__ __forceinline__ void load_words(const void* address, uint32_t (&words)[kBytes / 4]) {

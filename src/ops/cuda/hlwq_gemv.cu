@@ -283,18 +283,6 @@ __global__ void __launch_bounds__(kGemvThreads) hlwq_gemv_coalesced_kernel(HlwqV
   reduce_and_store<kRows, kTile>(acc, first_row, weight.rows, batch, y);
 }
 
-// Version 3 (batch 1): column-stationary and persistent. A CTA spans a whole row, thread t owning
-// unit t of every row (so its block and byte j never change): it loads that unit's rotated
-// activations into registers once and multiplies them with unit t of every row the CTA visits.
-// The grid is as many CTAs as fit on the SMs, each walking groups of 4 (or 2) rows in a
-// strided loop, the next group's codes loaded before the current one is decoded. Per code L1 then
-// serves only the codebook read (version 1 also re-read each activation once per 4 rows through
-// uncoalesced float4 loads, and Nsight found it bound by L1). A group's sums leave
-// each warp by a transposed shuffle tree (one value per lane after log2(rows) halving steps, then
-// a plain butterfly), then one barrier and one thread per row over the warps' partials.
-// Rows of up to kStationaryMaxThreads units (Q4/Q5, block 128: 16384 columns) take it.
-inline constexpr int kStationaryMaxThreads = 512;
-
 // Rows per group: 4 where two groups of code words (the one decoded and the one loading) and the
 // unit's activations fit about 96 registers, else 2 (Q3 and Q7 at 16-byte units, which spilled
 // 176 and 432 bytes with 4 under the 128 registers 512 threads allow).
@@ -305,25 +293,17 @@ __host__ __device__ constexpr int stationary_rows(int bits, int unit) {
   return 2 * 4 * words + activations <= 96 ? 4 : 2;
 }
 
-// Sums each of v[0..kRows) over the warp; returns, in lane l, the sum of row l / (32 / kRows).
-template <int kRows>
-__device__ __forceinline__ float transposed_warp_sum(float (&v)[kRows]) {
-  const int lane = threadIdx.x & 31;
-#pragma unroll
-  for (int half = kRows / 2, offset = 16; half >= 1; half /= 2, offset /= 2) {
-    const bool upper = (lane & offset) != 0;
-#pragma unroll
-    for (int i = 0; i < half; ++i) {
-      const float send = upper ? v[i] : v[i + half];
-      const float keep = upper ? v[i + half] : v[i];
-      v[i] = keep + __shfl_xor_sync(0xffffffffu, send, offset);
-    }
-  }
-#pragma unroll
-  for (int offset = 16 / kRows; offset >= 1; offset /= 2) v[0] += __shfl_xor_sync(0xffffffffu, v[0], offset);
-  return v[0];
-}
 
+// Version 3 (batch 1): column-stationary and persistent. A CTA spans a whole row, thread t owning
+// unit t of every row (so its block and byte j never change): it loads that unit's rotated
+// activations into registers once and multiplies them with unit t of every row the CTA visits.
+// The grid is as many CTAs as fit on the SMs, each walking groups of 4 (or 2) rows in a
+// strided loop, the next group's codes loaded before the current one is decoded. Per code L1 then
+// serves only the codebook read (version 1 also re-read each activation once per 4 rows through
+// uncoalesced float4 loads, and Nsight found it bound by L1). A group's sums leave
+// each warp by a transposed shuffle tree (one value per lane after log2(rows) halving steps, then
+// a plain butterfly), then one barrier and one thread per row over the warps' partials.
+// Rows of up to kStationaryMaxThreads units (Q4/Q5, block 128: 16384 columns) take it.
 template <int kBits, int kUnit>
 __global__ void __launch_bounds__(kStationaryMaxThreads) hlwq_gemv_stationary_kernel(HlwqView weight,
                                                                                      const float* rotated, float* y,
@@ -334,7 +314,6 @@ __global__ void __launch_bounds__(kStationaryMaxThreads) hlwq_gemv_stationary_ke
   constexpr int kWords = kUnit / 4;
   using Codes = UnitCodes<kBits, kUnit, kRows>;
   __shared__ float codebook[1 << kBits];
-  __shared__ float partial[2][kStationaryMaxThreads / 32][kRows];  // by group parity, warp, row
 
   const BlockPlanes<kBits> planes(block_log2);
   const int64_t block_bytes = static_cast<int64_t>(weight.block) * kBits / 8;
@@ -344,15 +323,13 @@ __global__ void __launch_bounds__(kStationaryMaxThreads) hlwq_gemv_stationary_ke
   const int64_t block_index = has_unit ? threadIdx.x >> units_per_block_log2 : 0;
   const int j = static_cast<int>(threadIdx.x & ((1u << units_per_block_log2) - 1)) * kUnit;
 
-  const int64_t groups = (weight.rows + kRows - 1) / kRows;
   auto load_group = [&](int64_t group, Codes& into) {
+    if (!has_unit) return;
     const uint8_t* row_codes[kRows];
     const uint16_t* row_gains[kRows];
     cta_rows<kRows>(weight, group * kRows, row_codes, row_gains);
     load_unit<kBits, kUnit, kRows>(row_codes, row_gains, planes, block_bytes, block_index, j, into);
   };
-  Codes current, next;
-  if (has_unit && blockIdx.x < groups) load_group(blockIdx.x, current);
 
   float4 x[kFields0][kWords];
   const float* x_block = rotated + block_index * weight.block;
@@ -368,33 +345,12 @@ __global__ void __launch_bounds__(kStationaryMaxThreads) hlwq_gemv_stationary_ke
   __syncthreads();
   const char* codebook_bytes = reinterpret_cast<const char*>(codebook);
   const auto activations = [&](int k, int c, int) { return x[k][c]; };
-  const int warp = threadIdx.x / 32, warps = blockDim.x / 32, lane = threadIdx.x % 32;
-
-  // One group: decode `now` (loading group + gridDim.x into `later` first), reduce, store.
-  int parity = 0;
-  auto step = [&](int64_t group, Codes& now, Codes& later) {
-    if (has_unit && group + gridDim.x < groups) load_group(group + gridDim.x, later);
+  stationary_row_groups<kRows, Codes>(weight.rows, y, load_group, [&](const Codes& codes, float (&sums)[kRows]) {
     float acc[kRows][1] = {};
-    if (has_unit) accumulate_unit<kBits, kUnit, kRows, 1>(now, planes, j, codebook_bytes, acc, activations);
-    float sums[kRows];
+    if (has_unit) accumulate_unit<kBits, kUnit, kRows, 1>(codes, planes, j, codebook_bytes, acc, activations);
 #pragma unroll
     for (int r = 0; r < kRows; ++r) sums[r] = acc[r][0];
-    const float sum = transposed_warp_sum<kRows>(sums);
-    if (lane % (32 / kRows) == 0) partial[parity][warp][lane / (32 / kRows)] = sum;
-    __syncthreads();
-    const int64_t row = group * kRows + threadIdx.x;
-    if (threadIdx.x < kRows && row < weight.rows) {
-      float total = 0;
-      for (int w = 0; w < warps; ++w) total += partial[parity][w][threadIdx.x];
-      y[row] = total;
-    }
-    // The other buffer next: its last readers finished before this group's barrier.
-    parity ^= 1;
-  };
-  for (int64_t group = blockIdx.x; group < groups; group += 2 * static_cast<int64_t>(gridDim.x)) {
-    step(group, current, next);
-    if (group + gridDim.x < groups) step(group + gridDim.x, next, current);
-  }
+  });
 }
 
 int log2_of(int value) {
@@ -434,17 +390,10 @@ template <int kBits, int kUnit>
 void launch_stationary(const HlwqView& weight, const float* rotated, float* y, cudaStream_t stream) {
   if constexpr (unit_reachable(kBits, kUnit)) {
     const int64_t units = weight.blocks * (plane_bytes(plane_geometry(kBits), 0, weight.block) / kUnit);
-    const int threads = static_cast<int>((units + 31) / 32 * 32);
-    int device = 0, sms = 0, per_sm = 0;
-    check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
-    check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, hlwq_gemv_stationary_kernel<kBits, kUnit>,
-                                                             threads, 0),
-               "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
     constexpr int kRows = stationary_rows(kBits, kUnit);
-    const int64_t groups = (weight.rows + kRows - 1) / kRows;
-    const int64_t grid = std::max<int64_t>(1, std::min<int64_t>(groups, int64_t{sms} * std::max(per_sm, 1)));
-    hlwq_gemv_stationary_kernel<kBits, kUnit><<<static_cast<unsigned>(grid), threads, 0, stream>>>(
+    const StationaryShape shape =
+        stationary_shape(hlwq_gemv_stationary_kernel<kBits, kUnit>, units, (weight.rows + kRows - 1) / kRows);
+    hlwq_gemv_stationary_kernel<kBits, kUnit><<<shape.grid, shape.threads, 0, stream>>>(
         weight, rotated, y, log2_of(weight.block));
   }
 }

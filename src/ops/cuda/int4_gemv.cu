@@ -40,8 +40,9 @@ bool int4_gemv_applies(const Int4View& weight, int64_t batch) {
          batch <= kMaxGemvBatch;
 }
 
-void int4_gemv(const Int4View& weight, const float* x, int64_t batch, float* y, cudaStream_t stream) {
-  launch_contiguous_gemv<Int4Format>(weight, x, batch, y, stream);
+void int4_gemv(const Int4View& weight, const float* x, int64_t batch, float* y, GemvVersion version,
+                cudaStream_t stream) {
+  launch_contiguous_gemv<Int4Format>(weight, x, batch, y, version, stream);
   check_launch("INT4 GEMV");
 }
 

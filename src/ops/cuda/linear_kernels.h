@@ -65,14 +65,15 @@ struct DenseView {
   int64_t columns = 0;
 };
 
-// Versions of the HLWQ decode kernel (docs/KERNELS.md), both kept, tested and timed side by side.
+// Versions of the decode kernels (docs/KERNELS.md), all kept, tested and timed side by side.
 // wide_units (version 1): a thread reads the widest unit of codes the planes allow (16 bytes).
 // coalesced_words (version 2): a thread reads 4-byte words, consecutive threads consecutive words
 // (coalesced activation loads), the next group of words loaded while the current one is decoded;
-// batch tiles 1 and 4 only. column_stationary (version 3): batch 1, a CTA spans whole rows and each
-// thread keeps its unit's activations in registers for every row it visits (persistent grid);
-// other batches and rows of more than 512 units run version 1. best_measured picks per batch what
-// measured faster on an H100: version 1 at batch 1, version 2 at batches 2-4, version 1 above.
+// batch tiles 1 and 4 only. column_stationary (version 3, every format): batch 1, a CTA spans whole
+// rows and each thread keeps its unit's activations in registers for every row it visits
+// (persistent grid); other batches and rows of more than 512 units run version 1. best_measured
+// picks per batch what measured faster on an H100: version 1 at batch 1, version 2 at batches 2-4,
+// version 1 above.
 enum class GemvVersion : int { best_measured = 0, wide_units = 1, coalesced_words = 2, column_stationary = 3 };
 
 // The largest batch the decode kernels (GEMV) take in one pass over the weight.
@@ -90,13 +91,16 @@ void hlwq_gemv(const HlwqView& weight, const float* rotated, int64_t batch, floa
                cudaStream_t stream);
 
 bool affine_gemv_applies(const AffineView& weight, int64_t batch);
-void affine_gemv(const AffineView& weight, const float* x, int64_t batch, float* y, cudaStream_t stream);
+void affine_gemv(const AffineView& weight, const float* x, int64_t batch, float* y, GemvVersion version,
+                 cudaStream_t stream);
 
 bool int4_gemv_applies(const Int4View& weight, int64_t batch);
-void int4_gemv(const Int4View& weight, const float* x, int64_t batch, float* y, cudaStream_t stream);
+void int4_gemv(const Int4View& weight, const float* x, int64_t batch, float* y, GemvVersion version,
+               cudaStream_t stream);
 
 bool dense_gemv_applies(const DenseView& weight, int64_t batch);
-void dense_gemv(const DenseView& weight, const float* x, int64_t batch, float* y, cudaStream_t stream);
+void dense_gemv(const DenseView& weight, const float* x, int64_t batch, float* y, GemvVersion version,
+                cudaStream_t stream);
 
 // ---- Prefill: rows [first_row, first_row + row_count) of the weight as a row-major matrix of
 // floats (out_bf16 false) or BF16 (true) in scratch, for a cuBLAS product. ----

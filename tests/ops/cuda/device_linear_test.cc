@@ -136,6 +136,10 @@ void expect_batches(const LinearWeight& weight, std::initializer_list<int64_t> b
                                       << static_cast<int>(version);
         worst.float_path = std::max(worst.float_path, error);
       }
+    } else if (batch == 1) {  // the column-stationary version of the other formats
+      const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + 1, GemvVersion::column_stationary);
+      EXPECT_LE(error, kFloatBound) << describe(weight) << " batch 1 GEMV version 3";
+      worst.float_path = std::max(worst.float_path, error);
     }
     if (batch > 16) {
       const double bf16_error =
@@ -253,10 +257,23 @@ TEST_F(DeviceLinearTest, LongRowsMatchTheReferenceInEveryGemvVersion) {
 }
 
 TEST_F(DeviceLinearTest, ColumnStationaryGemvWalksManyRowGroupsAndFallsBackOnLongRows) {
-  // Version 3's persistent CTAs: short rows give small CTAs (up to 32 an SM), so 40000 rows are
+  // Version 3's persistent CTAs (HLWQ): short rows give small CTAs (up to 32 an SM), so 40000 rows are
   // more than two sweeps of any H100/H200 grid: both code buffers, the strided group loop and a
   // partial last group are exercised; Q4 (4-row groups) and Q7 (2-row groups). Rows of more than
   // 512 units (Q4, block 32, 20000 columns: 625 units) run version 1 instead, and must agree too.
+  // The same for MLX 4/8-bit (4- and 2-row groups), INT4 and BF16 (8 columns a unit).
+  for (const auto& [rows, columns] : {std::pair{int64_t{40001}, int64_t{256}}, std::pair{int64_t{7}, int64_t{20000}}}) {
+    const std::vector<float> values = layer_weights(rows, columns, 1100);
+    for (const LinearWeight& weight :
+         {make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, values, rows, columns),
+          make_mlx_affine_linear_weight(AffineParams{8, 32}, DType::F16, values, rows, columns),
+          make_int4_linear_weight(Int4Params{128}, DType::BF16, values, rows, columns),
+          make_dense_linear_weight(DType::BF16, values, rows, columns)}) {
+      const double error = product_error(weight, 1, PrefillPrecision::fp32, 1101, GemvVersion::column_stationary);
+      EXPECT_LE(error, kFloatBound) << describe(weight) << " rows " << rows;
+      worst.float_path = std::max(worst.float_path, error);
+    }
+  }
   int index = 0;
   for (const auto& [bits, block, rows, columns] :
        {std::tuple{4, 128, 40001, 256}, std::tuple{7, 128, 40003, 256}, std::tuple{5, 64, 9001, 1000},
