@@ -24,8 +24,8 @@ if has tests; then
   if [[ ! -e /work/main ]]; then mkdir -p /work && ln -s "$PWD" /work/main; fi
   mkdir -p build && ln -sf "$PWD/$hlwq" build/hlwq
   # The kernel tests (their own binary), then the runner and the ops table on CUDA against the CPU.
-  timeout 200 .device/bin/hlwq_gpu_tests >"$out/gpu-kernel-tests.log" 2>&1 || echo "hlwq_gpu_tests: exit $?"
-  timeout 200 .device/bin/hlwq_tests --gtest_filter="${GPU_TESTS:-*Cuda*:*BackendOps*}" \
+  timeout "${TEST_SECONDS:-200}" .device/bin/hlwq_gpu_tests >"$out/gpu-kernel-tests.log" 2>&1 || echo "hlwq_gpu_tests: exit $?"
+  timeout "${TEST_SECONDS:-200}" .device/bin/hlwq_tests --gtest_filter="${GPU_TESTS:-*Cuda*:*BackendOps*}" \
     >"$out/gpu-runner-tests.log" 2>&1 || echo "hlwq_tests (cuda): exit $?"
   for log in "$out"/gpu-kernel-tests.log "$out"/gpu-runner-tests.log; do
     grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure|error" "$log" | head -40 || true
@@ -35,7 +35,7 @@ fi
 if has kernels; then
   # Every decode kernel version and the prefill paths on Llama-3-8B layer shapes, checked against
   # the CPU reference and timed beside the card's read bandwidth (bench/cuda/linear_versions.cc).
-  timeout 240 .device/bin/linear_versions >"$out/linear-versions.log" 2>&1 || echo "linear_versions: exit $?"
+  timeout "${KERNEL_SECONDS:-240}" .device/bin/linear_versions >"$out/linear-versions.log" 2>&1 || echo "linear_versions: exit $?"
   sed -n '/^== decode GEMV/,$p' "$out/linear-versions.log"
 fi
 
@@ -65,13 +65,17 @@ if has hybrid; then
 fi
 
 if has versions; then
-  # Decode end to end with each HLWQ batch-1 kernel version forced (HLWQ_GEMV_VERSION), side by side.
+  # Decode end to end with each batch-1 kernel version forced (HLWQ_GEMV_VERSION), side by side;
+  # VERSION_FORMATS narrows the formats, QWEN=1 adds Qwen3.5-9B HLWQ Q4.
   for version in 1 3; do
-    for format in hlwq-q4 hlwq-q5; do
+    for format in ${VERSION_FORMATS:-hlwq-q4 hlwq-q5 mlx4 int4 bf16}; do
       HLWQ_GEMV_VERSION=$version bench "v$version-llama3-8b-$format" --synthetic llama3-8b --format "$format" \
-        -p 512 -n 128 --repetitions 2
+        -p 512 -n 128
     done
-    HLWQ_GEMV_VERSION=$version bench "v$version-qwen3.5-9b-hlwq-q4" --synthetic qwen3.5-9b --format hlwq-q4 -p 512 -n 128
+    if [[ ${QWEN:-0} == 1 ]]; then
+      HLWQ_GEMV_VERSION=$version bench "v$version-qwen3.5-9b-hlwq-q4" --synthetic qwen3.5-9b --format hlwq-q4 \
+        -p 512 -n 128
+    fi
   done
 fi
 
