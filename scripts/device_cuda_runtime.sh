@@ -97,7 +97,7 @@ rows = [line for line in open(sys.argv[1]) if line.startswith('"')]
 totals, counts = collections.Counter(), collections.Counter()
 for row in csv.DictReader(rows):
     if row.get("Metric Name") == "gpu__time_duration.sum":
-        totals[row["Kernel Name"][:70]] += float(row["Metric Value"]) / 1e3
+        totals[row["Kernel Name"][:70]] += float(row["Metric Value"].replace(",", "")) / 1e3  # ncu writes 1,393,312
         counts[row["Kernel Name"][:70]] += 1
 whole = sum(totals.values())
 print(f"{len(counts)} kernels, {sum(counts.values())} launches, {whole:.0f} us in all")

@@ -261,8 +261,9 @@ TEST_F(DeviceLinearTest, ColumnStationaryGemvWalksManyRowGroupsAndFallsBackOnLon
   // more than two sweeps of any H100/H200 grid: both code buffers, the strided group loop and a
   // partial last group are exercised; Q4 (4-row groups) and Q7 (2-row groups). Rows of more than
   // 512 units (Q4, block 32, 20000 columns: 625 units) run version 1 instead, and must agree too.
-  // The same for MLX 4/8-bit (4- and 2-row groups), INT4 and BF16 (8 columns a unit).
-  for (const auto& [rows, columns] : {std::pair{int64_t{40001}, int64_t{256}}, std::pair{int64_t{7}, int64_t{20000}}}) {
+  // The same for MLX 4/8-bit (4- and 2-row groups), INT4 and BF16 (8 columns a unit); 20480 columns
+  // are more than 512 units in each.
+  for (const auto& [rows, columns] : {std::pair{int64_t{40001}, int64_t{256}}, std::pair{int64_t{7}, int64_t{20480}}}) {
     const std::vector<float> values = layer_weights(rows, columns, 1100);
     for (const LinearWeight& weight :
          {make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, values, rows, columns),
