@@ -175,16 +175,17 @@ int run(bool quick, const std::string& only) {
 
       for (const int64_t batch : {int64_t{1}, int64_t{4}, int64_t{16}}) {
         if (batch > 1 && format != "HLWQ Q4 d128" && format != "BF16") continue;
-        // Every decode kernel version where they differ (HLWQ v2 up to batch 4, every format's v3 at batch 1).
+        // Every decode kernel version where they differ: HLWQ's version 2 up to batch 4, every
+        // format's version 3 at batch 1.
         using cuda::kernels::GemvVersion;
-        const bool two_versions = (format.starts_with("HLWQ") && batch <= 4) || batch == 1;
+        const bool hlwq = format.starts_with("HLWQ");
         std::vector<GemvVersion> versions = {GemvVersion::best_measured};
-        if (two_versions) versions = {GemvVersion::coalesced_words, GemvVersion::wide_units};
-        if (batch == 1) versions = {GemvVersion::coalesced_words, GemvVersion::wide_units, GemvVersion::column_stationary};
-        if (batch == 1 && !format.starts_with("HLWQ")) versions = {GemvVersion::wide_units, GemvVersion::column_stationary};
+        if (hlwq && batch <= 4) versions = {GemvVersion::coalesced_words, GemvVersion::wide_units};
+        if (batch == 1 && !hlwq) versions = {GemvVersion::wide_units};
+        if (batch == 1) versions.push_back(GemvVersion::column_stationary);
         for (const GemvVersion version : versions) {
           workspace.set_gemv_version(version);
-          const char* kernel = !two_versions                              ? "GEMV"
+          const char* kernel = versions.size() == 1                       ? "GEMV"
                                : version == GemvVersion::coalesced_words   ? "GEMV v2"
                                : version == GemvVersion::column_stationary ? "GEMV v3"
                                                                            : "GEMV v1";

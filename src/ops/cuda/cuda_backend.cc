@@ -175,10 +175,8 @@ class CudaGraph final : public BackendGraph {
 // keeps the fastest measured per batch.
 cuda::kernels::GemvVersion gemv_version_from_environment() {
   const char* value = std::getenv("HLWQ_GEMV_VERSION");
-  if (value == nullptr || std::string(value).empty() || std::string(value) == "0") {
-    return cuda::kernels::GemvVersion::best_measured;
-  }
-  const std::string text(value);
+  const std::string text = value == nullptr ? "" : value;
+  if (text.empty() || text == "0") return cuda::kernels::GemvVersion::best_measured;
   check(text == "1" || text == "2" || text == "3", "HLWQ_GEMV_VERSION must be 0, 1, 2 or 3, not '", text, "'");
   return static_cast<cuda::kernels::GemvVersion>(text[0] - '0');
 }

@@ -378,18 +378,22 @@ void launch_unit(const HlwqView& weight, const float* rotated, int64_t batch, fl
   }
 }
 
+// Units (of unit_bytes of the first plane) in one row of the weight.
+int64_t units_per_row(const HlwqView& weight) {
+  const int64_t first_plane_bytes = plane_bytes(plane_geometry(weight.bits), 0, weight.block);
+  return weight.blocks * (first_plane_bytes / unit_bytes(weight.bits, weight.block));
+}
+
 // Whether version 3 takes this weight at this batch: batch 1, rows of at most
 // kStationaryMaxThreads units.
 bool stationary_applies(const HlwqView& weight, int64_t batch) {
-  const int unit = unit_bytes(weight.bits, weight.block);
-  const int64_t units_per_block = plane_bytes(plane_geometry(weight.bits), 0, weight.block) / unit;
-  return batch == 1 && weight.blocks * units_per_block <= kStationaryMaxThreads;
+  return batch == 1 && units_per_row(weight) <= kStationaryMaxThreads;
 }
 
 template <int kBits, int kUnit>
 void launch_stationary(const HlwqView& weight, const float* rotated, float* y, cudaStream_t stream) {
   if constexpr (unit_reachable(kBits, kUnit)) {
-    const int64_t units = weight.blocks * (plane_bytes(plane_geometry(kBits), 0, weight.block) / kUnit);
+    const int64_t units = units_per_row(weight);
     constexpr int kRows = stationary_rows(kBits, kUnit);
     const StationaryShape shape =
         stationary_shape(hlwq_gemv_stationary_kernel<kBits, kUnit>, units, (weight.rows + kRows - 1) / kRows);
