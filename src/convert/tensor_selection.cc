@@ -14,7 +14,7 @@ std::regex compile(const std::string& pattern, const char* flag) {
   }
 }
 
-// Kept in 16 bit by default (HLWQ.md): MoE routers, shared-expert gates and the recurrent
+// Kept in 16 bit by default (as the published HLWQ pipeline does): MoE routers, shared-expert gates and the recurrent
 // parameters of hybrid models: A_log, dt_bias, conv1d, D, and the gated delta-net's in_proj_a /
 // in_proj_b (value_heads x hidden: they set the state's decay and write strength through exp and
 // sigmoid). They are small, and their errors are amplified downstream.

@@ -1,5 +1,5 @@
 // Walsh-Hadamard transform in Sylvester order: the rotation that spreads each block of weights
-// over all coordinates before the Lloyd-Max code (docs HLWQ.md step 3).
+// over all coordinates before the Lloyd-Max code (step 3 of the method).
 #pragma once
 
 #include <cstddef>

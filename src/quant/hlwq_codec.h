@@ -1,5 +1,5 @@
 // HLWQ quantization of weight matrices: blocks of `block` input weights -> gain (fp16) + Lloyd-Max
-// codes of the Walsh-Hadamard-rotated, unit-variance block (docs HLWQ.md), packed per
+// codes of the Walsh-Hadamard-rotated, unit-variance block (the method, README.md), packed per
 // docs/FORMAT.md. The ablation's variants (no rotation, uniform absmax codes) are options of the
 // same codec, so they share its storage and the runtime kernel. Pure functions over spans; the
 // fast path is SIMD, the reference plain.

@@ -1,5 +1,5 @@
 // Lloyd-Max scalar quantizers for the standard normal distribution: the codebook that HLWQ applies
-// to every rotated, unit-variance weight (docs HLWQ.md step 5); plus the uniform levels of the
+// to every rotated, unit-variance weight (step 5 of the method); plus the uniform levels of the
 // absmax baseline that the ablation compares them with.
 #pragma once
 

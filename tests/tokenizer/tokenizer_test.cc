@@ -342,7 +342,7 @@ TEST(TokenizerErrors, OneLineNamingTheFile) {
   EXPECT_EQ(ok.encode("ba"), (std::vector<int32_t>{1, 0}));
 }
 
-// Inputs fuzz/tokenizer_fuzz.cc found (or that review found and the fuzz target confirmed), reduced:
+// Inputs fuzz/tokenizer_fuzz.cc found (or that reading the parser found and the fuzz target confirmed), reduced:
 // each used to end the process (an exception other than hlwq::Error, or a multi-gigabyte allocation)
 // and must now be a one-line error naming the file.
 TEST(TokenizerErrors, MalformedFilesAreErrorsNotCrashes) {
