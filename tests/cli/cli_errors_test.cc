@@ -43,7 +43,9 @@ TEST(CliErrors, BadInputIsOneLineAndExitOne) {
 }
 
 TEST(CliErrors, HelpWorksForEveryCommand) {
-  for (const char* command : {"--help", "import --help", "quantize --help", "export --help", "inspect --help"}) {
+  for (const char* command : {"--help", "import --help", "quantize --help", "export --help", "inspect --help",
+                              "run --help", "chat --help", "ppl --help", "bench --help", "tokenize --help",
+                              "serve --help"}) {
     const CommandResult result = run_hlwq(command);
     EXPECT_EQ(result.exit_code, 0) << command;
     EXPECT_NE(result.output.find("Usage"), std::string::npos) << command << result.output;
