@@ -18,7 +18,8 @@ shift
 folder=build-$kind
 # The tests that run work on several threads: the thread pool, parallel rows and kernels, grouped
 # linears, quantize and export with threads (in-process, through the command, and stopped by a
-# signal), generation and the model runner on a pool (every architecture's forward pass, Qwen3.5's
+# signal), width planning (its error measurements on a pool), attention and the gated delta rule
+# (heads over threads), generation and the model runner on a pool (every architecture's forward pass, Qwen3.5's
 # delta-net heads, every quantized format's kernels), perplexity over threads, `hlwq serve` as a
 # process (its scheduler, HTTP workers and signal watcher), and the server's tests in tests/server/
 # (the batch scheduler's thread beside its callers, httplib's worker threads; the request parsing
@@ -27,7 +28,8 @@ tsan_tests="core/thread_pool_test.cc;ops/cpu/parallel_rows_test.cc;ops/linear_te
 tsan_tests+=";convert/quantize_model_test.cc;cli/quantize_command_test.cc;convert/export_model_test.cc"
 tsan_tests+=";cli/interrupted_commands_test.cc;engine/generate_test.cc;engine/forward_test.cc"
 tsan_tests+=";engine/qwen35_runner_test.cc;engine/quantized_formats_test.cc;eval/model_perplexity_test.cc"
-tsan_tests+=";cli/serve_command_test.cc"
+tsan_tests+=";cli/serve_command_test.cc;ops/attention_test.cc;ops/gated_delta_rule_test.cc"
+tsan_tests+=";convert/width_planning_test.cc;eval/perplexity_test.cc"
 for test in tests/server/*_test.cc; do tsan_tests+=";${test#tests/}"; done
 if [[ ! -f $folder/build.ninja ]]; then
   # -fno-pch-timestamp: ccache can cache objects built with the precompiled headers (HLWQ_PCH).

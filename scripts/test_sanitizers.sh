@@ -38,6 +38,9 @@ run_sharded() {  # build-folder filter
 #   PplCommand.*       scores the demo model in several formats through the command: under ASan it
 #                      was still running when a shard was stopped after 25 min on the loaded VM; the
 #                      perplexity code is covered by Perplexity.*, ModelPerplexity*.* and KlDivergence.*.
+# The Python tests of scripts/test.sh (tests/server/*.py: the OpenAI client, faults, the chat page)
+# drive the Release binary over HTTP and are not repeated here; the server code they reach runs
+# under ASan and TSan in tests/server/*_test.cc and cli/serve_command_test.cc.
 asan_excluded="CudaKernels.*:CudaDevice.*:GpuForward*.*:QualityStudy.*:PplCommand.*"
 
 
