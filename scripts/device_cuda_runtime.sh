@@ -65,9 +65,9 @@ if has hybrid; then
 fi
 
 if has versions; then
-  # Decode end to end with each batch-1 kernel version forced (HLWQ_GEMV_VERSION), side by side;
-  # VERSION_FORMATS narrows the formats, QWEN=1 adds Qwen3.5-9B HLWQ Q4.
-  for version in 1 3; do
+  # Decode end to end with each kernel version forced (HLWQ_GEMV_VERSION), side by side; VERSIONS
+  # picks the versions (default 1 3), VERSION_FORMATS the formats, QWEN=1 adds Qwen3.5-9B HLWQ Q4.
+  for version in ${VERSIONS:-1 3}; do
     for format in ${VERSION_FORMATS:-hlwq-q4 hlwq-q5 mlx4 int4 bf16}; do
       HLWQ_GEMV_VERSION=$version bench "v$version-llama3-8b-$format" --synthetic llama3-8b --format "$format" \
         -p 512 -n 128

@@ -174,20 +174,23 @@ int run(bool quick, const std::string& only) {
       for (int i = 1; i < copies; ++i) weights.emplace_back(host);
 
       for (const int64_t batch : {int64_t{1}, int64_t{4}, int64_t{16}}) {
-        if (batch > 1 && format != "HLWQ Q4 d128" && format != "BF16") continue;
+        const bool four_bit = format == "HLWQ Q4 d128" || format == "MLX 4-bit g64" || format == "CT INT4 g128";
+        if (batch > 1 && !four_bit && format != "BF16") continue;
         // Every decode kernel version where they differ: HLWQ's version 2 up to batch 4, every
-        // format's version 3 at batch 1.
+        // format's version 3 at batch 1, the 4-bit formats' version 4.
         using cuda::kernels::GemvVersion;
         const bool hlwq = format.starts_with("HLWQ");
         std::vector<GemvVersion> versions = {GemvVersion::best_measured};
         if (hlwq && batch <= 4) versions = {GemvVersion::coalesced_words, GemvVersion::wide_units};
-        if (batch == 1 && !hlwq) versions = {GemvVersion::wide_units};
+        if ((batch == 1 || four_bit) && !hlwq) versions = {GemvVersion::wide_units};
         if (batch == 1) versions.push_back(GemvVersion::column_stationary);
+        if (four_bit) versions.push_back(GemvVersion::tensor_core_pairs);
         for (const GemvVersion version : versions) {
           workspace.set_gemv_version(version);
           const char* kernel = versions.size() == 1                       ? "GEMV"
                                : version == GemvVersion::coalesced_words   ? "GEMV v2"
                                : version == GemvVersion::column_stationary ? "GEMV v3"
+                               : version == GemvVersion::tensor_core_pairs ? "GEMV v4"
                                                                            : "GEMV v1";
           Row row{shape.name, format, kernel, batch, bytes};
           // Check once against the CPU reference (batch 1 on every shape; batch 4/16 on the small ones).

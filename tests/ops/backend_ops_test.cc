@@ -214,6 +214,9 @@ TEST_P(BackendOps, KvCacheAndAttention) {
 struct LinearCase {
   const char* name;
   std::function<LinearWeight(const std::vector<float>&, int64_t, int64_t, ThreadPool&)> make;
+  // CUDA multiplies these at batches 2..16 with fp16 x on tensor cores (GEMV version 4): relative
+  // error about 3e-4 (tests/ops/cuda/device_linear_test.cc), so 2e-3 there instead of 1e-5.
+  bool fp16_small_batches = false;
 };
 
 std::vector<LinearCase> linear_cases() {
@@ -228,6 +231,13 @@ std::vector<LinearCase> linear_cases() {
          params.gain = BlockGain::least_squares;
          return make_hlwq_linear_weight(std::make_shared<const HlwqCodec>(params, columns), w, rows, pool);
        }},
+      {"hlwq q4 block 128 signs", [](const std::vector<float>& w, int64_t rows, int64_t columns, ThreadPool& pool) {
+         HlwqParams params;
+         params.bits = 4;
+         params.block = 128;
+         params.sign_seed = 11;
+         return make_hlwq_linear_weight(std::make_shared<const HlwqCodec>(params, columns), w, rows, pool);
+       }, true},
       {"hlwq q5 block 128 signs", [](const std::vector<float>& w, int64_t rows, int64_t columns, ThreadPool& pool) {
          HlwqParams params;
          params.bits = 5;
@@ -262,13 +272,15 @@ TEST_P(BackendOps, LinearsAndEmbedding) {
       Buffer device_x = upload(x), y = backend_->allocate(batch * rows), y_other = backend_->allocate(batch * rows);
       backend_->linear(*device_weight, device_x.floats(), batch, y.floats());
       const std::string name = std::string(test_case.name) + " batch " + std::to_string(batch);
-      report(("linear " + name).c_str(), relative_difference(download(y), expected), 1e-5);
+      const double bound =
+          test_case.fp16_small_batches && GetParam() == BackendKind::cuda && batch >= 2 ? 2e-3 : 1e-5;
+      report(("linear " + name).c_str(), relative_difference(download(y), expected), bound);
       const BackendLinear* group[] = {device_weight.get(), device_other.get()};
       const Floats outputs[] = {y.floats(), y_other.floats()};
       backend_->linear_group(group, device_x.floats(), batch, outputs);
       report(("linear_group " + name).c_str(),
              std::max(relative_difference(download(y), expected), relative_difference(download(y_other), expected_other)),
-             1e-5);
+             bound);
     }
     // embed: rows 0, 95, 3, 3 of the table times 0.5.
     std::vector<TokenPlace> places = {{0, 0}, {0, 1}, {0, 2}, {0, 3}};

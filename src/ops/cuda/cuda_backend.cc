@@ -170,14 +170,15 @@ class CudaGraph final : public BackendGraph {
   uint64_t workspace_bytes_;
 };
 
-// HLWQ_GEMV_VERSION=1|2|3 runs every HLWQ decode product with that kernel version
+// HLWQ_GEMV_VERSION=1|2|3|4 runs every HLWQ decode product with that kernel version
 // (docs/KERNELS.md), so that `hlwq bench` can compare them end to end in one process; unset or 0
 // keeps the fastest measured per batch.
 cuda::kernels::GemvVersion gemv_version_from_environment() {
   const char* value = std::getenv("HLWQ_GEMV_VERSION");
   const std::string text = value == nullptr ? "" : value;
   if (text.empty() || text == "0") return cuda::kernels::GemvVersion::best_measured;
-  check(text == "1" || text == "2" || text == "3", "HLWQ_GEMV_VERSION must be 0, 1, 2 or 3, not '", text, "'");
+  check(text == "1" || text == "2" || text == "3" || text == "4", "HLWQ_GEMV_VERSION must be 0, 1, 2, 3 or 4, not '",
+        text, "'");
   return static_cast<cuda::kernels::GemvVersion>(text[0] - '0');
 }
 

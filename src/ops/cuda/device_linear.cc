@@ -173,7 +173,8 @@ LinearWorkspace::~LinearWorkspace() {
 }
 
 uint64_t LinearWorkspace::device_bytes() const {
-  return rotated_.size() + activations_bf16_.size() + weight_panel_.size() + cublas_workspace_.size();
+  return rotated_.size() + activation_pairs_.size() + activations_bf16_.size() + weight_panel_.size() +
+         cublas_workspace_.size();
 }
 
 void* LinearWorkspace::grow(DeviceBytes& buffer, uint64_t bytes) {
@@ -237,18 +238,36 @@ void panel_product(cublasHandle_t handle, bool bf16, const void* panel, int64_t 
 float* rotate_into_workspace(const DeviceLinear& weight, const float* x, int64_t batch, LinearWorkspace& workspace,
                              cudaStream_t stream) {
   const kernels::HlwqView& view = weight.hlwq_view();
-  auto* rotated = static_cast<float*>(workspace.rotated(static_cast<uint64_t>(batch * view.padded_columns) * 4));
+  auto* rotated = static_cast<float*>(workspace.rotated(kernels::hlwq_rotated_bytes(view, batch)));
   kernels::hlwq_rotate_activations(view, x, batch, rotated, stream);
   return rotated;
 }
 
 void gemv(const DeviceLinear& weight, const float* x, const float* rotated, int64_t batch, float* y,
-          kernels::GemvVersion version, cudaStream_t stream) {
+          LinearWorkspace& workspace, cudaStream_t stream) {
+  const kernels::GemvVersion version = workspace.gemv_version();
+  // MLX 4-bit and INT4 take version 4 on request only: at batch 1 an H100 measured it slower than
+  // version 1 on three of five Llama-3-8B shapes (docs/KERNELS.md); batches 2-16 are not measured.
+  const bool pairs = version == kernels::GemvVersion::tensor_core_pairs;
   switch (weight.format()) {
     case LinearFormat::dense: kernels::dense_gemv(weight.dense_view(), x, batch, y, version, stream); return;
     case LinearFormat::hlwq: kernels::hlwq_gemv(weight.hlwq_view(), rotated, batch, y, version, stream); return;
-    case LinearFormat::mlx_affine: kernels::affine_gemv(weight.affine_view(), x, batch, y, version, stream); return;
-    case LinearFormat::ct_int4: kernels::int4_gemv(weight.int4_view(), x, batch, y, version, stream); return;
+    case LinearFormat::mlx_affine:
+      if (pairs && kernels::affine_pair_gemv_applies(weight.affine_view(), batch)) {
+        void* scratch = workspace.activation_pairs(kernels::nibble_pair_scratch_bytes(weight.columns(), batch));
+        kernels::affine_pair_gemv(weight.affine_view(), x, batch, scratch, y, stream);
+        return;
+      }
+      kernels::affine_gemv(weight.affine_view(), x, batch, y, version, stream);
+      return;
+    case LinearFormat::ct_int4:
+      if (pairs && kernels::int4_pair_gemv_applies(weight.int4_view(), batch)) {
+        void* scratch = workspace.activation_pairs(kernels::nibble_pair_scratch_bytes(weight.columns(), batch));
+        kernels::int4_pair_gemv(weight.int4_view(), x, batch, scratch, y, stream);
+        return;
+      }
+      kernels::int4_gemv(weight.int4_view(), x, batch, y, version, stream);
+      return;
   }
 }
 
@@ -305,7 +324,7 @@ void linear_forward(const DeviceLinear& weight, const float* x, int64_t batch, f
   if (gemv_applies(weight, batch)) {
     const float* rotated =
         weight.format() == LinearFormat::hlwq ? rotate_into_workspace(weight, x, batch, workspace, stream) : nullptr;
-    gemv(weight, x, rotated, batch, y, workspace.gemv_version(), stream);
+    gemv(weight, x, rotated, batch, y, workspace, stream);
     return;
   }
   prefill(weight, x, batch, y, workspace, stream);
@@ -323,11 +342,13 @@ void linear_forward_group(std::span<const DeviceLinear* const> weights, const fl
   if (batch == 0) return;
   // Size the rotated activations once for the widest rotation, so the buffer does not move
   // between the weights that share it.
-  int64_t widest = 0;
+  uint64_t widest = 0;
   for (const DeviceLinear* weight : weights) {
-    if (weight->format() == LinearFormat::hlwq) widest = std::max(widest, weight->hlwq_view().padded_columns);
+    if (weight->format() == LinearFormat::hlwq) {
+      widest = std::max(widest, kernels::hlwq_rotated_bytes(weight->hlwq_view(), batch));
+    }
   }
-  if (widest > 0) workspace.rotated(static_cast<uint64_t>(batch * widest) * 4);
+  if (widest > 0) workspace.rotated(widest);
   const DeviceLinear::RotationKey* rotated_for = nullptr;
   const float* rotated = nullptr;
   for (size_t i = 0; i < weights.size(); ++i) {
@@ -342,7 +363,7 @@ void linear_forward_group(std::span<const DeviceLinear* const> weights, const fl
       rotated = rotate_into_workspace(weight, x, batch, workspace, stream);
       rotated_for = &weight.rotation_key();
     }
-    gemv(weight, x, rotated, batch, ys[i], workspace.gemv_version(), stream);
+    gemv(weight, x, rotated, batch, ys[i], workspace, stream);
   }
 }
 

@@ -94,7 +94,7 @@ class DeviceLinear {
 // matches the CPU to float rounding, what perplexity comparisons need).
 enum class PrefillPrecision { bf16_tensor_cores, fp32 };
 
-// Scratch the products need (rotated activations, BF16 activations, a panel of dequantized rows for
+// Scratch the products need (rotated activations, fp16 activation pairs, BF16 activations, a panel of dequantized rows for
 // prefill, the cuBLAS handle and its workspace). Grows on demand. After a call has grown it for
 // given shapes, later calls with the same shapes allocate nothing and synchronize nothing, so a
 // decode step can be captured in a CUDA graph. Not thread-safe: one workspace per stream.
@@ -116,6 +116,8 @@ class LinearWorkspace {
 
   // Buffers of at least `bytes` (contents undefined); reallocated only when larger ones are needed.
   void* rotated(uint64_t bytes) { return grow(rotated_, bytes); }
+  // x as fp16 pairs (and per-64-column sums) for the 4-bit MLX / INT4 GEMV version 4.
+  void* activation_pairs(uint64_t bytes) { return grow(activation_pairs_, bytes); }
   void* activations_bf16(uint64_t bytes) { return grow(activations_bf16_, bytes); }
   void* weight_panel(uint64_t bytes) { return grow(weight_panel_, bytes); }
   // The cuBLAS handle (created on first use), bound to `stream`.
@@ -127,6 +129,7 @@ class LinearWorkspace {
   PrefillPrecision prefill_precision_ = PrefillPrecision::fp32;
   kernels::GemvVersion gemv_version_ = kernels::GemvVersion::best_measured;
   DeviceBytes rotated_;
+  DeviceBytes activation_pairs_;
   DeviceBytes activations_bf16_;
   DeviceBytes weight_panel_;
   DeviceBytes cublas_workspace_;

@@ -16,12 +16,13 @@
 // bandwidth on 128256x4096, 0.18-0.35 on the 4096-14336-row layers: the per-CTA latency chain
 // (codebook load and barrier, one unit of loads, reduction), not this instruction count, limits it.
 #include "ops/cuda/gemv_common.cuh"
+#include "ops/cuda/hlwq_pair_gemv.cuh"
 #include "ops/cuda/hlwq_planes.cuh"
 
 namespace hlwq::cuda::kernels {
 namespace {
 
-__global__ void hlwq_rotate_kernel(HlwqView weight, const float* x, float* rotated) {
+__global__ void hlwq_rotate_kernel(HlwqView weight, const float* x, float* rotated, __half* pairs) {
   extern __shared__ float values[];
   const int i = threadIdx.x;
   const int64_t column = static_cast<int64_t>(blockIdx.x) * weight.block + i;
@@ -29,22 +30,29 @@ __global__ void hlwq_rotate_kernel(HlwqView weight, const float* x, float* rotat
   const int64_t padded = weight.padded_columns;
   float v = column < weight.columns ? x[b * weight.columns + column] : 0.0f;
   if (!weight.rotate) {
-    rotated[b * padded + column] = v * weight.identity_scale;
-    return;
-  }
-  if (weight.signs != nullptr) v *= weight.signs[column];
-  values[i] = v;
-  __syncthreads();
-  // Sylvester order, strides 1, 2, 4, ...: lower = x + y, upper = x - y (the CPU's order and
-  // roundings). Each thread computes its own output, so no thread idles.
-  for (int stride = 1; stride < weight.block; stride <<= 1) {
-    const float partner = values[i ^ stride];
-    v = (i & stride) ? partner - v : v + partner;
-    __syncthreads();
+    v *= weight.identity_scale;
+  } else {
+    if (weight.signs != nullptr) v *= weight.signs[column];
     values[i] = v;
     __syncthreads();
+    // Sylvester order, strides 1, 2, 4, ...: lower = x + y, upper = x - y (the CPU's order and
+    // roundings). Each thread computes its own output, so no thread idles.
+    for (int stride = 1; stride < weight.block; stride <<= 1) {
+      const float partner = values[i ^ stride];
+      v = (i & stride) ? partner - v : v + partner;
+      __syncthreads();
+      values[i] = v;
+      __syncthreads();
+    }
+    v *= 1.0f / static_cast<float>(weight.block);
   }
-  rotated[b * padded + column] = v * (1.0f / static_cast<float>(weight.block));
+  rotated[b * padded + column] = v;
+  if (pairs != nullptr) {
+    // Version 4's layout: word j of the block's pairs is half2(x'[j], x'[j + block / 2]).
+    const int half_block = weight.block / 2;
+    pairs[b * padded + static_cast<int64_t>(blockIdx.x) * weight.block + 2 * (i % half_block) + i / half_block] =
+        __float2half_rn(v);
+  }
 }
 
 // Bits [shift, shift + kWidth) of word, times 4.
@@ -437,10 +445,16 @@ void launch_bits(const HlwqView& weight, const float* rotated, int64_t batch, fl
 
 }  // namespace
 
+uint64_t hlwq_rotated_bytes(const HlwqView& weight, int64_t batch) {
+  const uint64_t values = static_cast<uint64_t>(batch * weight.padded_columns);
+  return values * sizeof(float) + (hlwq_pairs_apply(weight) ? values * sizeof(__half) : 0);
+}
+
 void hlwq_rotate_activations(const HlwqView& weight, const float* x, int64_t batch, float* rotated,
                              cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(weight.blocks), static_cast<unsigned>(batch));
-  hlwq_rotate_kernel<<<grid, weight.block, weight.block * sizeof(float), stream>>>(weight, x, rotated);
+  __half* pairs = hlwq_pairs_apply(weight) ? reinterpret_cast<__half*>(rotated + batch * weight.padded_columns) : nullptr;
+  hlwq_rotate_kernel<<<grid, weight.block, weight.block * sizeof(float), stream>>>(weight, x, rotated, pairs);
   check_launch("HLWQ activation rotation");
 }
 
@@ -451,6 +465,18 @@ bool hlwq_gemv_applies(const HlwqView& weight, int64_t batch) {
 
 void hlwq_gemv(const HlwqView& weight, const float* rotated, int64_t batch, float* y, GemvVersion version,
                cudaStream_t stream) {
+  // best_measured: version 4 at batches 2..16 (an H100 measured it 1.2-1.8x faster at 4 and 6-9x
+  // at 16 than versions 1-2; at batch 1 it was slower than version 1, which stays).
+  const bool pairs_best = version == GemvVersion::best_measured && batch >= 2;
+  if (version == GemvVersion::tensor_core_pairs || pairs_best) {
+    if (hlwq_pair_gemv_applies(weight, batch)) {
+      const auto* pairs = reinterpret_cast<const uint32_t*>(rotated + batch * weight.padded_columns);
+      hlwq_pair_gemv(weight, pairs, batch, y, stream);
+      check_launch("HLWQ GEMV (tensor-core pairs)");
+      return;
+    }
+    version = GemvVersion::best_measured;  // widths, blocks and batches version 4 does not take
+  }
   switch (weight.bits) {
     case 2: launch_bits<2>(weight, rotated, batch, y, version, stream); break;
     case 3: launch_bits<3>(weight, rotated, batch, y, version, stream); break;

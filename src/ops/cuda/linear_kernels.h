@@ -72,9 +72,18 @@ struct DenseView {
 // batch tiles 1 and 4 only. column_stationary (version 3, every format): batch 1, a CTA spans whole
 // rows and each thread keeps its unit's activations in registers for every row it visits
 // (persistent grid); other batches and rows of more than 512 units run version 1. best_measured
-// picks per batch what measured faster on an H100: version 1 at batch 1, version 2 at batches 2-4,
-// version 1 above.
-enum class GemvVersion : int { best_measured = 0, wide_units = 1, coalesced_words = 2, column_stationary = 3 };
+// picks per batch what measured faster on an H100: version 1 at batch 1; at batches 2-16 version 4
+// where it applies, else version 2 at batches 2-4 and version 1 above. tensor_core_pairs (version 4, HLWQ Q4 with blocks of 128 or more, batch 1..16):
+// code pairs through a table into fp16 tensor-core products with fp32 sums (x' and the codebook
+// rounded to fp16: relative error about 3e-4); the same for 4-bit MLX affine and INT4 (nibble pairs,
+// no table); other weights and batches run best_measured.
+enum class GemvVersion : int {
+  best_measured = 0,
+  wide_units = 1,
+  coalesced_words = 2,
+  column_stationary = 3,
+  tensor_core_pairs = 4,
+};
 
 // The largest batch the decode kernels (GEMV) take in one pass over the weight.
 inline constexpr int64_t kMaxGemvBatch = 16;
@@ -84,6 +93,9 @@ inline constexpr int64_t kMaxGemvBatch = 16;
 // rotated (batch x padded_columns) = per block (H(s * x_block) / block) with the unnormalized
 // Hadamard H, zero padding; or x * identity_scale without rotation. The GEMV then needs only
 // sum_i gain * c[q_i] * rotated_i per block.
+// rotated must hold hlwq_rotated_bytes: the floats, then (for weights version 4 takes) the same
+// values in fp16 in that version's pair order.
+uint64_t hlwq_rotated_bytes(const HlwqView& weight, int64_t batch);
 void hlwq_rotate_activations(const HlwqView& weight, const float* x, int64_t batch, float* rotated,
                              cudaStream_t stream);
 bool hlwq_gemv_applies(const HlwqView& weight, int64_t batch);
@@ -97,6 +109,18 @@ void affine_gemv(const AffineView& weight, const float* x, int64_t batch, float*
 bool int4_gemv_applies(const Int4View& weight, int64_t batch);
 void int4_gemv(const Int4View& weight, const float* x, int64_t batch, float* y, GemvVersion version,
                cudaStream_t stream);
+
+// Version 4 of the 4-bit MLX affine (groups of 64, 128, ...) and INT4 products (batch 1..16, columns a
+// multiple of 128): x into fp16 pairs and per-64-column sums in `scratch` (nibble_pair_scratch_bytes),
+// then tensor-core products of nibble pairs with fp32 sums (x rounded to fp16: relative error about
+// 2e-4).
+bool affine_pair_gemv_applies(const AffineView& weight, int64_t batch);
+bool int4_pair_gemv_applies(const Int4View& weight, int64_t batch);
+uint64_t nibble_pair_scratch_bytes(int64_t columns, int64_t batch);
+void affine_pair_gemv(const AffineView& weight, const float* x, int64_t batch, void* scratch, float* y,
+                      cudaStream_t stream);
+void int4_pair_gemv(const Int4View& weight, const float* x, int64_t batch, void* scratch, float* y,
+                    cudaStream_t stream);
 
 bool dense_gemv_applies(const DenseView& weight, int64_t batch);
 void dense_gemv(const DenseView& weight, const float* x, int64_t batch, float* y, GemvVersion version,

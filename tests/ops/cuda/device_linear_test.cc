@@ -43,7 +43,7 @@ using cuda::kernels::GemvVersion;
 // Worst errors seen by the running test, printed when it ends (the bounds say pass/fail; these
 // say by how much).
 struct WorstErrors {
-  double float_path = 0, bf16_prefill = 0;
+  double float_path = 0, pair_path = 0, bf16_prefill = 0;
   int64_t gather_ulps = 0;
 };
 WorstErrors worst;
@@ -55,8 +55,8 @@ class DeviceLinearTest : public ::testing::Test {
     worst = {};
   }
   void TearDown() override {
-    std::printf("    worst relative error: float paths %.2e, BF16 prefill %.2e; gather %lld ulp\n", worst.float_path,
-                worst.bf16_prefill, static_cast<long long>(worst.gather_ulps));
+    std::printf("    worst relative error: float paths %.2e, fp16 pair GEMV %.2e, BF16 prefill %.2e; gather %lld ulp\n",
+                worst.float_path, worst.pair_path, worst.bf16_prefill, static_cast<long long>(worst.gather_ulps));
   }
 };
 
@@ -121,27 +121,68 @@ double product_error(const LinearWeight& weight, int64_t batch, PrefillPrecision
 // roundings per output. BF16 prefill rounds weights and x to 8-bit mantissas.
 constexpr double kFloatBound = 1e-5;
 constexpr double kBf16Bound = 2e-2;
+// GEMV version 4 (HLWQ Q4 with blocks >= 128; 4-bit MLX and INT4 with groups of 64k and columns of
+// 128k) rounds x (and HLWQ's codebook) to fp16 (relative 2^-11 each, random over the terms) and sums
+// the exact products in fp32.
+constexpr double kPairBound = 2e-3;
+
+bool takes_pairs(const LinearWeight& weight, int64_t batch) {
+  if (batch > 16) return false;
+  switch (weight.format) {
+    case LinearFormat::hlwq: return weight.codec->params().bits == 4 && weight.codec->params().block >= 128;
+    case LinearFormat::mlx_affine:
+      return weight.affine.bits == 4 && weight.affine.group_size % 64 == 0 && weight.columns % 128 == 0;
+    case LinearFormat::ct_int4: return weight.int4.group_size % 64 == 0 && weight.columns % 128 == 0;
+    case LinearFormat::dense: return false;
+  }
+  return false;
+}
+
+// best_measured runs HLWQ's version 4 at batches 2..16 where it applies.
+bool runs_pairs(const LinearWeight& weight, int64_t batch, GemvVersion version) {
+  const bool by_default = version == GemvVersion::best_measured && batch >= 2 && weight.format == LinearFormat::hlwq;
+  return (version == GemvVersion::tensor_core_pairs || by_default) && takes_pairs(weight, batch);
+}
+
+double gemv_bound(const LinearWeight& weight, int64_t batch, GemvVersion version) {
+  return runs_pairs(weight, batch, version) ? kPairBound : kFloatBound;
+}
 
 void expect_batches(const LinearWeight& weight, std::initializer_list<int64_t> batches, uint32_t seed) {
   for (const int64_t batch : batches) {
     const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + static_cast<uint32_t>(batch));
-    EXPECT_LE(error, kFloatBound) << describe(weight) << " batch " << batch;
-    worst.float_path = std::max(worst.float_path, error);
-    if (batch <= 4 && weight.format == LinearFormat::hlwq) {  // every HLWQ decode kernel version
-      // (version 3 takes batch 1 only; at larger batches it would run version 1 again)
-      std::vector<GemvVersion> versions = {GemvVersion::wide_units, GemvVersion::coalesced_words};
+    EXPECT_LE(error, gemv_bound(weight, batch, GemvVersion::best_measured)) << describe(weight) << " batch " << batch;
+    (runs_pairs(weight, batch, GemvVersion::best_measured) ? worst.pair_path : worst.float_path) =
+        std::max(runs_pairs(weight, batch, GemvVersion::best_measured) ? worst.pair_path : worst.float_path, error);
+    if (batch <= 16 && weight.format == LinearFormat::hlwq) {  // every HLWQ decode kernel version
+      // (version 3 takes batch 1 only, version 2 up to 4: past that they would run version 1 again)
+      std::vector<GemvVersion> versions = {GemvVersion::tensor_core_pairs};
+      if (batch <= 4) versions.insert(versions.end(), {GemvVersion::wide_units, GemvVersion::coalesced_words});
       if (batch == 1) versions.push_back(GemvVersion::column_stationary);
       for (const GemvVersion version : versions) {
         const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + static_cast<uint32_t>(batch),
                                            version);
-        EXPECT_LE(error, kFloatBound) << describe(weight) << " batch " << batch << " GEMV version "
-                                      << static_cast<int>(version);
-        worst.float_path = std::max(worst.float_path, error);
+        EXPECT_LE(error, gemv_bound(weight, batch, version))
+            << describe(weight) << " batch " << batch << " GEMV version " << static_cast<int>(version);
+        if (runs_pairs(weight, batch, version)) {
+          worst.pair_path = std::max(worst.pair_path, error);
+        } else {
+          worst.float_path = std::max(worst.float_path, error);
+        }
       }
-    } else if (batch == 1) {  // the column-stationary version of the other formats
-      const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + 1, GemvVersion::column_stationary);
-      EXPECT_LE(error, kFloatBound) << describe(weight) << " batch 1 GEMV version 3";
-      worst.float_path = std::max(worst.float_path, error);
+    } else if (batch <= 16) {  // the other formats' versions 3 (batch 1) and 4
+      std::vector<GemvVersion> versions = {GemvVersion::tensor_core_pairs};
+      if (batch == 1) versions.push_back(GemvVersion::column_stationary);
+      for (const GemvVersion version : versions) {
+        const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + 1, version);
+        EXPECT_LE(error, gemv_bound(weight, batch, version))
+            << describe(weight) << " batch " << batch << " GEMV version " << static_cast<int>(version);
+        if (runs_pairs(weight, batch, version)) {
+          worst.pair_path = std::max(worst.pair_path, error);
+        } else {
+          worst.float_path = std::max(worst.float_path, error);
+        }
+      }
     }
     if (batch > 16) {
       const double bf16_error =
@@ -258,6 +299,52 @@ TEST_F(DeviceLinearTest, LongRowsMatchTheReferenceInEveryGemvVersion) {
                  {1, 4}, 9200);
 }
 
+TEST_F(DeviceLinearTest, TensorCorePairGemvMatchesTheReferenceAtEveryBatchItTakes) {
+  // Version 4: one CTA a 16-row tile (1001 rows: a partial last tile), its 4 warps taking every
+  // fourth 64-byte chunk (4224 columns at block 128: 33 chunks, so warps end unevenly; block 256 two
+  // chunks a gain), every batch 1..16 (one or two n-tiles; lanes past the batch hold zeros), rotation none (the pairs of
+  // the identity path) and the uniform codebook (another table).
+  int index = 0;
+  for (const auto& [block, rotation, codebook] :
+       {std::tuple{128, Rotation::hadamard, CodebookKind::converged}, std::tuple{256, Rotation::hadamard, CodebookKind::converged},
+        std::tuple{128, Rotation::none, CodebookKind::converged}, std::tuple{512, Rotation::hadamard, CodebookKind::uniform}}) {
+    HlwqParams params;
+    params.bits = 4;
+    params.block = block;
+    params.rotation = rotation;
+    params.codebook = codebook;
+    if (rotation == Rotation::hadamard) params.sign_seed = 31u;
+    const LinearWeight weight = hlwq_weight(params, 1001, 4224, 1400 + index);
+    for (int64_t batch = 1; batch <= 16; ++batch) {
+      const double error = product_error(weight, batch, PrefillPrecision::fp32, 1500 + index * 16 + static_cast<uint32_t>(batch),
+                                         GemvVersion::tensor_core_pairs);
+      EXPECT_LE(error, kPairBound) << describe(weight) << " batch " << batch;
+      worst.pair_path = std::max(worst.pair_path, error);
+    }
+    ++index;
+  }
+}
+
+TEST_F(DeviceLinearTest, TensorCoreNibbleGemvMatchesTheReferenceAtEveryBatchItTakes) {
+  // Version 4 of 4-bit MLX (bias) and INT4: 1001 rows (a partial last tile), 4224 columns (66
+  // 64-column halves over 4 warps), groups of 64 and 128, every scale dtype, batches 1..16.
+  const std::vector<float> values = layer_weights(1001, 4224, 1600);
+  int index = 0;
+  for (const LinearWeight& weight :
+       {make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, values, 1001, 4224),
+        make_mlx_affine_linear_weight(AffineParams{4, 128}, DType::F16, values, 1001, 4224),
+        make_int4_linear_weight(Int4Params{128}, DType::BF16, values, 1001, 4224),
+        make_int4_linear_weight(Int4Params{64}, DType::F32, values, 1001, 4224)}) {
+    for (int64_t batch = 1; batch <= 16; ++batch) {
+      const double error = product_error(weight, batch, PrefillPrecision::fp32, 1700 + index * 16 + static_cast<uint32_t>(batch),
+                                         GemvVersion::tensor_core_pairs);
+      EXPECT_LE(error, kPairBound) << describe(weight) << " batch " << batch;
+      worst.pair_path = std::max(worst.pair_path, error);
+    }
+    ++index;
+  }
+}
+
 TEST_F(DeviceLinearTest, ColumnStationaryGemvWalksManyRowGroupsAndFallsBackOnLongRows) {
   // Version 3's persistent CTAs (HLWQ): short rows give small CTAs (up to 32 an SM), so 40000 rows are
   // more than two sweeps of any H100/H200 grid: both code buffers, the strided group loop and a
@@ -317,17 +404,22 @@ TEST_F(DeviceLinearTest, GroupSharesOneRotationAndEqualsSeparateCalls) {
   HlwqParams other_rotation = q4;
   other_rotation.sign_seed = 4u;
   const int64_t columns = 640;
+  // Q5 first: the Q4 weight after it reuses the rotation the Q5 weight made (its fp16 pairs too).
   const LinearWeight host[] = {
-      hlwq_weight(q4, 64, columns, 51), hlwq_weight(q5, 16, columns, 52),
+      hlwq_weight(q5, 16, columns, 52), hlwq_weight(q4, 64, columns, 51),
       make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, layer_weights(16, columns, 53), 16, columns),
       hlwq_weight(other_rotation, 24, columns, 54)};
   std::vector<DeviceLinear> device;
   for (const LinearWeight& weight : host) device.emplace_back(weight);
   const std::vector<const DeviceLinear*> pointers = {&device[0], &device[1], &device[2], &device[3]};
-  for (const int64_t batch : {int64_t{1}, int64_t{6}, int64_t{20}}) {
+  for (const auto& [batch, version] :
+       {std::pair{int64_t{1}, GemvVersion::best_measured}, std::pair{int64_t{6}, GemvVersion::best_measured},
+        std::pair{int64_t{20}, GemvVersion::best_measured}, std::pair{int64_t{1}, GemvVersion::tensor_core_pairs},
+        std::pair{int64_t{6}, GemvVersion::tensor_core_pairs}}) {
     const std::vector<float> x = random_normal(static_cast<size_t>(batch * columns), 55 + batch, 1.0f);
     const DeviceBuffer x_device = on_device(x);
     LinearWorkspace workspace;
+    workspace.set_gemv_version(version);
     std::vector<DeviceBuffer> grouped, separate;
     std::vector<float*> outputs;
     for (const LinearWeight& weight : host) {
@@ -346,7 +438,8 @@ TEST_F(DeviceLinearTest, GroupSharesOneRotationAndEqualsSeparateCalls) {
           << describe(host[i]) << " batch " << batch;
       std::vector<float> expected(alone.size());
       linear_forward_reference(host[i], x, batch, expected);
-      EXPECT_LE(relative_error(from_group, expected), kFloatBound) << describe(host[i]) << " batch " << batch;
+      EXPECT_LE(relative_error(from_group, expected), gemv_bound(host[i], batch, version))
+          << describe(host[i]) << " batch " << batch << " GEMV version " << static_cast<int>(version);
     }
   }
   std::vector<float*> one_output = {nullptr};
@@ -466,7 +559,8 @@ TEST_F(DeviceLinearTest, RepeatedDecodeCallsAllocateNothingAndReplayFromACudaGra
     for (size_t i = 0; i < device.size(); ++i) {
       std::vector<float> expected(static_cast<size_t>(batch * host[i].rows));
       linear_forward_reference(host[i], x, batch, expected);
-      EXPECT_LE(relative_error(on_host(ys[i]), expected), kFloatBound) << describe(host[i]) << " batch " << batch;
+      EXPECT_LE(relative_error(on_host(ys[i]), expected), gemv_bound(host[i], batch, GemvVersion::best_measured))
+          << describe(host[i]) << " batch " << batch;
     }
     cudaGraphExecDestroy(executable);
     cudaGraphDestroy(graph);
