@@ -142,3 +142,11 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))):
           f"{r['decode_bytes_per_token'] / 1e6:9.1f} {r['read_bandwidth_gb_per_second']:6.0f} "
           f"{r['decode_roofline_fraction']:8.2f} {m['weights'] / 1e9:10.2f} {m['peak_in_use'] / 1e9:8.2f}")
 PY
+
+# The tests' verdicts last, where a truncated log still shows them.
+if has tests; then grep -hE "^\[  (PASSED|FAILED) " "$out"/gpu-kernel-tests.log "$out"/gpu-runner-tests.log || true; fi
+# The device tool brings back only a few files: on it ($OUT set), everything goes into one archive.
+if [[ -n ${OUT:-} ]]; then
+  (cd "$out" && files=$(ls | grep -v '^logs.tar.xz$' || true) && [[ -z $files ]] || tar cJf logs.tar.xz --remove-files $files)
+fi
+

@@ -180,9 +180,10 @@ int run(bool quick, const std::string& only) {
         // format's version 3 at batch 1, the 4-bit formats' version 4.
         using cuda::kernels::GemvVersion;
         const bool hlwq = format.starts_with("HLWQ");
+        // (Version 1 is named, not best_measured, since best_measured picks version 4 at batches 2-16.)
         std::vector<GemvVersion> versions = {GemvVersion::best_measured};
-        if (hlwq && batch <= 4) versions = {GemvVersion::coalesced_words, GemvVersion::wide_units};
-        if ((batch == 1 || four_bit) && !hlwq) versions = {GemvVersion::wide_units};
+        if (hlwq || four_bit || batch == 1) versions = {GemvVersion::wide_units};
+        if (hlwq && batch <= 4) versions.insert(versions.begin(), GemvVersion::coalesced_words);
         if (batch == 1) versions.push_back(GemvVersion::column_stationary);
         if (four_bit) versions.push_back(GemvVersion::tensor_core_pairs);
         for (const GemvVersion version : versions) {

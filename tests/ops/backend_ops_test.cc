@@ -247,10 +247,10 @@ std::vector<LinearCase> linear_cases() {
        }},
       {"mlx 4-bit g64", [](const std::vector<float>& w, int64_t rows, int64_t columns, ThreadPool&) {
          return make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, w, rows, columns);
-       }},
+       }, true},
       {"ct int4 g128", [](const std::vector<float>& w, int64_t rows, int64_t columns, ThreadPool&) {
          return make_int4_linear_weight(Int4Params{128}, DType::BF16, w, rows, columns);
-       }},
+       }, true},
   };
 }
 

@@ -243,30 +243,38 @@ float* rotate_into_workspace(const DeviceLinear& weight, const float* x, int64_t
   return rotated;
 }
 
+// Whether 4-bit MLX and INT4 take version 4: when asked, and by default at batches 2-16, where an
+// H100 measured a Llama-3-8B layer's seven products 1.8-1.9x faster than version 1 at batch 4 and
+// 7-8x at 16 (k/v alone is slower at 4); at batch 1 it was slower (docs/KERNELS.md).
+bool nibble_pairs_wanted(kernels::GemvVersion version, int64_t batch) {
+  return version == kernels::GemvVersion::tensor_core_pairs ||
+         (version == kernels::GemvVersion::best_measured && batch >= 2);
+}
+
+// 4-bit MLX affine or INT4 (View): version 4 where wanted and it applies, else the format's own kernels.
+template <class View, class OwnGemv>
+void four_bit_gemv(const View& view, const float* x, int64_t batch, float* y, LinearWorkspace& workspace,
+                   cudaStream_t stream, OwnGemv own_gemv) {
+  const kernels::GemvVersion version = workspace.gemv_version();
+  if (nibble_pairs_wanted(version, batch) && kernels::nibble_pair_gemv_applies(view, batch)) {
+    void* scratch = workspace.activation_pairs(kernels::nibble_pair_scratch_bytes(view.columns, batch));
+    kernels::nibble_pair_gemv(view, x, batch, scratch, y, stream);
+    return;
+  }
+  own_gemv(view, x, batch, y, version, stream);
+}
+
 void gemv(const DeviceLinear& weight, const float* x, const float* rotated, int64_t batch, float* y,
           LinearWorkspace& workspace, cudaStream_t stream) {
   const kernels::GemvVersion version = workspace.gemv_version();
-  // MLX 4-bit and INT4 take version 4 on request only: at batch 1 an H100 measured it slower than
-  // version 1 on three of five Llama-3-8B shapes (docs/KERNELS.md); batches 2-16 are not measured.
-  const bool pairs = version == kernels::GemvVersion::tensor_core_pairs;
   switch (weight.format()) {
     case LinearFormat::dense: kernels::dense_gemv(weight.dense_view(), x, batch, y, version, stream); return;
     case LinearFormat::hlwq: kernels::hlwq_gemv(weight.hlwq_view(), rotated, batch, y, version, stream); return;
     case LinearFormat::mlx_affine:
-      if (pairs && kernels::affine_pair_gemv_applies(weight.affine_view(), batch)) {
-        void* scratch = workspace.activation_pairs(kernels::nibble_pair_scratch_bytes(weight.columns(), batch));
-        kernels::affine_pair_gemv(weight.affine_view(), x, batch, scratch, y, stream);
-        return;
-      }
-      kernels::affine_gemv(weight.affine_view(), x, batch, y, version, stream);
+      four_bit_gemv(weight.affine_view(), x, batch, y, workspace, stream, kernels::affine_gemv);
       return;
     case LinearFormat::ct_int4:
-      if (pairs && kernels::int4_pair_gemv_applies(weight.int4_view(), batch)) {
-        void* scratch = workspace.activation_pairs(kernels::nibble_pair_scratch_bytes(weight.columns(), batch));
-        kernels::int4_pair_gemv(weight.int4_view(), x, batch, scratch, y, stream);
-        return;
-      }
-      kernels::int4_gemv(weight.int4_view(), x, batch, y, version, stream);
+      four_bit_gemv(weight.int4_view(), x, batch, y, workspace, stream, kernels::int4_gemv);
       return;
   }
 }

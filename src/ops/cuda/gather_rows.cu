@@ -31,15 +31,7 @@ __global__ void hlwq_gather_kernel(HlwqView weight, const int32_t* tokens, float
   const float block_scale = weight.rotate ? gain / static_cast<float>(weight.block) : gain * weight.identity_scale;
   float v = weight.centroids[hlwq_code_at<kBits>(block_codes, i, block_log2)] * block_scale;
   if (weight.rotate) {
-    values[i] = v;
-    __syncthreads();
-    for (int stride = 1; stride < weight.block; stride <<= 1) {
-      const float partner = values[i ^ stride];
-      v = (i & stride) ? partner - v : v + partner;
-      __syncthreads();
-      values[i] = v;
-      __syncthreads();
-    }
+    v = sylvester_hadamard(v, values, i, weight.block);
     if (weight.signs != nullptr) v *= weight.signs[column];
   }
   if (column < weight.columns) out_row[column] = scale * v;

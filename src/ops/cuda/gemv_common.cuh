@@ -48,6 +48,24 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// The unnormalized Walsh-Hadamard transform of a block held one value a thread (thread i of the
+// block's threads holds v = x[i]), in Sylvester order: strides 1, 2, 4, ..., lower = x + y,
+// upper = x - y, the CPU's order and roundings, so GPU and CPU agree bit for bit. `values` is `block`
+// floats of shared memory; every thread of the block must call it. Each thread computes its own
+// output, so no thread idles.
+__device__ __forceinline__ float sylvester_hadamard(float v, float* values, int i, int block) {
+  values[i] = v;
+  __syncthreads();
+  for (int stride = 1; stride < block; stride <<= 1) {
+    const float partner = values[i ^ stride];
+    v = (i & stride) ? partner - v : v + partner;
+    __syncthreads();
+    values[i] = v;
+    __syncthreads();
+  }
+  return v;
+}
+
 // Sums acc over the CTA and writes y[b, first_row + r] for valid rows and b < batch.
 template <int kRows, int kBatchTile>
 __device__ __forceinline__ void reduce_and_store(float (&acc)[kRows][kBatchTile], int64_t first_row,

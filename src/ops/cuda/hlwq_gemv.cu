@@ -33,18 +33,7 @@ __global__ void hlwq_rotate_kernel(HlwqView weight, const float* x, float* rotat
     v *= weight.identity_scale;
   } else {
     if (weight.signs != nullptr) v *= weight.signs[column];
-    values[i] = v;
-    __syncthreads();
-    // Sylvester order, strides 1, 2, 4, ...: lower = x + y, upper = x - y (the CPU's order and
-    // roundings). Each thread computes its own output, so no thread idles.
-    for (int stride = 1; stride < weight.block; stride <<= 1) {
-      const float partner = values[i ^ stride];
-      v = (i & stride) ? partner - v : v + partner;
-      __syncthreads();
-      values[i] = v;
-      __syncthreads();
-    }
-    v *= 1.0f / static_cast<float>(weight.block);
+    v = sylvester_hadamard(v, values, i, weight.block) * (1.0f / static_cast<float>(weight.block));
   }
   rotated[b * padded + column] = v;
   if (pairs != nullptr) {
@@ -361,12 +350,6 @@ __global__ void __launch_bounds__(kStationaryMaxThreads) hlwq_gemv_stationary_ke
   });
 }
 
-int log2_of(int value) {
-  int log = 0;
-  while ((1 << log) < value) ++log;
-  return log;
-}
-
 // Whether some block 32..1024 gives this width that unit (so only reachable kernels are compiled).
 constexpr bool unit_reachable(int bits, int unit) {
   for (int block = 32; block <= 1024; block *= 2) {
@@ -381,7 +364,7 @@ void launch_unit(const HlwqView& weight, const float* rotated, int64_t batch, fl
     with_batch_tile(batch, [&](auto tile) {
       constexpr int kTile = decltype(tile)::value;
       hlwq_gemv_kernel<kBits, kUnit, kTile><<<gemv_grid(weight.rows, kTile), kGemvThreads, 0, stream>>>(
-          weight, rotated, static_cast<int>(batch), y, log2_of(weight.block));
+          weight, rotated, static_cast<int>(batch), y, log2_of_block(weight.block));
     });
   }
 }
@@ -406,7 +389,7 @@ void launch_stationary(const HlwqView& weight, const float* rotated, float* y, c
     const StationaryShape shape =
         stationary_shape(hlwq_gemv_stationary_kernel<kBits, kUnit>, units, (weight.rows + kRows - 1) / kRows);
     hlwq_gemv_stationary_kernel<kBits, kUnit><<<shape.grid, shape.threads, 0, stream>>>(
-        weight, rotated, y, log2_of(weight.block));
+        weight, rotated, y, log2_of_block(weight.block));
   }
 }
 
@@ -430,7 +413,7 @@ void launch_bits(const HlwqView& weight, const float* rotated, int64_t batch, fl
       constexpr int kTile = decltype(tile)::value;
       if constexpr (kTile <= 4) {
         hlwq_gemv_coalesced_kernel<kBits, kTile><<<gemv_grid(weight.rows, kTile), kGemvThreads, 0, stream>>>(
-            weight, rotated, static_cast<int>(batch), y, log2_of(weight.block));
+            weight, rotated, static_cast<int>(batch), y, log2_of_block(weight.block));
       }
     });
     return;
@@ -459,8 +442,8 @@ void hlwq_rotate_activations(const HlwqView& weight, const float* x, int64_t bat
 }
 
 bool hlwq_gemv_applies(const HlwqView& weight, int64_t batch) {
-  const bool block_ok = weight.block >= 32 && weight.block <= 1024 && (weight.block & (weight.block - 1)) == 0;
-  return weight.bits >= 2 && weight.bits <= 8 && block_ok && batch >= 1 && batch <= kMaxGemvBatch;
+  return weight.bits >= 2 && weight.bits <= 8 && power_of_two_block(weight.block, 32, 1024) && batch >= 1 &&
+         batch <= kMaxGemvBatch;
 }
 
 void hlwq_gemv(const HlwqView& weight, const float* rotated, int64_t batch, float* y, GemvVersion version,

@@ -25,29 +25,27 @@
 
 #include "ops/cuda/gemv_common.cuh"
 #include "ops/cuda/hlwq_pair_gemv.cuh"
+#include "ops/cuda/tensor_core_tile.cuh"
+#include "ops/cuda/hlwq_planes.cuh"
 
 namespace hlwq::cuda::kernels {
 namespace {
 
-constexpr int kPairWarps = 4;
-constexpr int kPairThreads = kPairWarps * 32;
-constexpr int kTileRows = 16;      // M of the mma
-constexpr int kMmaColumns = 8;     // N of the mma: rows of x per n-tile
-constexpr int kPairMaxBatch = 16;  // two n-tiles
-constexpr int kChunkBytes = 64;    // a row's bytes one warp covers in 8 mma steps
+using namespace tensor_core;
+
+constexpr int kChunkBytes = 64;   // a row's bytes one warp covers in 8 mma steps
+constexpr int kChunkWords = 64;   // the pair words of x a chunk multiplies (128 codes, 2 a word)
 constexpr int kTableEntries = 256;
 constexpr int kTableCopies = 32;
+// Chunks a warp keeps in flight (tensor_core_tile.cuh): 4 x 1 KB at batches 1..8; 2 at 9..16,
+// where the second n-tile's registers leave little room (ptxas spills 24 bytes a thread) and each
+// chunk carries twice the tensor-core work to hide latency behind.
+template <int kTiles>
+constexpr int kAhead = kTiles == 1 ? 4 : 2;
 
 __device__ __forceinline__ uint32_t half2_bits(float low, float high) {
   const __half2 pair = __floats2half2_rn(low, high);
   return *reinterpret_cast<const uint32_t*>(&pair);
-}
-
-// d += A (16 x 16, fp16, row-major fragment) * B (16 x 8, fp16, column-major fragment), fp32 sums.
-__device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 // Byte offset in the table of this lane's copy of the entry for byte kShift / 8 of word: the byte
@@ -58,65 +56,57 @@ __device__ __forceinline__ uint32_t table_offset(uint32_t word, uint32_t lane_by
   return (shifted & (0xFFu << 7)) | lane_bytes;
 }
 
-__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
-  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
-}
-
-// What one thread loads for one chunk: 16 code bytes of its low row (group) and of its high row
-// (group + 8), its 16 pair words of x row group (+ 8 n for n-tile n; zeros past the batch), the two
-// rows' block gains.
-template <int kTiles>
+// What one thread loads kAhead chunks ahead: 16 code bytes of its low row (group) and of its high
+// row (group + 8), and the two rows' block gains. Its 16 pair words of x (row group + 8 n) are read
+// one chunk ahead instead: they are shared by every CTA, so they come from L1 or L2 (a shorter
+// latency), and they take twice the registers of the codes; only the threads of the rows of x that
+// exist read them (at batch 1, 4 of 32).
 struct ChunkLoads {
   uint4 low, high;
-  uint4 x[kTiles][4];
   float gain_low, gain_high;
 };
 
 // kTiles n-tiles of 8 rows of x: 1 for batches 1..8, 2 for 9..16 (each weight fragment feeds two mma).
 template <int kTiles>
-__global__ void __launch_bounds__(kPairThreads) hlwq_pair_gemv_kernel(HlwqView weight, const uint32_t* pairs,
-                                                                      int batch, float* y,
-                                                                      int chunks_per_block_log2) {
+__global__ void __launch_bounds__(kThreads, kResidentCtasPerSm)
+    hlwq_pair_gemv_kernel(HlwqView weight, const uint32_t* pairs, int batch, float* y, int chunks_per_block_log2,
+                          int warps_per_tile_log2) {
   __shared__ __align__(16) uint32_t table[kTableEntries * kTableCopies];
-  __shared__ float partial[kPairWarps][kTileRows][kTiles * kMmaColumns];
+  __shared__ TilePartials<kTiles> partial;
 
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31;
   const int group = lane >> 2, quad = lane & 3;
   const uint32_t lane_bytes = static_cast<uint32_t>(lane) * 4;
-  const int64_t chunks = weight.code_bytes / kChunkBytes;
+  const int64_t tiles = (weight.rows + kTileRows - 1) / kTileRows;
+  const WarpShare share = warp_share(warps_per_tile_log2, tiles, weight.code_bytes / kChunkBytes);
+  const int64_t row_low = min(share.tile * kTileRows + group, weight.rows - 1);
+  const int64_t row_high = min(share.tile * kTileRows + group + 8, weight.rows - 1);
+  const unsigned char* codes_low = weight.codes + row_low * weight.code_bytes + quad * 16;
+  const unsigned char* codes_high = weight.codes + row_high * weight.code_bytes + quad * 16;
+  const uint16_t* gains_low = weight.gains + row_low * weight.blocks;
+  const uint16_t* gains_high = weight.gains + row_high * weight.blocks;
   const int64_t pair_words = weight.padded_columns / 2;  // per row of x
   bool has_x[kTiles];
-  const uint32_t* x_pairs[kTiles];
+  const uint4* x_pairs[kTiles];
 #pragma unroll
   for (int n = 0; n < kTiles; ++n) {
     has_x[n] = group + kMmaColumns * n < batch;
-    x_pairs[n] = pairs + (has_x[n] ? group + kMmaColumns * n : 0) * pair_words + quad * 16;
+    x_pairs[n] = reinterpret_cast<const uint4*>(pairs + (has_x[n] ? group + kMmaColumns * n : 0) * pair_words +
+                                                quad * 16);
   }
 
-  auto load_chunk = [&](int64_t tile, int64_t chunk, ChunkLoads<kTiles>& into) {
-    const int64_t row_low = min(tile * kTileRows + group, weight.rows - 1);
-    const int64_t row_high = min(tile * kTileRows + group + 8, weight.rows - 1);
-    const int64_t byte = chunk * kChunkBytes + quad * 16;
-    into.low = __ldg(reinterpret_cast<const uint4*>(weight.codes + row_low * weight.code_bytes + byte));
-    into.high = __ldg(reinterpret_cast<const uint4*>(weight.codes + row_high * weight.code_bytes + byte));
-#pragma unroll
-    for (int n = 0; n < kTiles; ++n) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        into.x[n][i] = has_x[n] ? __ldg(reinterpret_cast<const uint4*>(x_pairs[n] + chunk * kChunkBytes) + i)
-                                : make_uint4(0, 0, 0, 0);
-      }
-    }
+  auto load = [&](int64_t chunk, ChunkLoads& into) {
+    into.low = __ldg(reinterpret_cast<const uint4*>(codes_low + chunk * kChunkBytes));
+    into.high = __ldg(reinterpret_cast<const uint4*>(codes_high + chunk * kChunkBytes));
     const int64_t block_index = chunk >> chunks_per_block_log2;
-    into.gain_low = __half2float(__ushort_as_half(__ldg(weight.gains + row_low * weight.blocks + block_index)));
-    into.gain_high = __half2float(__ushort_as_half(__ldg(weight.gains + row_high * weight.blocks + block_index)));
+    into.gain_low = __half2float(__ushort_as_half(__ldg(gains_low + block_index)));
+    into.gain_high = __half2float(__ushort_as_half(__ldg(gains_high + block_index)));
   };
 
-  // The first chunk's loads go out before the table is built, so its latency hides theirs.
-  const int64_t tile = blockIdx.x;
-  ChunkLoads<kTiles> current;
-  if (warp < chunks) load_chunk(tile, warp, current);
-  for (int entry = threadIdx.x; entry < kTableEntries; entry += kPairThreads) {
+  // The first chunks' loads go out before the table is built, so its latency hides theirs.
+  LoadRing<kAhead<kTiles>, ChunkLoads> ring;
+  ring.start(share, load);
+  for (int entry = threadIdx.x; entry < kTableEntries; entry += kThreads) {
     const uint32_t value = half2_bits(__ldg(weight.centroids + (entry & 15)), __ldg(weight.centroids + (entry >> 4)));
     uint4* copies = reinterpret_cast<uint4*>(table + entry * kTableCopies);
 #pragma unroll
@@ -126,17 +116,33 @@ __global__ void __launch_bounds__(kPairThreads) hlwq_pair_gemv_kernel(HlwqView w
   const char* table_bytes = reinterpret_cast<const char*>(table);
   auto lookup = [&](uint32_t offset) { return *reinterpret_cast<const uint32_t*>(table_bytes + offset); };
 
-  // Per n-tile n: (row group, x row 8n + 2 quad), (group, 8n + 2 quad + 1), (group + 8, ...) x 2.
+  auto load_x = [&](int64_t chunk, uint4 (&into)[kTiles][4]) {
+#pragma unroll
+    for (int n = 0; n < kTiles; ++n) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        into[n][i] = has_x[n] ? __ldg(x_pairs[n] + chunk * (kChunkWords / 4) + i) : make_uint4(0, 0, 0, 0);
+      }
+    }
+  };
+  uint4 x_next[kTiles][4];
+  if (share.count > 0) load_x(share.first, x_next);
+  const int64_t last_chunk = share.first + (share.count - 1) * share.stride;
+
   float acc[kTiles][4] = {};
-  for (int64_t chunk = warp; chunk < chunks; chunk += kPairWarps) {
-    // The warp's next chunk loads while this one multiplies.
-    ChunkLoads<kTiles> next;
-    if (chunk + kPairWarps < chunks) load_chunk(tile, chunk + kPairWarps, next);
+  ring.run(share, load, [&](int64_t chunk, const ChunkLoads& codes) {
+    uint4 x[kTiles][4];
+#pragma unroll
+    for (int n = 0; n < kTiles; ++n) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) x[n][i] = x_next[n][i];
+    }
+    if (chunk < last_chunk) load_x(chunk + share.stride, x_next);
     float d[kTiles][4] = {};
 #pragma unroll
     for (int s = 0; s < 8; ++s) {
       // Bytes 2s (A registers 0, 1) and 2s + 1 (registers 2, 3) of the low and high rows.
-      const uint32_t low = word_of(current.low, s / 2), high = word_of(current.high, s / 2);
+      const uint32_t low = word_of(codes.low, s / 2), high = word_of(codes.high, s / 2);
       uint32_t a[4];
       if (s % 2 == 0) {
         a[0] = lookup(table_offset<0>(low, lane_bytes));
@@ -151,70 +157,42 @@ __global__ void __launch_bounds__(kPairThreads) hlwq_pair_gemv_kernel(HlwqView w
       }
 #pragma unroll
       for (int n = 0; n < kTiles; ++n) {
-        const uint4& xv = current.x[n][s / 2];
+        const uint4& xv = x[n][s / 2];
         mma_m16n8k16(d[n], a, s % 2 == 0 ? xv.x : xv.z, s % 2 == 0 ? xv.y : xv.w);
       }
     }
 #pragma unroll
     for (int n = 0; n < kTiles; ++n) {
-      acc[n][0] = fmaf(current.gain_low, d[n][0], acc[n][0]);
-      acc[n][1] = fmaf(current.gain_low, d[n][1], acc[n][1]);
-      acc[n][2] = fmaf(current.gain_high, d[n][2], acc[n][2]);
-      acc[n][3] = fmaf(current.gain_high, d[n][3], acc[n][3]);
+      acc[n][0] = fmaf(codes.gain_low, d[n][0], acc[n][0]);
+      acc[n][1] = fmaf(codes.gain_low, d[n][1], acc[n][1]);
+      acc[n][2] = fmaf(codes.gain_high, d[n][2], acc[n][2]);
+      acc[n][3] = fmaf(codes.gain_high, d[n][3], acc[n][3]);
     }
-    current = next;
-  }
-  // The warps' sums of the tile, then one thread per (row, x row) over the warps.
-#pragma unroll
-  for (int n = 0; n < kTiles; ++n) {
-    partial[warp][group][kMmaColumns * n + 2 * quad] = acc[n][0];
-    partial[warp][group][kMmaColumns * n + 2 * quad + 1] = acc[n][1];
-    partial[warp][group + 8][kMmaColumns * n + 2 * quad] = acc[n][2];
-    partial[warp][group + 8][kMmaColumns * n + 2 * quad + 1] = acc[n][3];
-  }
-  __syncthreads();
-  constexpr int kColumns = kTiles * kMmaColumns;
-  for (int i = threadIdx.x; i < kTileRows * kColumns; i += kPairThreads) {
-    const int r = i / kColumns, b = i % kColumns;
-    const int64_t row = tile * kTileRows + r;
-    if (b < batch && row < weight.rows) {
-      float total = 0;
-#pragma unroll
-      for (int w = 0; w < kPairWarps; ++w) total += partial[w][r][b];
-      y[b * weight.rows + row] = total;
-    }
-  }
-}
-
-int log2_of(int value) {
-  int log = 0;
-  while ((1 << log) < value) ++log;
-  return log;
+  });
+  store_tile_sums<kTiles>(acc, partial, warps_per_tile_log2, tiles, weight.rows, batch, y);
 }
 
 }  // namespace
 
 bool hlwq_pairs_apply(const HlwqView& weight) {
-  return weight.block >= 128 && weight.block <= 1024 && (weight.block & (weight.block - 1)) == 0;
+  return power_of_two_block(weight.block, 128, 1024);
 }
 
 bool hlwq_pair_gemv_applies(const HlwqView& weight, int64_t batch) {
-  return weight.bits == 4 && hlwq_pairs_apply(weight) && batch >= 1 && batch <= kPairMaxBatch && weight.rows >= 1;
+  return weight.bits == 4 && hlwq_pairs_apply(weight) && batch >= 1 && batch <= kMaxBatch && weight.rows >= 1;
 }
 
 void hlwq_pair_gemv(const HlwqView& weight, const uint32_t* pairs, int64_t batch, float* y, cudaStream_t stream) {
-  // One CTA a 16-row tile: the table costs a CTA 256 cycles of shared-memory stores, about a quarter
-  // of its lookups on a 4096-column tile, and is cheaper than the imbalance of a persistent grid
-  // (896 tiles of a 14336-row layer over 396 resident CTAs would take 3 rounds where 2.3 suffice).
-  const int64_t tiles = (weight.rows + kTileRows - 1) / kTileRows;
-  if (tiles > 0x7fffffff) check_cuda(cudaErrorInvalidConfiguration, "HLWQ GEMV (tensor-core pairs): too many rows");
-  const int chunks_per_block_log2 = log2_of(weight.block) - 7;
+  // The table costs a CTA 256 cycles of shared-memory stores, about a quarter of the lookups of one
+  // 4096-column tile; a CTA of several tiles (tensor_core_tile.cuh) pays it once for them.
+  const TileSpread spread = spread_tiles((weight.rows + kTileRows - 1) / kTileRows);
+  const int chunks_per_block_log2 = log2_of_block(weight.block) - 7;
   if (batch <= kMmaColumns) {
-    hlwq_pair_gemv_kernel<1><<<static_cast<unsigned>(tiles), kPairThreads, 0, stream>>>(
-        weight, pairs, static_cast<int>(batch), y, chunks_per_block_log2);
+    hlwq_pair_gemv_kernel<1><<<spread.ctas, kThreads, 0, stream>>>(weight, pairs, static_cast<int>(batch), y,
+                                                                   chunks_per_block_log2, spread.warps_per_tile_log2);
   } else {
-    hlwq_pair_gemv_kernel<2><<<static_cast<unsigned>(tiles), kPairThreads, 0, stream>>>(
-        weight, pairs, static_cast<int>(batch), y, chunks_per_block_log2);
+    hlwq_pair_gemv_kernel<2><<<spread.ctas, kThreads, 0, stream>>>(weight, pairs, static_cast<int>(batch), y,
+                                                                   chunks_per_block_log2, spread.warps_per_tile_log2);
   }
 }
 

@@ -57,4 +57,16 @@ constexpr int unit_bytes(int bits, int block) {
   return smallest >= 16 ? 16 : static_cast<int>(smallest);
 }
 
+// Whether a block size is a power of two in [smallest, largest] (the kernels index blocks by shifts).
+constexpr bool power_of_two_block(int block, int smallest, int largest) {
+  return block >= smallest && block <= largest && (block & (block - 1)) == 0;
+}
+
+// log2 of a power-of-two block.
+constexpr int log2_of_block(int block) {
+  int log = 0;
+  while ((1 << log) < block) ++log;
+  return log;
+}
+
 }  // namespace hlwq::cuda::kernels

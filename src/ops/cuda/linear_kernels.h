@@ -114,13 +114,13 @@ void int4_gemv(const Int4View& weight, const float* x, int64_t batch, float* y, 
 // multiple of 128): x into fp16 pairs and per-64-column sums in `scratch` (nibble_pair_scratch_bytes),
 // then tensor-core products of nibble pairs with fp32 sums (x rounded to fp16: relative error about
 // 2e-4).
-bool affine_pair_gemv_applies(const AffineView& weight, int64_t batch);
-bool int4_pair_gemv_applies(const Int4View& weight, int64_t batch);
+bool nibble_pair_gemv_applies(const AffineView& weight, int64_t batch);
+bool nibble_pair_gemv_applies(const Int4View& weight, int64_t batch);
 uint64_t nibble_pair_scratch_bytes(int64_t columns, int64_t batch);
-void affine_pair_gemv(const AffineView& weight, const float* x, int64_t batch, void* scratch, float* y,
+void nibble_pair_gemv(const AffineView& weight, const float* x, int64_t batch, void* scratch, float* y,
                       cudaStream_t stream);
-void int4_pair_gemv(const Int4View& weight, const float* x, int64_t batch, void* scratch, float* y,
-                    cudaStream_t stream);
+void nibble_pair_gemv(const Int4View& weight, const float* x, int64_t batch, void* scratch, float* y,
+                      cudaStream_t stream);
 
 bool dense_gemv_applies(const DenseView& weight, int64_t batch);
 void dense_gemv(const DenseView& weight, const float* x, int64_t batch, float* y, GemvVersion version,

@@ -47,10 +47,4 @@ __device__ __forceinline__ float round_to_stored(float value, StoredFloat type) 
   }
 }
 
-inline int log2_of_block(int block) {
-  int log = 0;
-  while ((1 << log) < block) ++log;
-  return log;
-}
-
 }  // namespace hlwq::cuda::kernels

@@ -138,9 +138,9 @@ bool takes_pairs(const LinearWeight& weight, int64_t batch) {
   return false;
 }
 
-// best_measured runs HLWQ's version 4 at batches 2..16 where it applies.
+// best_measured runs version 4 at batches 2..16 where it applies.
 bool runs_pairs(const LinearWeight& weight, int64_t batch, GemvVersion version) {
-  const bool by_default = version == GemvVersion::best_measured && batch >= 2 && weight.format == LinearFormat::hlwq;
+  const bool by_default = version == GemvVersion::best_measured && batch >= 2;
   return (version == GemvVersion::tensor_core_pairs || by_default) && takes_pairs(weight, batch);
 }
 
@@ -148,43 +148,43 @@ double gemv_bound(const LinearWeight& weight, int64_t batch, GemvVersion version
   return runs_pairs(weight, batch, version) ? kPairBound : kFloatBound;
 }
 
+// The product with each of `versions` forced, within its version's bound.
+void expect_versions(const LinearWeight& weight, int64_t batch, const std::vector<GemvVersion>& versions,
+                     uint32_t seed) {
+  for (const GemvVersion version : versions) {
+    const double error = product_error(weight, batch, PrefillPrecision::fp32, seed, version);
+    EXPECT_LE(error, gemv_bound(weight, batch, version))
+        << describe(weight) << " batch " << batch << " GEMV version " << static_cast<int>(version);
+    double& worst_of_path = runs_pairs(weight, batch, version) ? worst.pair_path : worst.float_path;
+    worst_of_path = std::max(worst_of_path, error);
+  }
+}
+
+// Version 4 forced at each batch (it must take them all), within kPairBound.
+void expect_pair_gemv(const LinearWeight& weight, std::initializer_list<int64_t> batches, uint32_t seed) {
+  for (const int64_t batch : batches) {
+    ASSERT_TRUE(takes_pairs(weight, batch)) << describe(weight) << " batch " << batch;
+    expect_versions(weight, batch, {GemvVersion::tensor_core_pairs}, seed + static_cast<uint32_t>(batch));
+  }
+}
+
 void expect_batches(const LinearWeight& weight, std::initializer_list<int64_t> batches, uint32_t seed) {
   for (const int64_t batch : batches) {
     const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + static_cast<uint32_t>(batch));
     EXPECT_LE(error, gemv_bound(weight, batch, GemvVersion::best_measured)) << describe(weight) << " batch " << batch;
-    (runs_pairs(weight, batch, GemvVersion::best_measured) ? worst.pair_path : worst.float_path) =
-        std::max(runs_pairs(weight, batch, GemvVersion::best_measured) ? worst.pair_path : worst.float_path, error);
-    if (batch <= 16 && weight.format == LinearFormat::hlwq) {  // every HLWQ decode kernel version
-      // (version 3 takes batch 1 only, version 2 up to 4: past that they would run version 1 again)
+    double& worst_of_path = runs_pairs(weight, batch, GemvVersion::best_measured) ? worst.pair_path : worst.float_path;
+    worst_of_path = std::max(worst_of_path, error);
+    if (batch <= 16) {
+      // Every decode kernel version that takes the batch (HLWQ's version 3 takes batch 1 only and
+      // version 2 up to 4: past that they would run version 1 again; the other formats have 3 and 4).
       std::vector<GemvVersion> versions = {GemvVersion::tensor_core_pairs};
-      if (batch <= 4) versions.insert(versions.end(), {GemvVersion::wide_units, GemvVersion::coalesced_words});
-      if (batch == 1) versions.push_back(GemvVersion::column_stationary);
-      for (const GemvVersion version : versions) {
-        const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + static_cast<uint32_t>(batch),
-                                           version);
-        EXPECT_LE(error, gemv_bound(weight, batch, version))
-            << describe(weight) << " batch " << batch << " GEMV version " << static_cast<int>(version);
-        if (runs_pairs(weight, batch, version)) {
-          worst.pair_path = std::max(worst.pair_path, error);
-        } else {
-          worst.float_path = std::max(worst.float_path, error);
-        }
+      if (weight.format == LinearFormat::hlwq && batch <= 4) {
+        versions.insert(versions.end(), {GemvVersion::wide_units, GemvVersion::coalesced_words});
       }
-    } else if (batch <= 16) {  // the other formats' versions 3 (batch 1) and 4
-      std::vector<GemvVersion> versions = {GemvVersion::tensor_core_pairs};
       if (batch == 1) versions.push_back(GemvVersion::column_stationary);
-      for (const GemvVersion version : versions) {
-        const double error = product_error(weight, batch, PrefillPrecision::fp32, seed + 1, version);
-        EXPECT_LE(error, gemv_bound(weight, batch, version))
-            << describe(weight) << " batch " << batch << " GEMV version " << static_cast<int>(version);
-        if (runs_pairs(weight, batch, version)) {
-          worst.pair_path = std::max(worst.pair_path, error);
-        } else {
-          worst.float_path = std::max(worst.float_path, error);
-        }
-      }
-    }
-    if (batch > 16) {
+      const uint32_t version_seed = weight.format == LinearFormat::hlwq ? seed + static_cast<uint32_t>(batch) : seed + 1;
+      expect_versions(weight, batch, versions, version_seed);
+    } else {
       const double bf16_error =
           product_error(weight, batch, PrefillPrecision::bf16_tensor_cores, seed + static_cast<uint32_t>(batch));
       EXPECT_LE(bf16_error, kBf16Bound) << describe(weight) << " batch " << batch << " BF16 prefill";
@@ -300,10 +300,11 @@ TEST_F(DeviceLinearTest, LongRowsMatchTheReferenceInEveryGemvVersion) {
 }
 
 TEST_F(DeviceLinearTest, TensorCorePairGemvMatchesTheReferenceAtEveryBatchItTakes) {
-  // Version 4: one CTA a 16-row tile (1001 rows: a partial last tile), its 4 warps taking every
-  // fourth 64-byte chunk (4224 columns at block 128: 33 chunks, so warps end unevenly; block 256 two
-  // chunks a gain), every batch 1..16 (one or two n-tiles; lanes past the batch hold zeros), rotation none (the pairs of
-  // the identity path) and the uniform codebook (another table).
+  // Version 4: 1001 rows (63 tiles, a partial last one: 8 warps a tile), its warps taking every
+  // eighth 64-byte chunk (4224 columns at block 128: 33 chunks, so warps end unevenly and the ring of
+  // 4 loads wraps; block 256 two chunks a gain), every batch 1..16 (one or two n-tiles; lanes past
+  // the batch hold zeros), rotation none (the pairs of the identity path) and the uniform codebook
+  // (another table).
   int index = 0;
   for (const auto& [block, rotation, codebook] :
        {std::tuple{128, Rotation::hadamard, CodebookKind::converged}, std::tuple{256, Rotation::hadamard, CodebookKind::converged},
@@ -315,19 +316,15 @@ TEST_F(DeviceLinearTest, TensorCorePairGemvMatchesTheReferenceAtEveryBatchItTake
     params.codebook = codebook;
     if (rotation == Rotation::hadamard) params.sign_seed = 31u;
     const LinearWeight weight = hlwq_weight(params, 1001, 4224, 1400 + index);
-    for (int64_t batch = 1; batch <= 16; ++batch) {
-      const double error = product_error(weight, batch, PrefillPrecision::fp32, 1500 + index * 16 + static_cast<uint32_t>(batch),
-                                         GemvVersion::tensor_core_pairs);
-      EXPECT_LE(error, kPairBound) << describe(weight) << " batch " << batch;
-      worst.pair_path = std::max(worst.pair_path, error);
-    }
+    expect_pair_gemv(weight, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, 1500 + index * 16);
     ++index;
   }
 }
 
 TEST_F(DeviceLinearTest, TensorCoreNibbleGemvMatchesTheReferenceAtEveryBatchItTakes) {
   // Version 4 of 4-bit MLX (bias) and INT4: 1001 rows (a partial last tile), 4224 columns (66
-  // 64-column halves over 4 warps), groups of 64 and 128, every scale dtype, batches 1..16.
+  // 64-column halves over 8 warps, so the ring of 8 loads wraps for two of them), groups of 64 and 128, every scale
+  // dtype, batches 1..16.
   const std::vector<float> values = layer_weights(1001, 4224, 1600);
   int index = 0;
   for (const LinearWeight& weight :
@@ -335,11 +332,30 @@ TEST_F(DeviceLinearTest, TensorCoreNibbleGemvMatchesTheReferenceAtEveryBatchItTa
         make_mlx_affine_linear_weight(AffineParams{4, 128}, DType::F16, values, 1001, 4224),
         make_int4_linear_weight(Int4Params{128}, DType::BF16, values, 1001, 4224),
         make_int4_linear_weight(Int4Params{64}, DType::F32, values, 1001, 4224)}) {
-    for (int64_t batch = 1; batch <= 16; ++batch) {
-      const double error = product_error(weight, batch, PrefillPrecision::fp32, 1700 + index * 16 + static_cast<uint32_t>(batch),
-                                         GemvVersion::tensor_core_pairs);
-      EXPECT_LE(error, kPairBound) << describe(weight) << " batch " << batch;
-      worst.pair_path = std::max(worst.pair_path, error);
+    expect_pair_gemv(weight, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, 1700 + index * 16);
+    ++index;
+  }
+}
+
+TEST_F(DeviceLinearTest, TensorCoreGemvSpreadsManyTilesOverFewerWarps) {
+  // Tall weights make version 4 share tiles among fewer warps (tensor_core_tile.cuh): 12001 rows
+  // (751 tiles) take 2 warps a tile and 40001 rows (2501 tiles) one, on any card of 94 to 187 SMs
+  // (A100 108, H100 132);
+  // 256 columns are 2 HLWQ chunks or 4 nibble halves a row (fewer than the ring holds); 1024 columns
+  // are 8 chunks (16 halves), 4 (8) for each of 2 warps: the ring exactly full.
+  int index = 0;
+  for (const auto& [rows, columns] : {std::pair{int64_t{12001}, int64_t{256}}, std::pair{int64_t{40001}, int64_t{256}},
+                                      std::pair{int64_t{12001}, int64_t{1024}}}) {
+    HlwqParams params;
+    params.bits = 4;
+    params.block = 128;
+    params.sign_seed = 7u;
+    const std::vector<float> values = layer_weights(rows, columns, 1800 + index);
+    for (const LinearWeight& weight :
+         {hlwq_weight(params, rows, columns, 1800 + index),
+          make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, values, rows, columns),
+          make_int4_linear_weight(Int4Params{128}, DType::F16, values, rows, columns)}) {
+      expect_pair_gemv(weight, {1, 7, 16}, 1900 + index * 16);
     }
     ++index;
   }
