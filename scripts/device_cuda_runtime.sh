@@ -6,7 +6,7 @@
 #
 # Build here first: scripts/build_portable.sh (binaries in .device/bin), then call with
 # carry [".device/bin"]:  bash scripts/device_cuda_runtime.sh [tests] [kernels] [bench] [hybrid] [versions]
-# [context] [peers] [profile] [serve] (no argument: tests bench hybrid context peers; `kernels` needs linear_versions built by build_portable.sh).
+# [context] [peers] [profile] [stalls] [serve] (no argument: tests bench hybrid context peers; `kernels` needs linear_versions built by build_portable.sh).
 # Logs and JSON land in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,6 +104,25 @@ print(f"{len(counts)} kernels, {sum(counts.values())} launches, {whole:.0f} us i
 for name, us in totals.most_common(25):
     print(f"{us:10.0f} us {100 * us / whole:5.1f}% {counts[name]:6d} x  {name}")
 PY
+fi
+
+if has stalls; then
+  # Why the batch-1 decode products of gate/up (14336 x 4096) stop near 0.3 of the read bandwidth
+  # where BF16's reaches 0.8: Nsight Compute on the first launch of each kernel named below (HLWQ
+  # Q4 versions 1 and 4, 4-bit MLX version 1, BF16) in `linear_versions --only gate`: throughput,
+  # occupancy, memory and warp-state sections and the average stall reasons per issued instruction.
+  for kernel in 'hlwq_gemv_kernel' 'hlwq_pair_gemv_kernel<1>' 'contiguous_gemv_kernel<.*AffineFormat<4>, 1>' \
+    'contiguous_gemv_kernel<.*DenseFormat<.*2>, 1>'; do  # StoredFloat 2: bf16
+    name=$(echo "$kernel" | tr -c 'a-z0-9_\n' '_')
+    timeout 120 ncu --clock-control none --kernel-name-base demangled --kernel-name "regex:$kernel" --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
+      --section WarpStateStats --section SchedulerStats \
+      --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
+      .device/bin/linear_versions --only gate >"$out/stalls-$name.txt" 2>&1 || echo "stalls $kernel: exit $?"
+    echo "== $kernel"
+    grep -E 'contiguous_gemv|hlwq_.*kernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Eligible Warps|Active Warps Per|Issued Warp|Warp Cycles Per Issued|No Eligible|issue_stalled' \
+      "$out/stalls-$name.txt" | grep -vE 'issue_stalled_.*[^0-9.]0(\.0+)?$' | head -60
+  done
 fi
 
 if has serve; then
