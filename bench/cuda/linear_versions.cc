@@ -2,7 +2,9 @@
 // the decode product (GEMV) is checked once against the CPU's linear_forward_reference, then timed
 // with CUDA events (warm-up, median of many calls, cycling through enough copies of the weight that
 // L2 cannot serve them), and compared with the card's streaming read bandwidth measured in the same
-// process by our own read kernel. Prefill at 512 tokens (dequantized panel + cuBLAS BF16) is timed
+// process by our own read kernel. Each call is timed twice: alone (events around one call, so the
+// host's launch latency of its kernels is inside) and as one of many calls replayed back to back
+// from a CUDA graph (what a decode step's graph pays for it). Prefill at 512 tokens (dequantized panel + cuBLAS BF16) is timed
 // beside a plain cuBLAS BF16 GEMM of the same shape. Prints a table at the end.
 //
 //   linear_versions [--quick | --only TEXT]   (--quick: the two smallest shapes only; --only: the
@@ -40,6 +42,7 @@ struct Row {
   std::string shape, format, kernel;
   int64_t batch = 0;
   double bytes = 0, microseconds = 0, gb_per_s = 0, fraction = 0, check_error = -1;
+  double graph_microseconds = -1;  // per call, replayed from a CUDA graph; -1 where not measured
 };
 
 // Uniform values in [-scale, scale) from a 64-bit LCG: a 525M-value matrix in about a second.
@@ -81,6 +84,51 @@ class Timer {
     }
     std::sort(times.begin(), times.end());
     return times[times.size() / 2];
+  }
+
+  // Median GPU time of one call when `calls` calls action(i, stream) are recorded in one CUDA graph
+  // and the graph is replayed `replays` times, in microseconds per call; -1 (with a line saying why)
+  // when the calls cannot be captured.
+  template <class Action>
+  double graph_us(int calls, int replays, Action&& action) {
+    cudaStream_t stream = nullptr;
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    double result = -1;
+    try {
+      check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+      action(0, stream);  // sizes the workspace, so nothing is allocated while capturing
+      check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+      check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+      try {
+        for (int i = 0; i < calls; ++i) action(i, stream);
+      } catch (...) {
+        cudaStreamEndCapture(stream, &graph);
+        throw;
+      }
+      check_cuda(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");
+      check_cuda(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+      check_cuda(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");  // warm-up
+      std::vector<double> times;
+      for (int r = 0; r < replays; ++r) {
+        check_cuda(cudaEventRecord(start_, stream), "cudaEventRecord");
+        check_cuda(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
+        check_cuda(cudaEventRecord(stop_, stream), "cudaEventRecord");
+        check_cuda(cudaEventSynchronize(stop_), "cudaEventSynchronize");
+        float ms = 0;
+        check_cuda(cudaEventElapsedTime(&ms, start_, stop_), "cudaEventElapsedTime");
+        times.push_back(ms * 1000.0 / calls);
+      }
+      std::sort(times.begin(), times.end());
+      result = times[times.size() / 2];
+    } catch (const Error& error) {
+      std::printf("graph timing failed: %s\n", error.what());
+      cudaGetLastError();
+    }
+    if (exec != nullptr) cudaGraphExecDestroy(exec);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    if (stream != nullptr) cudaStreamDestroy(stream);
+    return result;
   }
 
  private:
@@ -210,9 +258,13 @@ int run(bool quick, const std::string& only) {
           });
           row.gb_per_s = bytes / (row.microseconds * 1e-6) / 1e9;
           row.fraction = row.gb_per_s / read_bandwidth;
-          std::printf("%-20s %-14s %-8s batch %2lld  %8.1f us  %7.0f GB/s  %.2f of read  check %.1e\n", shape.name,
-                      format.c_str(), row.kernel.c_str(), static_cast<long long>(batch), row.microseconds,
-                      row.gb_per_s, row.fraction, row.check_error);
+          // At least 8 calls a graph, and every copy of the weight once.
+          row.graph_microseconds = timer.graph_us(std::max(copies, 8), bytes > 1e8 ? 10 : 30, [&](int i, cudaStream_t s) {
+            cuda::linear_forward(weights[i % copies], x.data(), batch, y.data(), workspace, s);
+          });
+          std::printf("%-20s %-14s %-8s batch %2lld  %8.1f us  %7.0f GB/s  %.2f of read  graph %8.1f us  check %.1e\n",
+                      shape.name, format.c_str(), row.kernel.c_str(), static_cast<long long>(batch), row.microseconds,
+                      row.gb_per_s, row.fraction, row.graph_microseconds, row.check_error);
           rows.push_back(row);
         }
         workspace.set_gemv_version(cuda::kernels::GemvVersion::best_measured);
@@ -263,12 +315,14 @@ int run(bool quick, const std::string& only) {
 
   std::printf("\n== decode GEMV (%s, read roofline %.0f GB/s) ==\n", properties.name, read_bandwidth);
   std::printf(
-      "| shape | format | kernel | batch | weight MB | us | GB/s | of read | check |\n"
-      "|---|---|---|---|---|---|---|---|---|\n");
+      "| shape | format | kernel | batch | weight MB | us | GB/s | of read | graph us | of read, graph | check |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Row& row : rows) {
-    std::printf("| %s | %s | %s | %lld | %.2f | %.1f | %.0f | %.2f | %.1e |\n", row.shape.c_str(), row.format.c_str(),
-                row.kernel.c_str(), static_cast<long long>(row.batch), row.bytes / 1e6, row.microseconds, row.gb_per_s, row.fraction,
-                row.check_error);
+    const double graph_fraction =
+        row.graph_microseconds > 0 ? row.bytes / (row.graph_microseconds * 1e-6) / 1e9 / read_bandwidth : -1;
+    std::printf("| %s | %s | %s | %lld | %.2f | %.1f | %.0f | %.2f | %.1f | %.2f | %.1e |\n", row.shape.c_str(),
+                row.format.c_str(), row.kernel.c_str(), static_cast<long long>(row.batch), row.bytes / 1e6,
+                row.microseconds, row.gb_per_s, row.fraction, row.graph_microseconds, graph_fraction, row.check_error);
   }
   std::printf("\n== prefill, %lld tokens (%s) ==\n", static_cast<long long>(prefill_tokens), properties.name);
   std::printf("| shape | path | us | TFLOP/s | of cuBLAS BF16 | BF16 vs FP32 prefill |\n|---|---|---|---|---|---|\n");
