@@ -208,6 +208,11 @@ Codebook make_codebook(int bits, std::span<const double> centroids) {
 
 }  // namespace
 
+double normal_quantile(double p) {
+  check(p > 0.0 && p < 1.0, "normal quantile needs 0 < p < 1, got ", p);
+  return inverse_normal_cdf(p);
+}
+
 Codebook lloyd_max_codebook(int bits, CodebookKind kind) {
   check(bits >= 1 && bits <= 8, "Lloyd-Max codebook bits must be 1..8, got ", bits);
   const size_t levels = size_t{1} << bits;

@@ -35,6 +35,10 @@ Codebook lloyd_max_codebook(int bits, CodebookKind kind = CodebookKind::converge
 // bits 2..8; throws hlwq::Error otherwise.
 std::vector<double> uniform_absmax_levels(int bits);
 
+// Phi^-1(p) for 0 < p < 1 (throws hlwq::Error otherwise), to the last bit by bisection: about
+// 200 evaluations of erfc, so for thousands of values, not millions.
+double normal_quantile(double p);
+
 // Index of the nearest centroid: the number of boundaries strictly below z (a tie goes to the
 // lower code; NaN gives code 0). Binary search over codebook.boundaries.
 uint8_t nearest_code(const Codebook& codebook, float z);

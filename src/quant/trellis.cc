@@ -1,0 +1,114 @@
+// Bitshift trellis codes (quant/trellis.h): the computed codebook, the Viterbi encoder and the decoder.
+#include "quant/trellis.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "core/error.h"
+#include "quant/lloyd_max.h"
+
+namespace hlwq {
+namespace {
+
+// A bijection of [0, 2^bits): odd multiplications modulo 2^bits and xor-shifts to the right, each
+// invertible. Used only to scatter the quantiles over the states.
+uint32_t scatter_state(uint32_t state, int bits) {
+  const uint32_t mask = bits == 32 ? ~0u : (1u << bits) - 1;
+  uint32_t h = state & mask;
+  h = (h * 0x9E3779B1u) & mask;
+  h ^= h >> ((bits + 1) / 2);
+  h = (h * 0x85EBCA77u) & mask;
+  h ^= h >> (bits / 2 + 1);
+  h = (h * 0xC2B2AE3Du) & mask;
+  h ^= h >> ((bits + 1) / 2);
+  return h;
+}
+
+}  // namespace
+
+void check_trellis_params(const TrellisParams& params) {
+  check(params.bits_per_value >= 1 && params.bits_per_value <= 8, "trellis bits per value must be 1..8, got ",
+        params.bits_per_value);
+  check(params.state_bits > params.bits_per_value && params.state_bits <= 20,
+        "trellis state bits must be more than the bits per value and at most 20, got ", params.state_bits);
+}
+
+std::vector<float> trellis_codebook(int state_bits) {
+  check(state_bits >= 2 && state_bits <= 20, "trellis state bits must be 2..20, got ", state_bits);
+  const uint32_t states = 1u << state_bits;
+  std::vector<float> codebook(states);
+  for (uint32_t state = 0; state < states; ++state) {
+    const double p = (static_cast<double>(scatter_state(state, state_bits)) + 0.5) / states;
+    codebook[state] = static_cast<float>(normal_quantile(p));
+  }
+  return codebook;
+}
+
+TrellisWalk trellis_encode(const TrellisParams& params, std::span<const float> codebook, std::span<const float> values) {
+  check_trellis_params(params);
+  const int L = params.state_bits, k = params.bits_per_value;
+  const size_t states = size_t{1} << L, groups = size_t{1} << (L - k), branches = size_t{1} << k;
+  check(codebook.size() == states, "trellis codebook must hold 2^", L, " values, got ", codebook.size());
+  check(!values.empty(), "trellis encode needs at least one value");
+  const size_t n = values.size();
+  // cost[s]: the least squared error of a walk over the values so far that ends in state s.
+  std::vector<float> cost(states), next(states), group_best(groups);
+  for (size_t s = 0; s < states; ++s) {
+    const float d = values[0] - codebook[s];
+    cost[s] = d * d;
+  }
+  // choice[t - 1][g]: the top k bits h of the best predecessor g | h << (L - k) of the states of
+  // group g (state >> k == g) at step t.
+  std::vector<uint8_t> choice((n - 1) * groups);
+  for (size_t t = 1; t < n; ++t) {
+    uint8_t* chosen = choice.data() + (t - 1) * groups;
+    for (size_t g = 0; g < groups; ++g) {
+      float best = cost[g];
+      uint8_t best_h = 0;
+      for (size_t h = 1; h < branches; ++h) {
+        const float c = cost[g | (h << (L - k))];
+        if (c < best) best = c, best_h = static_cast<uint8_t>(h);
+      }
+      group_best[g] = best;
+      chosen[g] = best_h;
+    }
+    const float x = values[t];
+    for (size_t s = 0; s < states; ++s) {
+      const float d = x - codebook[s];
+      next[s] = group_best[s >> k] + d * d;
+    }
+    cost.swap(next);
+  }
+  uint32_t state = static_cast<uint32_t>(std::min_element(cost.begin(), cost.end()) - cost.begin());
+  TrellisWalk walk;
+  walk.steps.resize(n - 1);
+  for (size_t t = n - 1; t >= 1; --t) {
+    walk.steps[t - 1] = static_cast<uint8_t>(state & (branches - 1));
+    const uint32_t group = state >> k;
+    state = group | (static_cast<uint32_t>(choice[(t - 1) * groups + group]) << (L - k));
+  }
+  walk.first_state = state;
+  return walk;
+}
+
+void trellis_decode(const TrellisParams& params, std::span<const float> codebook, const TrellisWalk& walk,
+                    std::span<float> out) {
+  check_trellis_params(params);
+  const uint32_t mask = (1u << params.state_bits) - 1;
+  check(codebook.size() == size_t{mask} + 1, "trellis codebook must hold 2^", params.state_bits, " values");
+  check(out.size() == walk.steps.size() + 1, "trellis decode: ", walk.steps.size() + 1, " values, room for ",
+        out.size());
+  uint32_t state = walk.first_state & mask;
+  out[0] = codebook[state];
+  for (size_t t = 0; t < walk.steps.size(); ++t) {
+    state = ((state << params.bits_per_value) | walk.steps[t]) & mask;
+    out[t + 1] = codebook[state];
+  }
+}
+
+int64_t trellis_walk_bits(const TrellisParams& params, int64_t values) {
+  check_trellis_params(params);
+  return values <= 0 ? 0 : params.state_bits + (values - 1) * params.bits_per_value;
+}
+
+}  // namespace hlwq
