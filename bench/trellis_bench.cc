@@ -4,6 +4,7 @@
 //
 //   build/trellis_bench [benchmark flags]
 //   build/trellis_bench --model DIR [--rows-per-tensor 3] [--block 64] [--state-bits 16]
+//   build/trellis_bench --model DIR --write-dense OUT --bits K [--block 64] [--state-bits 12] [--threads N]
 //
 // The study: for each 2-D weight of the layers (`layers.N.*.weight`), a few rows spread over the
 // tensor (first, middle, last, ...); each row is cut into blocks (columns a multiple of the block),
@@ -12,6 +13,11 @@
 // row (L state bits, k bits a value), each block scaled back by its least-squares gain. Both store
 // an fp16 gain a block; the trellis adds its first state's L - k bits a row. Prints the pooled
 // SQNR (10 log10 of the sum of squares over the sum of squared errors) and the bits per weight.
+//
+// With --write-dense: every row of every such weight coded the same way (trellis, k bits a value),
+// decoded, scaled by its blocks' gains, rotated back and written with the other tensors as an F32
+// folder OUT (config and tokenizer files copied), so that `hlwq ppl --kld-base` measures the model
+// with trellis-coded weights through the same engine as every other format (weights alone).
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -22,6 +28,8 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/staged_directory.h"
+#include "core/thread_pool.h"
 #include "io/model_folder.h"
 #include "quant/hadamard.h"
 #include "quant/lloyd_max.h"
@@ -156,17 +164,102 @@ int study(const std::filesystem::path& model, int rows_per_tensor, size_t block,
   return 0;
 }
 
+// Trellis-codes one row in place: seeded signs and the Walsh-Hadamard transform per block, each
+// block divided by its RMS, one walk over the row, each block scaled by its least-squares gain, then
+// rotated back. Returns the walk's bits.
+int64_t trellis_code_row(std::span<float> row, std::span<const float> signs, const TrellisParams& params,
+                         std::span<const float> codebook, size_t block) {
+  std::vector<float> unit(row.size()), coded(row.size());
+  for (size_t start = 0; start < row.size(); start += block) {
+    std::span<float> part = row.subspan(start, block);
+    for (size_t i = 0; i < block; ++i) part[i] *= signs[start + i];
+    walsh_hadamard_transform(part);
+    double squares = 0;
+    for (const float v : part) squares += static_cast<double>(v) * v;
+    const float rms = static_cast<float>(std::sqrt(squares / block));
+    for (size_t i = 0; i < block; ++i) unit[start + i] = rms > 0 ? part[i] / rms : 0.0f;
+  }
+  const TrellisWalk walk = trellis_encode(params, codebook, unit);
+  trellis_decode(params, codebook, walk, coded);
+  scale_blocks(row, coded, block);
+  for (size_t start = 0; start < row.size(); start += block) {
+    std::span<float> part(coded.data() + start, block);
+    walsh_hadamard_transform(part);
+    for (size_t i = 0; i < block; ++i) row[start + i] = part[i] * signs[start + i];
+  }
+  return trellis_walk_bits(params, static_cast<int64_t>(row.size()));
+}
+
+int write_dense(const std::filesystem::path& model, const std::filesystem::path& out, int bits, size_t block,
+                int state_bits, int threads) {
+  const TrellisParams params{state_bits, bits};
+  check_trellis_params(params);
+  const ModelFolder folder = ModelFolder::open(model);
+  std::vector<TensorDeclaration> declarations;
+  for (const std::string& name : folder.tensor_names()) declarations.push_back({name, DType::F32, folder.info(name).shape});
+  StagedDirectory staged(out);
+  ShardedSafetensorsWriter writer(staged.path(), declarations, uint64_t{5} << 30, {{"format", "pt"}});
+  const std::vector<float> codebook = trellis_codebook(state_bits);
+  ThreadPool pool(threads);
+  Totals totals;
+  int64_t coded_values = 0, coded_bits = 0, coded_tensors = 0;
+  for (const std::string& name : folder.tensor_names()) {
+    const TensorInfo& info = folder.info(name);
+    std::vector<float> values(static_cast<size_t>(info.element_count()));
+    convert_to_float(info.dtype, folder.data(name), values);
+    const bool coded = name.find("layers.") != std::string::npos && name.ends_with(".weight") &&
+                       info.shape.size() == 2 && info.shape[1] % static_cast<int64_t>(block) == 0;
+    if (coded) {
+      const std::vector<float> original = values;
+      const size_t width = static_cast<size_t>(info.shape[1]);
+      const std::vector<float> signs = random_signs(42, width);
+      std::vector<int64_t> row_bits(static_cast<size_t>(info.shape[0]));
+      pool.parallel_for(row_bits.size(), [&](size_t begin, size_t end) {
+        for (size_t r = begin; r < end; ++r) {
+          row_bits[r] = trellis_code_row(std::span<float>(values).subspan(r * width, width), signs, params, codebook, block);
+        }
+      });
+      totals.add(original, values);
+      for (const int64_t b : row_bits) coded_bits += b + static_cast<int64_t>(16 * (width / block));
+      coded_values += static_cast<int64_t>(values.size());
+      ++coded_tensors;
+      std::printf("  %s: %lld x %lld\n", name.c_str(), static_cast<long long>(info.shape[0]),
+                  static_cast<long long>(info.shape[1]));
+      std::fflush(stdout);
+    }
+    writer.write(name, std::as_bytes(std::span<const float>(values)));
+  }
+  writer.close();
+  std::filesystem::copy_file(model / "config.json", staged.path() / "config.json");
+  for (const std::filesystem::path& file : folder.auxiliary_files()) {
+    std::filesystem::copy_file(file, staged.path() / file.filename());
+  }
+  staged.commit();
+  std::printf("%s: %lld tensors trellis-coded (L %d, k %d, blocks of %zu), %.4f bits a weight, SQNR %.2f dB\n",
+              out.string().c_str(), static_cast<long long>(coded_tensors), state_bits, bits, block,
+              static_cast<double>(coded_bits) / coded_values, totals.sqnr());
+  return 0;
+}
+
 }  // namespace
 }  // namespace hlwq
 
 int main(int argc, char** argv) {
   if (argc > 2 && std::strcmp(argv[1], "--model") == 0) {
-    int rows_per_tensor = 3, state_bits = 16;
+    int rows_per_tensor = 3, state_bits = 0, bits = 0, threads = 0;
     size_t block = 64;
-    for (int i = 3; i + 1 < argc; i += 2) {
+    std::string write_dense;
+    for (int i = 3; i < argc; i += 2) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "trellis_bench: %s needs a value\n", argv[i]);
+        return 2;
+      }
       if (std::strcmp(argv[i], "--rows-per-tensor") == 0) rows_per_tensor = std::atoi(argv[i + 1]);
       else if (std::strcmp(argv[i], "--block") == 0) block = static_cast<size_t>(std::atoi(argv[i + 1]));
       else if (std::strcmp(argv[i], "--state-bits") == 0) state_bits = std::atoi(argv[i + 1]);
+      else if (std::strcmp(argv[i], "--bits") == 0) bits = std::atoi(argv[i + 1]);
+      else if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
+      else if (std::strcmp(argv[i], "--write-dense") == 0) write_dense = argv[i + 1];
       else {
         std::fprintf(stderr, "trellis_bench: unknown option %s\n", argv[i]);
         return 2;
@@ -175,8 +268,12 @@ int main(int argc, char** argv) {
     try {
       hlwq::check(rows_per_tensor >= 1 && hlwq::is_power_of_two(block) && block >= 2,
                   "trellis_bench: --rows-per-tensor must be >= 1 and --block a power of two");
-      return hlwq::study(argv[2], rows_per_tensor, block, state_bits);
-    } catch (const hlwq::Error& error) {
+      if (!write_dense.empty()) {
+        hlwq::check(bits >= 1, "trellis_bench: --write-dense needs --bits K");
+        return hlwq::write_dense(argv[2], write_dense, bits, block, state_bits > 0 ? state_bits : 12, threads);
+      }
+      return hlwq::study(argv[2], rows_per_tensor, block, state_bits > 0 ? state_bits : 16);
+    } catch (const std::exception& error) {
       std::fprintf(stderr, "trellis_bench: %s\n", error.what());
       return 1;
     }
