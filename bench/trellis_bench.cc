@@ -97,6 +97,28 @@ void scale_blocks(std::span<const float> row, std::span<float> coded, size_t blo
   }
 }
 
+// Whether a tensor is one the study codes: a 2-D weight of the layers whose rows are whole blocks.
+bool coded_weight(const std::string& name, const TensorInfo& info, size_t block) {
+  return name.find("layers.") != std::string::npos && name.ends_with(".weight") && info.shape.size() == 2 &&
+         info.shape[1] % static_cast<int64_t>(block) == 0;
+}
+
+// Rotates `row` in place, block by block (seeded signs, then the Walsh-Hadamard transform), and
+// returns the rotated row with each block divided by its RMS.
+std::vector<float> rotate_to_unit_blocks(std::span<float> row, std::span<const float> signs, size_t block) {
+  std::vector<float> unit(row.size());
+  for (size_t start = 0; start < row.size(); start += block) {
+    std::span<float> part = row.subspan(start, block);
+    for (size_t i = 0; i < block; ++i) part[i] *= signs[start + i];
+    walsh_hadamard_transform(part);
+    double squares = 0;
+    for (const float v : part) squares += static_cast<double>(v) * v;
+    const float rms = static_cast<float>(std::sqrt(squares / block));
+    for (size_t i = 0; i < block; ++i) unit[start + i] = rms > 0 ? part[i] / rms : 0.0f;
+  }
+  return unit;
+}
+
 int study(const std::filesystem::path& model, int rows_per_tensor, size_t block, int state_bits) {
   const ModelFolder folder = ModelFolder::open(model);
   // The rotated rows, each block divided by its RMS (rotation is orthonormal: errors keep their size).
@@ -104,9 +126,8 @@ int study(const std::filesystem::path& model, int rows_per_tensor, size_t block,
   int64_t tensors = 0;
   for (const std::string& name : folder.tensor_names()) {
     const TensorInfo& info = folder.info(name);
-    if (name.find("layers.") == std::string::npos || !name.ends_with(".weight") || info.shape.size() != 2) continue;
+    if (!coded_weight(name, info, block)) continue;
     const int64_t height = info.shape[0], width = info.shape[1];
-    if (width % static_cast<int64_t>(block) != 0) continue;
     ++tensors;
     const std::span<const std::byte> bytes = folder.data(name);
     const size_t element = dtype_size(info.dtype);
@@ -117,16 +138,7 @@ int study(const std::filesystem::path& model, int rows_per_tensor, size_t block,
       convert_to_float(info.dtype,
                        bytes.subspan(static_cast<size_t>(row_index * width) * element, static_cast<size_t>(width) * element),
                        row);
-      std::vector<float> unit(row.size());
-      for (size_t start = 0; start < row.size(); start += block) {
-        std::span<float> part(row.data() + start, block);
-        for (size_t i = 0; i < block; ++i) part[i] *= signs[start + i];
-        walsh_hadamard_transform(part);
-        double squares = 0;
-        for (const float v : part) squares += static_cast<double>(v) * v;
-        const float rms = static_cast<float>(std::sqrt(squares / block));
-        for (size_t i = 0; i < block; ++i) unit[start + i] = rms > 0 ? part[i] / rms : 0.0f;
-      }
+      std::vector<float> unit = rotate_to_unit_blocks(row, signs, block);
       rows.push_back(std::move(row));
       unit_rows.push_back(std::move(unit));
     }
@@ -169,16 +181,8 @@ int study(const std::filesystem::path& model, int rows_per_tensor, size_t block,
 // rotated back. Returns the walk's bits.
 int64_t trellis_code_row(std::span<float> row, std::span<const float> signs, const TrellisParams& params,
                          std::span<const float> codebook, size_t block) {
-  std::vector<float> unit(row.size()), coded(row.size());
-  for (size_t start = 0; start < row.size(); start += block) {
-    std::span<float> part = row.subspan(start, block);
-    for (size_t i = 0; i < block; ++i) part[i] *= signs[start + i];
-    walsh_hadamard_transform(part);
-    double squares = 0;
-    for (const float v : part) squares += static_cast<double>(v) * v;
-    const float rms = static_cast<float>(std::sqrt(squares / block));
-    for (size_t i = 0; i < block; ++i) unit[start + i] = rms > 0 ? part[i] / rms : 0.0f;
-  }
+  const std::vector<float> unit = rotate_to_unit_blocks(row, signs, block);
+  std::vector<float> coded(row.size());
   const TrellisWalk walk = trellis_encode(params, codebook, unit);
   trellis_decode(params, codebook, walk, coded);
   scale_blocks(row, coded, block);
@@ -207,9 +211,7 @@ int write_dense(const std::filesystem::path& model, const std::filesystem::path&
     const TensorInfo& info = folder.info(name);
     std::vector<float> values(static_cast<size_t>(info.element_count()));
     convert_to_float(info.dtype, folder.data(name), values);
-    const bool coded = name.find("layers.") != std::string::npos && name.ends_with(".weight") &&
-                       info.shape.size() == 2 && info.shape[1] % static_cast<int64_t>(block) == 0;
-    if (coded) {
+    if (coded_weight(name, info, block)) {
       const std::vector<float> original = values;
       const size_t width = static_cast<size_t>(info.shape[1]);
       const std::vector<float> signs = random_signs(42, width);

@@ -243,20 +243,12 @@ float* rotate_into_workspace(const DeviceLinear& weight, const float* x, int64_t
   return rotated;
 }
 
-// Whether 4-bit MLX and INT4 take version 4: when asked, and by default at batches 2-16, where an
-// H100 measured a Llama-3-8B layer's seven products 1.8-1.9x faster than version 1 at batch 4 and
-// 7-8x at 16 (k/v alone is slower at 4); at batch 1 it was slower (docs/KERNELS.md).
-bool nibble_pairs_wanted(kernels::GemvVersion version, int64_t batch) {
-  return version == kernels::GemvVersion::tensor_core_pairs ||
-         (version == kernels::GemvVersion::best_measured && batch >= 2);
-}
-
 // 4-bit MLX affine or INT4 (View): version 4 where wanted and it applies, else the format's own kernels.
 template <class View, class OwnGemv>
 void four_bit_gemv(const View& view, const float* x, int64_t batch, float* y, LinearWorkspace& workspace,
                    cudaStream_t stream, OwnGemv own_gemv) {
   const kernels::GemvVersion version = workspace.gemv_version();
-  if (nibble_pairs_wanted(version, batch) && kernels::nibble_pair_gemv_applies(view, batch)) {
+  if (kernels::wants_tensor_core_pairs(version, batch) && kernels::nibble_pair_gemv_applies(view, batch)) {
     void* scratch = workspace.activation_pairs(kernels::nibble_pair_scratch_bytes(view.columns, batch));
     kernels::nibble_pair_gemv(view, x, batch, scratch, y, stream);
     return;

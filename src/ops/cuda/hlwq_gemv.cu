@@ -448,10 +448,7 @@ bool hlwq_gemv_applies(const HlwqView& weight, int64_t batch) {
 
 void hlwq_gemv(const HlwqView& weight, const float* rotated, int64_t batch, float* y, GemvVersion version,
                cudaStream_t stream) {
-  // best_measured: version 4 at batches 2..16 (an H100 measured it 1.2-1.8x faster at 4 and 6-9x
-  // at 16 than versions 1-2; at batch 1 it was slower than version 1, which stays).
-  const bool pairs_best = version == GemvVersion::best_measured && batch >= 2;
-  if (version == GemvVersion::tensor_core_pairs || pairs_best) {
+  if (wants_tensor_core_pairs(version, batch)) {
     if (hlwq_pair_gemv_applies(weight, batch)) {
       const auto* pairs = reinterpret_cast<const uint32_t*>(rotated + batch * weight.padded_columns);
       hlwq_pair_gemv(weight, pairs, batch, y, stream);

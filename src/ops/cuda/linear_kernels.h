@@ -85,6 +85,14 @@ enum class GemvVersion : int {
   tensor_core_pairs = 4,
 };
 
+// Whether a 4-bit product (HLWQ Q4, 4-bit MLX, INT4) runs version 4 where it applies: when asked,
+// and by default at batches 2-16, where an H100 measured a Llama-3-8B layer's seven products 1.3x
+// (HLWQ, against version 2) and 1.8-1.9x (MLX, INT4) faster at batch 4 and 5-8x at 16; at batch 1
+// it was slower than version 1 (docs/KERNELS.md).
+inline bool wants_tensor_core_pairs(GemvVersion version, int64_t batch) {
+  return version == GemvVersion::tensor_core_pairs || (version == GemvVersion::best_measured && batch >= 2);
+}
+
 // The largest batch the decode kernels (GEMV) take in one pass over the weight.
 inline constexpr int64_t kMaxGemvBatch = 16;
 

@@ -72,28 +72,18 @@ struct NibbleWeight {
   uint32_t offset = 0;  // half2 bits subtracted from 1024 + n: 1024 (MLX) or 1032 (INT4)
 };
 
-NibbleWeight nibble_weight(const AffineView& weight) {
+// The fields both views share; `biases` null for INT4, `offset` the subtrahend of the nibble pairs.
+template <class View>
+NibbleWeight nibble_weight(const View& weight, const void* biases, uint32_t offset) {
   NibbleWeight nibbles;
   nibbles.packed = weight.packed;
   nibbles.scales = weight.scales;
-  nibbles.biases = weight.biases;
+  nibbles.biases = biases;
   nibbles.scale_type = weight.scale_type;
   nibbles.rows = weight.rows;
   nibbles.columns = weight.columns;
   nibbles.group = weight.group;
-  nibbles.offset = 0x64006400u;  // half2(1024, 1024)
-  return nibbles;
-}
-
-NibbleWeight nibble_weight(const Int4View& weight) {
-  NibbleWeight nibbles;
-  nibbles.packed = weight.packed;
-  nibbles.scales = weight.scales;
-  nibbles.scale_type = weight.scale_type;
-  nibbles.rows = weight.rows;
-  nibbles.columns = weight.columns;
-  nibbles.group = weight.group;
-  nibbles.offset = 0x64086408u;  // half2(1032, 1032)
+  nibbles.offset = offset;
   return nibbles;
 }
 
@@ -253,12 +243,12 @@ uint64_t nibble_pair_scratch_bytes(int64_t columns, int64_t batch) {
 
 void nibble_pair_gemv(const AffineView& weight, const float* x, int64_t batch, void* scratch, float* y,
                       cudaStream_t stream) {
-  launch(nibble_weight(weight), x, batch, scratch, y, stream);
+  launch(nibble_weight(weight, weight.biases, 0x64006400u), x, batch, scratch, y, stream);  // half2(1024, 1024)
 }
 
 void nibble_pair_gemv(const Int4View& weight, const float* x, int64_t batch, void* scratch, float* y,
                       cudaStream_t stream) {
-  launch(nibble_weight(weight), x, batch, scratch, y, stream);
+  launch(nibble_weight(weight, nullptr, 0x64086408u), x, batch, scratch, y, stream);  // half2(1032, 1032)
 }
 
 }  // namespace hlwq::cuda::kernels
