@@ -61,7 +61,17 @@ void BM_TrellisEncode(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(trellis_encode(params, codebook, values));
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(values.size()));
 }
-BENCHMARK(BM_TrellisEncode)->Args({12, 2})->Args({16, 2})->Args({16, 4})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrellisEncode)->Args({12, 2})->Args({12, 4})->Args({14, 4})->Args({16, 2})->Args({16, 4})->Unit(benchmark::kMillisecond);
+
+// The plain scalar Viterbi (the SIMD encoder above gives the same walks).
+void BM_TrellisEncodeReference(benchmark::State& state) {
+  const TrellisParams params{static_cast<int>(state.range(0)), static_cast<int>(state.range(1))};
+  const std::vector<float> codebook = trellis_codebook(params.state_bits);
+  const std::vector<float> values = normal_values(256, 1);
+  for (auto _ : state) benchmark::DoNotOptimize(trellis_encode_reference(params, codebook, values));
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(values.size()));
+}
+BENCHMARK(BM_TrellisEncodeReference)->Args({12, 2})->Args({12, 4})->Args({14, 4})->Args({16, 2})->Args({16, 4})->Unit(benchmark::kMillisecond);
 
 void BM_TrellisDecode(benchmark::State& state) {
   const TrellisParams params{16, static_cast<int>(state.range(0))};

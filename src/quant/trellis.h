@@ -10,8 +10,8 @@
 // same k bits a value (plus L - k bits to start the walk).
 //
 // Cost: encoding is O(n 2^L) (the 2^k predecessors of a state are shared by the 2^k states that
-// differ in their last k bits, so the minimum over them is taken once per group); decoding is a
-// shift, a mask and a table lookup a value.
+// differ in their last k bits, so the minimum over them is taken once per group), SIMD over groups
+// and states; decoding is a shift, a mask and a table lookup a value.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +43,11 @@ struct TrellisWalk {
 // The walk whose values are nearest to `values` in squared error (exact: Viterbi). `codebook` is
 // trellis_codebook(L) or any table of 2^L values.
 TrellisWalk trellis_encode(const TrellisParams& params, std::span<const float> codebook, std::span<const float> values);
+
+// The same walk by the plain scalar recursion (the encoder above is SIMD with the same comparisons
+// and roundings, so the walks are equal); for tests and timing.
+TrellisWalk trellis_encode_reference(const TrellisParams& params, std::span<const float> codebook,
+                                     std::span<const float> values);
 
 // The values of a walk, into `out` (steps.size() + 1 values).
 void trellis_decode(const TrellisParams& params, std::span<const float> codebook, const TrellisWalk& walk,

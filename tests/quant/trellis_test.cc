@@ -75,6 +75,23 @@ TEST(Trellis, ViterbiFindsTheBestWalkOfSmallTrellises) {
   }
 }
 
+// The SIMD encoder against the plain scalar recursion: the same walk, value for value, on trellises
+// large enough for every vector path (groups and branches wider and narrower than the vectors).
+TEST(Trellis, SimdViterbiEqualsTheScalarReference) {
+  for (const auto& [state_bits, bits] : {std::pair{12, 4}, std::pair{12, 2}, std::pair{10, 3}, std::pair{14, 4},
+                                         std::pair{8, 5}, std::pair{6, 1}, std::pair{9, 8}}) {
+    const TrellisParams params{state_bits, bits};
+    const std::vector<float> codebook = trellis_codebook(state_bits);
+    for (const size_t count : {size_t{1}, size_t{2}, size_t{3}, size_t{200}}) {
+      const std::vector<float> values = random_normal(count, 50 + state_bits + bits + static_cast<uint32_t>(count));
+      const TrellisWalk fast = trellis_encode(params, codebook, values);
+      const TrellisWalk reference = trellis_encode_reference(params, codebook, values);
+      EXPECT_EQ(fast.first_state, reference.first_state) << "L " << state_bits << " k " << bits << " n " << count;
+      EXPECT_EQ(fast.steps, reference.steps) << "L " << state_bits << " k " << bits << " n " << count;
+    }
+  }
+}
+
 TEST(Trellis, DecodeFollowsTheStreamOfBits) {
   const TrellisParams params{8, 3};
   const std::vector<float> codebook = trellis_codebook(8);
