@@ -117,7 +117,9 @@ ExportSummary export_model(const fs::path& input, const fs::path& output, const 
     check(options.bits == 4, "ct-int4 is 4-bit only (got --bits ", options.bits, ")");
   }
   for (const LogicalTensor& tensor : model.tensors()) {
-    if (tensor.quantized() && tensor.format != WeightFormat::hlwq && options.target != ExportTarget::bf16)
+    // HLWQ and trellis codes are dequantized and re-quantized; the group formats are not.
+    const bool rotated_codes = tensor.format == WeightFormat::hlwq || tensor.format == WeightFormat::trellis;
+    if (tensor.quantized() && !rotated_codes && options.target != ExportTarget::bf16)
       fail("re-quantizing a ", tensor.format_name(), " model to another 4-bit format is not supported, ",
            input.string());
   }

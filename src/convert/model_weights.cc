@@ -28,6 +28,7 @@ std::string LogicalTensor::format_name() const {
   switch (format) {
     case WeightFormat::dense: return std::string(dtype_name(dtype));
     case WeightFormat::hlwq: return concat("hlwq-q", bits, "-b", group_size);
+    case WeightFormat::trellis: return concat("trellis-k", bits, "-l", state_bits, "-b", group_size);
     case WeightFormat::mlx_affine: return concat("mlx-affine-q", bits, "-g", group_size);
     case WeightFormat::ct_int4: return concat("ct-int4-g", group_size);
   }
@@ -96,6 +97,52 @@ HlwqParams hlwq_params_from_json(const json& config, const std::string& where) {
   return params;
 }
 
+bool is_trellis_config(const json& config) {
+  const auto codebook = config.find("codebook");
+  return config.value("quant_method", "") == "hlwq" && codebook != config.end() && codebook->is_string() &&
+         codebook->get<std::string>() == kTrellisCodebookName;
+}
+
+json trellis_format_to_json(const TrellisFormat& format) {
+  return {
+      {"quant_method", "hlwq"},
+      {"format_version", 1},
+      {"bits", format.bits},
+      {"block_size", format.block},
+      {"codebook", kTrellisCodebookName},
+      {"trellis_state_bits", format.state_bits},
+      {"gain", format.gain == BlockGain::norm ? "norm" : "least-squares"},
+      {"sign_seed", format.sign_seed ? json(*format.sign_seed) : json(nullptr)},
+      {"rotation", "hadamard"},
+  };
+}
+
+TrellisFormat trellis_format_from_json(const json& config, const std::string& where) {
+  TrellisFormat format;
+  try {
+    check(config.value("format_version", 0) == 1, "unsupported HLWQ format_version, ", where);
+    check(is_trellis_config(config), "quantization_config is not trellis-coded, ", where);
+    format.bits = config.at("bits").get<int>();
+    format.block = config.at("block_size").get<int>();
+    format.state_bits = config.at("trellis_state_bits").get<int>();
+    const std::string gain = config.at("gain").get<std::string>();
+    check(gain == "norm" || gain == "least-squares", "unknown gain '", gain, "', ", where);
+    format.gain = gain == "norm" ? BlockGain::norm : BlockGain::least_squares;
+    const json& seed = config.at("sign_seed");
+    if (!seed.is_null()) format.sign_seed = seed.get<uint64_t>();
+    const std::string rotation = config.value("rotation", std::string("hadamard"));
+    check(rotation == "hadamard", "trellis codes need rotation 'hadamard', got '", rotation, "', ", where);
+  } catch (const json::exception& error) {
+    fail("invalid quantization_config: ", error.what(), ", ", where);
+  }
+  try {
+    validate(format);
+  } catch (const Error& error) {
+    fail("invalid quantization_config: ", error.what(), ", ", where);
+  }
+  return format;
+}
+
 namespace {
 
 std::string strip_suffix(std::string_view name, std::string_view suffix) {
@@ -129,12 +176,18 @@ ModelWeights ModelWeights::open(const fs::path& path) {
   const std::string where = (path / "config.json").string();
   const json& config = folder.config();
 
-  enum class Kind { none, hlwq, mlx, compressed } kind = Kind::none;
+  enum class Kind { none, hlwq, trellis, mlx, compressed } kind = Kind::none;
   json quantized_tensors = json::object();
   int mlx_bits = 0, mlx_group = 0, int4_group = 0;
   if (auto found = config.find("quantization_config"); found != config.end() && found->is_object()) {
     const std::string method = found->value("quant_method", "");
-    if (method == "hlwq") {
+    if (method == "hlwq" && is_trellis_config(*found)) {
+      kind = Kind::trellis;
+      model.trellis_format_ = trellis_format_from_json(*found, where);
+      model.trellis_codebook_ =
+          std::make_shared<const std::vector<float>>(trellis_codebook(model.trellis_format_->state_bits));
+      quantized_tensors = found->value("quantized_tensors", json::object());
+    } else if (method == "hlwq") {
       kind = Kind::hlwq;
       model.hlwq_params_ = hlwq_params_from_json(*found, where);
       quantized_tensors = found->value("quantized_tensors", json::object());
@@ -206,6 +259,8 @@ ModelWeights ModelWeights::open(const fs::path& path) {
       tensor.group_size = params.block;
       tensor.parts = {name, norms};
       tensor.stored_bytes = info.byte_size() + norms_info.byte_size();
+    } else if (kind == Kind::trellis && ends_with(name, ".trellis_codes")) {
+      model.read_trellis_tensor(name, quantized_tensors, where, tensor);
     } else if (kind == Kind::mlx && ends_with(name, ".weight") && info.dtype == DType::U32 &&
                folder.has(strip_suffix(name, ".weight") + ".scales")) {
       const std::string base = strip_suffix(name, ".weight");
@@ -278,6 +333,60 @@ const LogicalTensor* ModelWeights::find(std::string_view name) const {
   return nullptr;
 }
 
+void ModelWeights::read_trellis_tensor(const std::string& codes_name, const json& quantized_tensors,
+                                       const std::string& where, LogicalTensor& tensor) const {
+  const std::string base = strip_suffix(codes_name, ".trellis_codes");
+  const std::string gains = base + ".trellis_gains";
+  check(folder_.has(gains), "tensor ", codes_name, " has no matching ", gains, ", ", folder_.path().string());
+  tensor.name = base + ".weight";
+  auto described = quantized_tensors.find(tensor.name);
+  check(described != quantized_tensors.end(), "quantization_config.quantized_tensors lacks ", tensor.name, ", ",
+        where);
+  TrellisFormat format = *trellis_format_;
+  try {
+    tensor.shape = described->at("shape").get<std::vector<int64_t>>();
+    auto dtype = parse_dtype(described->at("dtype").get<std::string>());
+    check(dtype.has_value() && is_float(*dtype), "invalid dtype for ", tensor.name, ", ", where);
+    tensor.dtype = *dtype;
+    format.block = described->value("block_size", format.block);
+    format.bits = described->value("bits", format.bits);
+  } catch (const json::exception& error) {
+    fail("invalid entry for ", tensor.name, ": ", error.what(), ", ", where);
+  }
+  check(tensor.shape.size() == 2 && tensor.shape[0] > 0 && tensor.shape[1] > 0, "trellis tensor ", tensor.name,
+        " must be a non-empty 2-D weight, ", where);
+  try {
+    validate(format);
+  } catch (const Error& error) {
+    fail("invalid block_size or bits for ", tensor.name, ": ", error.what(), ", ", where);
+  }
+  const TrellisRowLayout layout = trellis_row_layout(tensor.shape[1], format);
+  const TensorInfo& codes_info = folder_.info(codes_name);
+  const TensorInfo& gains_info = folder_.info(gains);
+  // Sizes follow from the config's shape, bits, block and state bits: a mismatch means the config is wrong.
+  check(codes_info.dtype == DType::U8 && codes_info.byte_size() == layout.code_bytes * tensor.shape[0],
+        "trellis codes of ", tensor.name, " have the wrong size for shape [", tensor.shape[0], ", ", tensor.shape[1],
+        "], ", format.bits, " bits, block ", format.block, " and ", format.state_bits, " state bits, ", where);
+  check(gains_info.dtype == DType::F16 &&
+            gains_info.element_count() == static_cast<uint64_t>(layout.blocks * tensor.shape[0]),
+        "trellis gains of ", tensor.name, " have the wrong size for block ", format.block, ", ", where);
+  tensor.format = WeightFormat::trellis;
+  tensor.bits = format.bits;
+  tensor.group_size = format.block;
+  tensor.state_bits = format.state_bits;
+  tensor.parts = {codes_name, gains};
+  tensor.stored_bytes = codes_info.byte_size() + gains_info.byte_size();
+}
+
+std::shared_ptr<const TrellisCodec> ModelWeights::trellis_codec_of(const LogicalTensor& tensor) const {
+  check(trellis_format_.has_value() && tensor.format == WeightFormat::trellis, "tensor ", tensor.name,
+        " is not trellis-coded");
+  TrellisFormat format = *trellis_format_;
+  format.bits = tensor.bits;
+  format.block = tensor.group_size;
+  return std::make_shared<const TrellisCodec>(format, tensor.shape[1], trellis_codebook_);
+}
+
 HlwqParams ModelWeights::hlwq_params_of(const LogicalTensor& tensor) const {
   check(hlwq_params_.has_value() && tensor.format == WeightFormat::hlwq, "tensor ", tensor.name,
         " is not HLWQ-coded");
@@ -302,6 +411,15 @@ std::vector<float> ModelWeights::read_float(const LogicalTensor& tensor, ThreadP
       const auto norms = copy_as<uint16_t>(folder_.data(tensor.parts[1]));
       std::vector<float> values(elements);
       codec.dequantize_matrix(codes, norms, tensor.shape[0], values, pool);
+      return values;
+    }
+    case WeightFormat::trellis: {
+      const std::shared_ptr<const TrellisCodec> codec = trellis_codec_of(tensor);
+      const auto code_bytes = folder_.data(tensor.parts[0]);
+      const std::span<const uint8_t> codes(reinterpret_cast<const uint8_t*>(code_bytes.data()), code_bytes.size());
+      const auto gains = copy_as<uint16_t>(folder_.data(tensor.parts[1]));
+      std::vector<float> values(elements);
+      codec->dequantize_matrix(codes, gains, tensor.shape[0], values, pool);
       return values;
     }
     case WeightFormat::mlx_affine: {

@@ -65,6 +65,27 @@ HlwqParams tensor_params(const QuantizeOptions& options, int64_t columns) {
   return params;
 }
 
+// The trellis format of a tensor coded with `params` (its block and width) under `options`.
+TrellisFormat trellis_format_for(const QuantizeOptions& options, const HlwqParams& params) {
+  TrellisFormat format;
+  format.bits = params.bits;
+  format.state_bits = options.trellis_state_bits;
+  format.block = params.block;
+  format.sign_seed = params.sign_seed;
+  format.gain = params.gain;
+  return format;
+}
+
+// Refuses options that trellis codes do not combine with.
+void check_trellis_options(const QuantizeOptions& options) {
+  check(options.target_bits_per_weight <= 0, "trellis codes have one width for every tensor: --target-bpw does not "
+        "apply to them");
+  check(options.params.codebook == CodebookKind::converged,
+        "trellis codes have their own codebook: --compat and --codebook uniform do not apply to them");
+  check(options.params.rotation == Rotation::hadamard, "trellis codes need the Hadamard rotation (not --rotation none)");
+  validate(trellis_format_for(options, options.params));
+}
+
 // The width that holds the most weights: config.json's model-wide "bits" of a mixed-width folder
 // (each tensor's entry says its own).
 int most_common_width(const std::map<std::string, int>& bits, const ModelFolder& folder) {
@@ -97,6 +118,8 @@ std::optional<NonFinite> first_non_finite(DType dtype, std::span<const std::byte
 
 QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, const QuantizeOptions& options) {
   validate(options.params);
+  const bool trellis = options.trellis_state_bits > 0;
+  if (trellis) check_trellis_options(options);
   const TensorSelector selector(options.selection);
   const ModelFolder folder = ModelFolder::open(input);
   const json& config = folder.config();
@@ -143,11 +166,18 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
     if (quantize) {
       const HlwqParams& params = params_of.at(name);
       ++summary.tensors_per_width[params.bits];
-      const HlwqRowLayout layout = hlwq_row_layout(info.shape[1], params);
       const std::string base = base_name(name);
-      declarations.push_back({base + ".hlwq_codes", DType::U8,
-                              {info.shape[0], static_cast<int64_t>(layout.code_bytes)}});
-      declarations.push_back({base + ".hlwq_norms", DType::F16, {info.shape[0], layout.blocks}});
+      if (trellis) {
+        const TrellisRowLayout layout = trellis_row_layout(info.shape[1], trellis_format_for(options, params));
+        declarations.push_back({base + ".trellis_codes", DType::U8,
+                                {info.shape[0], static_cast<int64_t>(layout.code_bytes)}});
+        declarations.push_back({base + ".trellis_gains", DType::F16, {info.shape[0], layout.blocks}});
+      } else {
+        const HlwqRowLayout layout = hlwq_row_layout(info.shape[1], params);
+        declarations.push_back({base + ".hlwq_codes", DType::U8,
+                                {info.shape[0], static_cast<int64_t>(layout.code_bytes)}});
+        declarations.push_back({base + ".hlwq_norms", DType::F16, {info.shape[0], layout.blocks}});
+      }
       quantized_tensors[name] = {{"shape", info.shape},
                                  {"dtype", std::string(dtype_name(info.dtype))},
                                  {"block_size", params.block},
@@ -166,17 +196,28 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
   Progress progress(options.progress, "quantize", planned.size(), summary.bytes_in);
   std::vector<uint8_t> codes;
   std::vector<uint16_t> norms;
+  // The trellis codebook (2^L Gaussian quantiles), computed once for every tensor.
+  const std::shared_ptr<const std::vector<float>> shared_codebook =
+      trellis ? std::make_shared<const std::vector<float>>(trellis_codebook(options.trellis_state_bits)) : nullptr;
   for (const Planned& item : planned) {
     throw_if_interrupted();
     const TensorInfo& info = folder.info(item.name);
     const std::span<const std::byte> data = folder.data(item.name);
     if (item.quantize) {
-      const HlwqCodec codec(params_of.at(item.name), info.shape[1]);
       const int64_t rows = info.shape[0];
-      codes.assign(codec.layout().code_bytes * rows, 0);
-      norms.assign(codec.layout().blocks * rows, 0);
       try {
-        codec.quantize_matrix(info.dtype, data, rows, codes, norms, pool);
+        if (trellis) {
+          const TrellisCodec codec(trellis_format_for(options, params_of.at(item.name)), info.shape[1],
+                                   shared_codebook);
+          codes.assign(codec.layout().code_bytes * rows, 0);
+          norms.assign(codec.layout().blocks * rows, 0);
+          codec.quantize_matrix(info.dtype, data, rows, codes, norms, pool);
+        } else {
+          const HlwqCodec codec(params_of.at(item.name), info.shape[1]);
+          codes.assign(codec.layout().code_bytes * rows, 0);
+          norms.assign(codec.layout().blocks * rows, 0);
+          codec.quantize_matrix(info.dtype, data, rows, codes, norms, pool);
+        }
       } catch (const Error& error) {
         // Threads quantize rows in any order; name the first non-finite weight in storage order.
         if (const auto bad = first_non_finite(info.dtype, data, rows, info.shape[1])) {
@@ -186,8 +227,8 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
         fail(error.what(), " in tensor ", item.name, ", ", folder.file(item.name).string());
       }
       const std::string base = base_name(item.name);
-      writer.write(base + ".hlwq_codes", std::as_bytes(std::span<const uint8_t>(codes)));
-      writer.write(base + ".hlwq_norms", std::as_bytes(std::span<const uint16_t>(norms)));
+      writer.write(base + (trellis ? ".trellis_codes" : ".hlwq_codes"), std::as_bytes(std::span<const uint8_t>(codes)));
+      writer.write(base + (trellis ? ".trellis_gains" : ".hlwq_norms"), std::as_bytes(std::span<const uint16_t>(norms)));
       summary.quantized_bytes_out += codes.size() + 2 * norms.size();
       summary.stored_tensor_bytes += codes.size() + 2 * norms.size();
     } else {
@@ -201,12 +242,16 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
   progress.finish();
 
   json new_config = config;
-  json quantization = hlwq_params_to_json(model_params);
+  json quantization =
+      trellis ? trellis_format_to_json(trellis_format_for(options, model_params)) : hlwq_params_to_json(model_params);
   // block_size is the preferred block and bits the most common width; each quantized_tensors entry
   // says its own.
   if (options.fit_block_to_rows) quantization["block_rule"] = "fit-rows";
   if (options.target_bits_per_weight > 0) quantization["target_bits_per_weight"] = options.target_bits_per_weight;
-  quantization["codebook_centroids"] = lloyd_max_codebook(model_params.bits, model_params.codebook).centroids;
+  // The trellis codebook (2^L values) is not written: readers recompute it from trellis_state_bits.
+  if (!trellis) {
+    quantization["codebook_centroids"] = lloyd_max_codebook(model_params.bits, model_params.codebook).centroids;
+  }
   quantization["quantized_tensors"] = quantized_tensors;
   new_config["quantization_config"] = quantization;
   summary.bytes_out = finish_model_folder(staged, new_config, folder.auxiliary_files());

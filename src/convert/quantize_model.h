@@ -20,6 +20,10 @@ struct QuantizeOptions {
   // > 0: each quantized tensor gets its own code width so that their codes and gains store this
   // many bits per weight on average (convert/width_planning.h); params.bits is then unused.
   double target_bits_per_weight = 0;
+  // > 0: trellis codes (quant/trellis_codec.h) with this many state bits L and params.bits bits a
+  // value, instead of Lloyd-Max codes; params.block, sign_seed and gain as for HLWQ (rotation
+  // hadamard, codebook unused).
+  int trellis_state_bits = 0;
   TensorSelection selection;
   int threads = 0;
   bool progress = false;

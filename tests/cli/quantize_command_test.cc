@@ -2,6 +2,7 @@
 // flags are usage errors, and `hlwq inspect` reads the result.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -94,6 +95,83 @@ TEST(QuantizeCommand, DefaultsAndCompatSettings) {
   EXPECT_EQ(bad.exit_code, 1) << bad.output;
   EXPECT_NE(bad.output.find("--block must be a number or auto, got '12x'"), std::string::npos) << bad.output;
   EXPECT_FALSE(std::filesystem::exists(folder.path() / "out"));
+}
+
+}  // namespace
+}  // namespace hlwq
+
+namespace hlwq {
+namespace {
+
+// `hlwq quantize --codebook trellis` on a tiny real model (the llama engine fixture, with a stand-in
+// tokenizer), then the commands that read a folder: inspect, run, export to BF16 and MLX, bench.
+TEST(QuantizeCommand, TrellisFolderGoesThroughEveryCommand) {
+  TemporaryFolder folder;
+  const std::filesystem::path dense_path = folder.path() / "dense";
+  std::filesystem::copy(std::filesystem::path(HLWQ_SOURCE_DIR) / "tests/fixtures/engine/llama", dense_path);
+  write_text_file(dense_path / "tokenizer.json", R"({"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}})");
+  const std::string dense = dense_path.string();
+  const std::string out = (folder.path() / "trellis").string();
+  const CommandResult quantize =
+      run_hlwq("quantize -m " + dense + " -o " + out + " --codebook trellis --bits 4 --signs 42 --threads 2");
+  ASSERT_EQ(quantize.exit_code, 0) << quantize.output;
+  EXPECT_NE(quantize.output.find("to trellis k4 L12"), std::string::npos) << quantize.output;
+  const nlohmann::json config = quantization_config(out);
+  EXPECT_EQ(config["codebook"], "trellis-gaussian");
+  EXPECT_EQ(config["trellis_state_bits"], 12);
+  EXPECT_EQ(config["bits"], 4);
+
+  const CommandResult inspect = run_hlwq("inspect -m " + out + " --ref " + dense + " --json");
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+  const nlohmann::json report = nlohmann::json::parse(inspect.output);
+  EXPECT_GT(report.at("sqnr_db").get<double>(), 20.0);  // k = 4 trellis: ~22-23 dB (Lloyd-Max Q4: ~20)
+  EXPECT_NE(inspect.output.find("trellis-k4-l12-b64"), std::string::npos);
+
+  const CommandResult run = run_hlwq("run -m " + out + " --ids 1,5,9 -n 4 --temp 0 --threads 2");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+
+  for (const char* target : {"bf16", "mlx"}) {
+    const std::string exported = (folder.path() / target).string();
+    const CommandResult result = run_hlwq("export -m " + out + " -o " + exported + " --to " + target);
+    ASSERT_EQ(result.exit_code, 0) << target << ": " << result.output;
+    const CommandResult against = run_hlwq("inspect -m " + exported + " --ref " + dense + " --json");
+    ASSERT_EQ(against.exit_code, 0) << against.output;
+    EXPECT_GT(nlohmann::json::parse(against.output).at("sqnr_db").get<double>(), 10.0) << target;
+  }
+
+  const CommandResult bench = run_hlwq("bench -m " + out + " -p 4 -n 2 --json --threads 2");
+  ASSERT_EQ(bench.exit_code, 0) << bench.output;
+  EXPECT_GT(nlohmann::json::parse(bench.output).at("decode_tokens_per_second").get<double>(), 0.0);
+}
+
+// Combinations trellis codes do not take: one line, a non-zero exit, and no output folder.
+TEST(QuantizeCommand, TrellisRefusesWhatDoesNotApply) {
+  TemporaryFolder folder;
+  write_tiny_model(folder.path() / "dense");
+  const std::filesystem::path out = folder.path() / "out";
+  const std::string prefix = "quantize -m " + (folder.path() / "dense").string() + " -o " + out.string() + " ";
+  struct Case {
+    const char* flags;
+    int exit_code;
+    const char* message;
+  };
+  for (const Case& test_case :
+       {Case{"--codebook trellis --target-bpw 4.5", 1, "--target-bpw does not apply to --codebook trellis"},
+        Case{"--trellis-state-bits 14", 1, "--trellis-state-bits needs --codebook trellis"},
+        Case{"--codebook trellis --rotation none", 1, "needs --rotation hadamard"},
+        Case{"--codebook trellis --bits 4 --trellis-state-bits 4", 1, "state bits"},
+        Case{"--codebook trellis --bits 4 --trellis-state-bits 21", 1, "state bits"},
+        Case{"--codebook trellis --bits 9", 1, "bits"},
+        Case{"--codebook trellis --compat polarquant", 2, "excludes"}}) {
+    const CommandResult result = run_hlwq(prefix + test_case.flags);
+    EXPECT_EQ(result.exit_code, test_case.exit_code) << test_case.flags << ": " << result.output;
+    EXPECT_NE(result.output.find(test_case.message), std::string::npos) << test_case.flags << ": " << result.output;
+    if (test_case.exit_code == 1) {
+      EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
+    }
+    EXPECT_FALSE(std::filesystem::exists(out)) << test_case.flags;
+    EXPECT_EQ(count_entries(folder.path()), 1u) << test_case.flags;  // no staging folder left behind
+  }
 }
 
 }  // namespace
