@@ -26,7 +26,9 @@ void add_bench_command(CLI::App& app) {
                    "random weights of a real shape, made in memory: smollm2-135m, qwen3-0.6b, llama3-1b, llama3-8b, "
                    "qwen3-8b")
       ->excludes(model_option);
-  command->add_option("--format", flags->format, "synthetic model format: bf16, hlwq-q2 to hlwq-q8, mlx4, int4")
+  command
+      ->add_option("--format", flags->format,
+                   "synthetic model format: bf16, hlwq-q2 to hlwq-q8, trellis-k2 to trellis-k8 (L = 12), mlx4, int4")
       ->capture_default_str();
   command->add_flag("--quantize-embeddings", flags->quantize_embeddings,
                     "synthetic model: the token embedding in --format too (else BF16)");

@@ -137,6 +137,14 @@ int hlwq_format_bits(const std::string& format) {
   return format[6] - '0';
 }
 
+// "trellis-k4": trellis codes of 4 bits a value (2..8) with the default 12 state bits; 0 otherwise.
+int trellis_format_bits(const std::string& format) {
+  if (format.size() != 10 || !format.starts_with("trellis-k") || format[9] < '2' || format[9] > '8') return 0;
+  return format[9] - '0';
+}
+
+constexpr int kSyntheticTrellisStateBits = 12;
+
 }  // namespace
 
 ModelConfig synthetic_model_config(const std::string& shape_name) {
@@ -185,9 +193,16 @@ RandomLinearFormat synthetic_format(const std::string& format) {
     chosen.bits = bits;
     return chosen;
   }
+  if (const int bits = trellis_format_bits(format)) {
+    RandomLinearFormat chosen{LinearFormat::trellis};
+    chosen.bits = bits;
+    chosen.state_bits = kSyntheticTrellisStateBits;
+    chosen.trellis_codebook = std::make_shared<const std::vector<float>>(trellis_codebook(chosen.state_bits));
+    return chosen;
+  }
   if (format == "mlx4") return RandomLinearFormat{LinearFormat::mlx_affine, DType::BF16, 4, 128, 64};
   if (format == "int4") return RandomLinearFormat{LinearFormat::ct_int4, DType::BF16, 4, 128, 128};
-  fail("unknown --format '", format, "' (bf16, hlwq-q2 to hlwq-q8, mlx4, int4)");
+  fail("unknown --format '", format, "' (bf16, hlwq-q2 to hlwq-q8, trellis-k2 to trellis-k8, mlx4, int4)");
 }
 
 fs::path write_synthetic_model(const std::string& shape_name, const std::string& format, const fs::path& work,
@@ -246,11 +261,12 @@ fs::path write_synthetic_model(const std::string& shape_name, const std::string&
   write_text_file(dense / "tokenizer.json", R"({"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}})");
   if (format == "bf16") return dense;
   const fs::path converted = work / (shape_name + "-" + format);
-  if (chosen.format == LinearFormat::hlwq) {
+  if (chosen.format == LinearFormat::hlwq || chosen.format == LinearFormat::trellis) {
     QuantizeOptions options;
     options.params.bits = chosen.bits;
     options.fit_block_to_rows = true;  // as `hlwq quantize` does by default
     options.params.gain = BlockGain::least_squares;
+    if (chosen.format == LinearFormat::trellis) options.trellis_state_bits = chosen.state_bits;
     options.threads = threads;
     quantize_model(dense, converted, options);
   } else {

@@ -23,14 +23,15 @@ void check_sizes(const LinearWeight& weight, std::span<const float> x, int64_t b
 std::optional<RowProduct> plain_row_product(const LinearWeight& weight, std::span<const float> x, int64_t batch,
                                             std::span<float> y) {
   if (dense_linear_applies(weight)) return dense_row_product(weight, x, batch, y);
+  if (trellis_linear_applies(weight)) return trellis_row_product(weight, x, batch, y);
   if (mlx_affine_linear_applies(weight)) return mlx_affine_row_product(weight, x, batch, y);
   if (int4_linear_applies(weight)) return int4_row_product(weight, x, batch, y);
   return std::nullopt;
 }
 
 bool has_fast_kernel(const LinearWeight& weight) {
-  return dense_linear_applies(weight) || hlwq_linear_applies(weight) || mlx_affine_linear_applies(weight) ||
-         int4_linear_applies(weight);
+  return dense_linear_applies(weight) || hlwq_linear_applies(weight) || trellis_linear_applies(weight) ||
+         mlx_affine_linear_applies(weight) || int4_linear_applies(weight);
 }
 
 }  // namespace
@@ -43,6 +44,7 @@ void linear_forward(const LinearWeight& weight, std::span<const float> x, int64_
   if (batch == 0) return;
   if (dense_linear_applies(weight)) return dense_linear_forward(weight, x, batch, y, pool);
   if (hlwq_linear_applies(weight)) return hlwq_linear_forward(weight, x, batch, y, pool);
+  if (trellis_linear_applies(weight)) return trellis_linear_forward(weight, x, batch, y, pool);
   if (mlx_affine_linear_applies(weight)) return mlx_affine_linear_forward(weight, x, batch, y, pool);
   if (int4_linear_applies(weight)) return int4_linear_forward(weight, x, batch, y, pool);
   linear_forward_reference(weight, x, batch, y);

@@ -10,6 +10,7 @@ uint64_t LinearWeight::stored_bytes() const {
   switch (format) {
     case LinearFormat::dense: return data.size();
     case LinearFormat::hlwq: return codes.size() + norms.size();
+    case LinearFormat::trellis: return codes.size() + norms.size();
     case LinearFormat::mlx_affine: return packed.size() + (scales.size() + biases.size()) * dtype_size(dtype);
     case LinearFormat::ct_int4: return packed.size() + scales.size() * dtype_size(dtype);
   }
@@ -46,6 +47,12 @@ LinearWeight load_linear_weight(const ModelWeights& model, const LogicalTensor& 
       weight.codes = AlignedBuffer(folder.data(tensor.parts[0]));
       weight.norms = AlignedBuffer(folder.data(tensor.parts[1]));
       break;
+    case WeightFormat::trellis:
+      weight.format = LinearFormat::trellis;
+      weight.trellis = model.trellis_codec_of(tensor);
+      weight.codes = AlignedBuffer(folder.data(tensor.parts[0]));
+      weight.norms = AlignedBuffer(folder.data(tensor.parts[1]));
+      break;
     case WeightFormat::mlx_affine:
       weight.format = LinearFormat::mlx_affine;
       weight.affine = AffineParams{tensor.bits, tensor.group_size};
@@ -79,6 +86,13 @@ void dequantize_linear_row(const LinearWeight& weight, int64_t row, std::span<fl
       weight.codec->dequantize_row(codes, norms, out);
       return;
     }
+    case LinearFormat::trellis: {
+      const TrellisRowLayout& layout = weight.trellis->layout();
+      const auto codes = weight.codes.as<uint8_t>().subspan(row * layout.code_bytes, layout.code_bytes);
+      const auto gains = weight.norms.as<uint16_t>().subspan(row * layout.blocks, layout.blocks);
+      weight.trellis->dequantize_row(codes, gains, out);
+      return;
+    }
     case LinearFormat::mlx_affine: {
       const size_t words = affine_packed_words_per_row(columns, weight.affine.bits);
       const int64_t groups = columns / weight.affine.group_size;
@@ -109,8 +123,18 @@ void linear_forward_reference(const LinearWeight& weight, std::span<const float>
         weight.rows, "x", weight.columns, " weight");
   std::vector<float> row(weight.columns);
   for (int64_t r = 0; r < weight.rows; ++r) {
-    // Float arithmetic for MLX rows, as MLX's own quantized matmul computes them.
-    dequantize_linear_row(weight, r, row, AffineArithmetic::matmul);
+    if (weight.format == LinearFormat::trellis) {
+      // Trellis rows through the plain decoder (the walk unpacked bit by bit, the O(d^2) transform).
+      const TrellisCodec& codec = *weight.trellis;
+      const TrellisRowLayout& layout = codec.layout();
+      trellis_dequantize_row_reference(
+          codec.format(), codec.codebook(), codec.padded_signs().first(codec.padded_signs().empty() ? 0 : weight.columns),
+          weight.codes.as<uint8_t>().subspan(r * layout.code_bytes, layout.code_bytes),
+          weight.norms.as<uint16_t>().subspan(r * layout.blocks, layout.blocks), row);
+    } else {
+      // Float arithmetic for MLX rows, as MLX's own quantized matmul computes them.
+      dequantize_linear_row(weight, r, row, AffineArithmetic::matmul);
+    }
     for (int64_t b = 0; b < batch; ++b) {
       double sum = 0;
       for (int64_t c = 0; c < weight.columns; ++c) sum += static_cast<double>(row[c]) * x[b * weight.columns + c];

@@ -1,6 +1,6 @@
-// A linear layer's weight held in its storage format (dense, HLWQ codes, MLX affine, CT INT4), in
-// owned, 64-byte-aligned buffers, ready for the kernels in ops/ to run without ever expanding the
-// whole matrix to floats. Built from a model folder's logical tensor.
+// A linear layer's weight held in its storage format (dense, HLWQ codes, trellis codes, MLX affine,
+// CT INT4), in owned, 64-byte-aligned buffers, ready for the kernels in ops/ to run without ever
+// expanding the whole matrix to floats. Built from a model folder's logical tensor.
 #pragma once
 
 #include <cstddef>
@@ -15,10 +15,11 @@
 #include "quant/affine_quant.h"
 #include "quant/hlwq_codec.h"
 #include "quant/int4_symmetric.h"
+#include "quant/trellis_codec.h"
 
 namespace hlwq {
 
-enum class LinearFormat { dense, hlwq, mlx_affine, ct_int4 };
+enum class LinearFormat { dense, hlwq, trellis, mlx_affine, ct_int4 };
 
 struct LinearWeight {
   LinearFormat format = LinearFormat::dense;
@@ -32,6 +33,8 @@ struct LinearWeight {
   std::shared_ptr<const HlwqCodec> codec;
   AlignedBuffer codes;
   AlignedBuffer norms;
+  // trellis: rows x layout().code_bytes walks in `codes`, rows x layout().blocks fp16 gains in `norms`.
+  std::shared_ptr<const TrellisCodec> trellis;
   // mlx_affine: rows x words uint32 codes; scales and biases rows x columns/group as float.
   AffineParams affine;
   AlignedBuffer packed;

@@ -50,6 +50,24 @@ LinearWeight make_hlwq_linear_weight(std::shared_ptr<const HlwqCodec> codec, std
   return weight;
 }
 
+LinearWeight make_trellis_linear_weight(std::shared_ptr<const TrellisCodec> codec, std::span<const float> weights,
+                                        int64_t rows, ThreadPool& pool) {
+  check(codec != nullptr, "internal: make_trellis_linear_weight without a codec");
+  const TrellisRowLayout& layout = codec->layout();
+  check_matrix(weights, rows, layout.columns);
+  LinearWeight weight;
+  weight.format = LinearFormat::trellis;
+  weight.rows = rows;
+  weight.columns = layout.columns;
+  weight.dtype = DType::F32;
+  weight.codes = AlignedBuffer(static_cast<size_t>(rows) * layout.code_bytes);
+  weight.norms = AlignedBuffer(static_cast<size_t>(rows * layout.blocks) * sizeof(uint16_t));
+  codec->quantize_matrix(DType::F32, std::as_bytes(weights), rows, weight.codes.as_mutable<uint8_t>(),
+                         weight.norms.as_mutable<uint16_t>(), pool);
+  weight.trellis = std::move(codec);
+  return weight;
+}
+
 LinearWeight make_mlx_affine_linear_weight(const AffineParams& params, DType scale_dtype,
                                            std::span<const float> weights, int64_t rows, int64_t columns) {
   check_matrix(weights, rows, columns);
@@ -165,6 +183,25 @@ LinearWeight make_random_linear_weight(const RandomLinearFormat& format, int64_t
       weight.norms = AlignedBuffer(gains.size() * sizeof(uint16_t));
       convert_from_float(gains, DType::F16, {weight.norms.data(), weight.norms.size()});
       weight.codec = std::move(codec);
+      break;
+    }
+    case LinearFormat::trellis: {
+      TrellisFormat trellis;
+      trellis.bits = format.bits;
+      trellis.state_bits = format.state_bits;
+      trellis.block = fitted_block(columns, format.block);
+      auto codec = std::make_shared<const TrellisCodec>(trellis, columns, format.trellis_codebook);
+      const TrellisRowLayout& layout = codec->layout();
+      weight.dtype = DType::F32;
+      // Random bits are a random walk: every state, so every codebook value, is as likely.
+      weight.codes = AlignedBuffer(static_cast<size_t>(rows) * layout.code_bytes);
+      fill_random_bytes({weight.codes.data(), weight.codes.size()}, seed, pool);
+      const float typical = 0.02f * std::sqrt(static_cast<float>(trellis.block));
+      const std::vector<float> gains =
+          random_floats(static_cast<size_t>(rows * layout.blocks), 0.7f * typical, 1.3f * typical, seed + 1);
+      weight.norms = AlignedBuffer(gains.size() * sizeof(uint16_t));
+      convert_from_float(gains, DType::F16, {weight.norms.data(), weight.norms.size()});
+      weight.trellis = std::move(codec);
       break;
     }
     case LinearFormat::mlx_affine: {

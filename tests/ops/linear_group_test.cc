@@ -73,6 +73,12 @@ std::vector<std::pair<std::string, std::vector<LinearWeight>>> groups_of_one_for
   add("INT4", [&](const std::vector<float>& m, int64_t rows) {
     return make_int4_linear_weight(Int4Params{32}, DType::F16, m, rows, kColumns);
   });
+  TrellisFormat trellis;
+  trellis.sign_seed = 77;
+  const auto trellis_codec = std::make_shared<const TrellisCodec>(trellis, kColumns);
+  add("trellis k 4 L 12", [&](const std::vector<float>& m, int64_t rows) {
+    return make_trellis_linear_weight(trellis_codec, m, rows, pool);
+  });
   return groups;
 }
 

@@ -212,6 +212,39 @@ std::vector<float> bf16_affine_slack(const LinearWeight& weight, const std::vect
   return slack;
 }
 
+// Trellis rows decoded in the rotated domain (4-byte gathers, shifts, codebook gathers) against the
+// plain reference (the walk unpacked bit by bit, the O(d^2) transform in double), on every
+// combination of k, L, block, padding and signs below, at every batch path.
+TEST(LinearForward, TrellisMatchesReference) {
+  ThreadPool pool(1);
+  uint32_t seed = 900;
+  struct Shape {
+    int bits, state_bits, block;
+    int64_t rows, columns;
+    bool signs;
+  };
+  for (const Shape& shape : {Shape{4, 12, 64, 9, 576, true}, Shape{3, 12, 128, 12, 300, false},
+                             Shape{2, 10, 32, 5, 96, true}, Shape{4, 14, 64, 7, 192, false},
+                             Shape{5, 16, 256, 4, 1000, true}, Shape{8, 16, 32, 3, 64, false}}) {
+    TrellisFormat format;
+    format.bits = shape.bits;
+    format.state_bits = shape.state_bits;
+    format.block = shape.block;
+    if (shape.signs) format.sign_seed = 11;
+    const std::vector<float> matrix = random_normal(shape.rows * shape.columns, seed++, 0.05f);
+    const LinearWeight weight = make_trellis_linear_weight(
+        std::make_shared<const TrellisCodec>(format, shape.columns), matrix, shape.rows, pool);
+    ASSERT_TRUE(trellis_linear_applies(weight));
+    const std::vector<float> w = reference_weights(weight);
+    for (int64_t batch : kBatches) {
+      expect_matches_reference(weight, w, batch, seed++, 1e-4,
+                               "trellis k " + std::to_string(shape.bits) + " L " + std::to_string(shape.state_bits) +
+                                   " d " + std::to_string(shape.block) + " " + std::to_string(shape.columns) +
+                                   " columns");
+    }
+  }
+}
+
 TEST(LinearForward, MlxAffineMatchesReference) {
   uint32_t seed = 300;
   for (int bits : {2, 3, 4, 5, 6, 8}) {
@@ -288,6 +321,9 @@ std::vector<LinearWeight> one_weight_per_format(int64_t rows) {
   weights.push_back(make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::F32, matrix, rows, 576));
   weights.push_back(make_mlx_affine_linear_weight(AffineParams{3, 32}, DType::F32, matrix, rows, 576));
   weights.push_back(make_int4_linear_weight(Int4Params{64}, DType::BF16, matrix, rows, 576));
+  TrellisFormat trellis;
+  trellis.sign_seed = 3;
+  weights.push_back(make_trellis_linear_weight(std::make_shared<const TrellisCodec>(trellis, 576), matrix, rows, pool));
   return weights;
 }
 

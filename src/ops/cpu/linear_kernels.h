@@ -41,6 +41,15 @@ bool hlwq_same_rotation(const LinearWeight& a, const LinearWeight& b);
 RowProduct hlwq_row_product(const LinearWeight& weight, std::shared_ptr<const std::vector<float>> rotated,
                             int64_t batch, std::span<float> y);
 
+// Trellis codes and gains: the activations are rotated once per call (x' = H(s * x_block)), then
+// each row is decoded block by block in the rotated domain (gain / sqrt(d) * codebook[state], a
+// state a shift and a mask of the stored bits) and dotted with x'.
+bool trellis_linear_applies(const LinearWeight& weight);
+void trellis_linear_forward(const LinearWeight& weight, std::span<const float> x, int64_t batch,
+                            std::span<float> y, ThreadPool& pool);
+RowProduct trellis_row_product(const LinearWeight& weight, std::span<const float> x, int64_t batch,
+                               std::span<float> y);
+
 // MLX affine codes (any bit width; 4 bits decoded in the product with SIMD, 8 bits as bytes, others
 // bit by bit into a scratch row): w = s q + b.
 bool mlx_affine_linear_applies(const LinearWeight& weight);
