@@ -124,6 +124,9 @@ DeviceLinear::DeviceLinear(const LinearWeight& weight)
             params.block);
       return;
     }
+    case LinearFormat::trellis:
+      fail("the CUDA backend has no kernel for trellis-coded weights (", rows_, "x", columns_,
+           "); run this model with --backend cpu");
     case LinearFormat::mlx_affine: {
       const StoredFloat scale_type = stored_float_of(weight.dtype, "MLX scales");
       const int bits = weight.affine.bits, group = weight.affine.group_size;
@@ -213,6 +216,7 @@ bool gemv_applies(const DeviceLinear& weight, int64_t batch) {
     case LinearFormat::hlwq: return kernels::hlwq_gemv_applies(weight.hlwq_view(), batch);
     case LinearFormat::mlx_affine: return kernels::affine_gemv_applies(weight.affine_view(), batch);
     case LinearFormat::ct_int4: return kernels::int4_gemv_applies(weight.int4_view(), batch);
+    case LinearFormat::trellis: return false;  // never a DeviceLinear: the constructor refuses it
   }
   return false;
 }
@@ -268,6 +272,7 @@ void gemv(const DeviceLinear& weight, const float* x, const float* rotated, int6
     case LinearFormat::ct_int4:
       four_bit_gemv(weight.int4_view(), x, batch, y, workspace, stream, kernels::int4_gemv);
       return;
+    case LinearFormat::trellis: fail("internal: trellis weight on the GPU");
   }
 }
 
@@ -309,6 +314,7 @@ void prefill(const DeviceLinear& weight, const float* x, int64_t batch, float* y
         kernels::affine_dequantize(weight.affine_view(), first, count, panel, bf16, stream);
         break;
       case LinearFormat::ct_int4: kernels::int4_dequantize(weight.int4_view(), first, count, panel, bf16, stream); break;
+      case LinearFormat::trellis: fail("internal: trellis weight on the GPU");
     }
     panel_product(handle, bf16, panel, count, multiplied, batch, depth, y + first, weight.rows());
   }
@@ -377,6 +383,7 @@ void gather_rows(const DeviceLinear& weight, const int32_t* tokens, int64_t coun
       kernels::affine_gather_rows(weight.affine_view(), tokens, count, scale, out, stream);
       return;
     case LinearFormat::ct_int4: kernels::int4_gather_rows(weight.int4_view(), tokens, count, scale, out, stream); return;
+    case LinearFormat::trellis: fail("internal: trellis weight on the GPU");
   }
 }
 

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -95,6 +96,7 @@ std::string describe(const LinearWeight& weight) {
              " " + std::string(dtype_name(weight.dtype));
     case LinearFormat::ct_int4:
       return text + "INT4 g" + std::to_string(weight.int4.group_size) + " " + std::string(dtype_name(weight.dtype));
+    case LinearFormat::trellis: return text + "trellis";  // refused by the GPU backend
   }
   return text;
 }
@@ -133,7 +135,8 @@ bool takes_pairs(const LinearWeight& weight, int64_t batch) {
     case LinearFormat::mlx_affine:
       return weight.affine.bits == 4 && weight.affine.group_size % 64 == 0 && weight.columns % 128 == 0;
     case LinearFormat::ct_int4: return weight.int4.group_size % 64 == 0 && weight.columns % 128 == 0;
-    case LinearFormat::dense: return false;
+    case LinearFormat::dense:
+    case LinearFormat::trellis: return false;
   }
   return false;
 }
@@ -601,6 +604,16 @@ TEST_F(DeviceLinearTest, ReportsWhatItCannotRunAndHowMuchMemoryItHolds) {
   const LinearWeight mlx =
       make_mlx_affine_linear_weight(AffineParams{4, 64}, DType::BF16, layer_weights(8, 256, 72), 8, 256);
   EXPECT_EQ(DeviceLinear(mlx).device_bytes(), mlx.stored_bytes());  // BF16 scales stay BF16
+}
+
+// Trellis codes have no GPU kernel: the upload refuses them in one line that names the format.
+TEST_F(DeviceLinearTest, TrellisWeightsAreRefusedInOneLine) {
+  const LinearWeight trellis = make_trellis_linear_weight(std::make_shared<const TrellisCodec>(TrellisFormat{}, 256),
+                                                          layer_weights(8, 256, 73), 8, pool());
+  const std::string message = error_message([&] { DeviceLinear weight(trellis); });
+  EXPECT_NE(message.find("trellis"), std::string::npos) << message;
+  EXPECT_NE(message.find("--backend cpu"), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
 }
 
 #endif  // HLWQ_HAVE_CUDA
