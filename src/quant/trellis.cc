@@ -18,6 +18,24 @@ namespace hlwq {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// next[s] = group_best[s >> k] + (x - codebook[s])^2 for every state, with vectors of d's lanes
+// (at most `branches`, the states of a group, which share group_best); returns the states done.
+template <class D>
+HWY_INLINE size_t AddBranchCosts(D d, const float* HWY_RESTRICT codebook, const float* HWY_RESTRICT group_best,
+                                 float x, size_t states, size_t branches, float* HWY_RESTRICT next) {
+  const size_t lanes = hn::Lanes(d);
+  const auto x_vector = hn::Set(d, x);
+  size_t s = 0;
+  for (size_t group = 0; s < states; ++group) {
+    const auto base = hn::Set(d, group_best[group]);
+    for (size_t j = 0; j < branches; j += lanes, s += lanes) {
+      const auto difference = hn::Sub(x_vector, hn::LoadU(d, codebook + s));
+      hn::StoreU(hn::Add(base, hn::Mul(difference, difference)), d, next + s);
+    }
+  }
+  return s;
+}
+
 // The Viterbi recursion over values[0..n): on return cost[s] is the least squared error of a walk
 // ending in state s, and choice[(t - 1) * groups + g] the top k bits of the best predecessor of the
 // states of group g (state >> k == g) at step t. The same comparisons and roundings as the scalar
@@ -64,24 +82,14 @@ void ViterbiForward(const float* HWY_RESTRICT codebook, const float* HWY_RESTRIC
       chosen[g] = best_h;
     }
     const float x = values[t];
-    const auto x_vector = hn::Set(d, x);
     size_t s = 0;
+    // next[s] = group_best[s >> k] + (x - codebook[s])^2: vectors of whole groups of branches.
     if (branches >= lanes) {
-      for (size_t group = 0; group < groups; ++group) {
-        const auto base = hn::Set(d, group_best[group]);
-        for (size_t j = 0; j < branches; j += lanes, s += lanes) {
-          const auto difference = hn::Sub(x_vector, hn::LoadU(d, codebook + s));
-          hn::StoreU(hn::Add(base, hn::Mul(difference, difference)), d, next + s);
-        }
-      }
-    } else if (states >= lanes) {
-      // Fewer branches than lanes: each lane fetches its group's best (state >> k).
-      const auto lane = hn::Iota(di, 0);
-      for (; s + lanes <= states; s += lanes) {
-        const auto group = hn::ShiftRightSame(hn::Add(lane, hn::Set(di, static_cast<int32_t>(s))), bits_per_value);
-        const auto difference = hn::Sub(x_vector, hn::LoadU(d, codebook + s));
-        hn::StoreU(hn::Add(hn::GatherIndex(d, group_best, group), hn::Mul(difference, difference)), d, next + s);
-      }
+      s = AddBranchCosts(d, codebook, group_best, x, states, branches, next);
+    } else if (branches >= 8 && lanes >= 8) {
+      s = AddBranchCosts(hn::CappedTag<float, 8>(), codebook, group_best, x, states, branches, next);
+    } else if (branches >= 4 && lanes >= 4) {
+      s = AddBranchCosts(hn::CappedTag<float, 4>(), codebook, group_best, x, states, branches, next);
     }
     for (; s < states; ++s) {
       const float difference = x - codebook[s];

@@ -17,13 +17,16 @@ namespace hlwq {
 namespace {
 
 // hlwq_q8_absmax: the ablation's baseline (rotation none, uniform codebook) through the same kernel.
-enum class Format { hlwq_q8, hlwq_q8_embeddings, hlwq_q8_absmax, mlx_q8, ct_int4 };
+// trellis_k8: trellis codes of 8 bits a value (L = 12), the embedding too with trellis_k8_embeddings.
+enum class Format { hlwq_q8, hlwq_q8_embeddings, hlwq_q8_absmax, trellis_k8, trellis_k8_embeddings, mlx_q8, ct_int4 };
 
 std::string format_label(Format format) {
   switch (format) {
     case Format::hlwq_q8: return "hlwq-q8-b64";
     case Format::hlwq_q8_embeddings: return "hlwq-q8-b64-embeddings";
     case Format::hlwq_q8_absmax: return "hlwq-q8-b64-absmax";
+    case Format::trellis_k8: return "trellis-k8-l12";
+    case Format::trellis_k8_embeddings: return "trellis-k8-l12-embeddings";
     case Format::mlx_q8: return "mlx-q8-g32";
     case Format::ct_int4: return "ct-int4-g32";
   }
@@ -32,6 +35,18 @@ std::string format_label(Format format) {
 
 // Writes the quantized folder for `format` from the dense fixture copy.
 void quantize_to(Format format, const std::filesystem::path& dense, const std::filesystem::path& output) {
+  if (format == Format::trellis_k8 || format == Format::trellis_k8_embeddings) {
+    QuantizeOptions options;
+    options.params.bits = 8;
+    options.params.block = 64;
+    options.params.gain = BlockGain::least_squares;
+    options.params.sign_seed = 5;
+    options.trellis_state_bits = 12;
+    options.selection.quantize_embeddings = format == Format::trellis_k8_embeddings;
+    options.threads = 2;
+    quantize_model(dense, output, options);
+    return;
+  }
   if (format == Format::hlwq_q8 || format == Format::hlwq_q8_embeddings || format == Format::hlwq_q8_absmax) {
     QuantizeOptions options;
     options.params.bits = 8;
@@ -100,6 +115,13 @@ TEST_P(QuantizedFormats, RunLikeTheirDequantizedExport) {
     ASSERT_EQ(quantized_model.embedding().format, LinearFormat::hlwq);
     ASSERT_EQ(quantized_model.lm_head().format, LinearFormat::hlwq);
   }
+  if (test_case.format == Format::trellis_k8 || test_case.format == Format::trellis_k8_embeddings) {
+    ASSERT_EQ(quantized_model.layers()[0].q.format, LinearFormat::trellis);
+  }
+  if (test_case.format == Format::trellis_k8_embeddings) {
+    ASSERT_EQ(quantized_model.embedding().format, LinearFormat::trellis);
+    ASSERT_EQ(quantized_model.lm_head().format, LinearFormat::trellis);
+  }
   const std::vector<float> quantized_logits = prefill_logits(quantized_model, reference.ids, pool);
   const std::vector<float> dequantized_logits = prefill_logits(dequantized_model, reference.ids, pool);
   const double difference = max_abs_difference(quantized_logits, dequantized_logits);
@@ -124,6 +146,8 @@ std::vector<Case> all_cases() {
   cases.push_back({"llama", Format::hlwq_q8_absmax});
   cases.push_back({"qwen3", Format::hlwq_q8_absmax});
   cases.push_back({"gemma3", Format::hlwq_q8_embeddings});
+  for (const std::string architecture : {"llama", "qwen3", "gemma3"}) cases.push_back({architecture, Format::trellis_k8});
+  cases.push_back({"llama_tied", Format::trellis_k8_embeddings});
   return cases;
 }
 
