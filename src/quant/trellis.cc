@@ -163,7 +163,8 @@ std::vector<float> trellis_codebook(int state_bits) {
   return codebook;
 }
 
-TrellisWalk trellis_encode(const TrellisParams& params, std::span<const float> codebook, std::span<const float> values) {
+TrellisWalk trellis_encode(const TrellisParams& params, std::span<const float> codebook, std::span<const float> values,
+                           std::vector<float>* end_costs) {
   check_trellis_params(params);
   const int L = params.state_bits, k = params.bits_per_value;
   const size_t states = size_t{1} << L, groups = size_t{1} << (L - k);
@@ -174,10 +175,12 @@ TrellisWalk trellis_encode(const TrellisParams& params, std::span<const float> c
   std::vector<uint8_t> choice((n - 1) * groups);
   HWY_DYNAMIC_DISPATCH(ViterbiForward)(codebook.data(), values.data(), n, L, k, cost.data(), next.data(),
                                        group_best.data(), choice.data());
+  if (end_costs != nullptr) *end_costs = cost;
   return trace_back(params, cost, choice, n);
 }
 
-TrellisWalk trellis_encode_reference(const TrellisParams& params, std::span<const float> codebook, std::span<const float> values) {
+TrellisWalk trellis_encode_reference(const TrellisParams& params, std::span<const float> codebook,
+                                     std::span<const float> values, std::vector<float>* end_costs) {
   check_trellis_params(params);
   const int L = params.state_bits, k = params.bits_per_value;
   const size_t states = size_t{1} << L, groups = size_t{1} << (L - k), branches = size_t{1} << k;
@@ -212,6 +215,7 @@ TrellisWalk trellis_encode_reference(const TrellisParams& params, std::span<cons
     }
     cost.swap(next);
   }
+  if (end_costs != nullptr) *end_costs = cost;
   return trace_back(params, cost, choice, n);
 }
 

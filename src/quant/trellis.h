@@ -41,13 +41,16 @@ struct TrellisWalk {
 };
 
 // The walk whose values are nearest to `values` in squared error (exact: Viterbi). `codebook` is
-// trellis_codebook(L) or any table of 2^L values.
-TrellisWalk trellis_encode(const TrellisParams& params, std::span<const float> codebook, std::span<const float> values);
+// trellis_codebook(L) or any table of 2^L values. When end_costs is given it receives, for each of
+// the 2^L states, the squared error (summed in float) of the best walk that ends there.
+TrellisWalk trellis_encode(const TrellisParams& params, std::span<const float> codebook, std::span<const float> values,
+                           std::vector<float>* end_costs = nullptr);
 
 // The same walk by the plain scalar recursion (the encoder above is SIMD with the same comparisons
-// and roundings, so the walks are equal); for tests and timing.
+// and roundings, no multiply-add fused, so the walks and end costs are equal bit for bit on every
+// SIMD target); for tests and timing.
 TrellisWalk trellis_encode_reference(const TrellisParams& params, std::span<const float> codebook,
-                                     std::span<const float> values);
+                                     std::span<const float> values, std::vector<float>* end_costs = nullptr);
 
 // The values of a walk, into `out` (steps.size() + 1 values).
 void trellis_decode(const TrellisParams& params, std::span<const float> codebook, const TrellisWalk& walk,
