@@ -86,6 +86,31 @@ void check_trellis_options(const QuantizeOptions& options) {
   validate(trellis_format_for(options, options.params));
 }
 
+// What one row of a quantized tensor stores: code bytes and gains (one a block).
+struct StoredRowSize {
+  size_t code_bytes = 0;
+  int64_t blocks = 0;
+};
+
+StoredRowSize stored_row_size(const QuantizeOptions& options, const HlwqParams& params, int64_t columns) {
+  if (options.trellis_state_bits > 0) {
+    const TrellisRowLayout layout = trellis_row_layout(columns, trellis_format_for(options, params));
+    return {layout.code_bytes, layout.blocks};
+  }
+  const HlwqRowLayout layout = hlwq_row_layout(columns, params);
+  return {layout.code_bytes, layout.blocks};
+}
+
+// One matrix's codes and gains into `codes` and `gains`, sized by the codec's row layout (HlwqCodec
+// and TrellisCodec alike).
+template <class Codec>
+void quantize_into(const Codec& codec, DType dtype, std::span<const std::byte> data, int64_t rows,
+                   std::vector<uint8_t>& codes, std::vector<uint16_t>& gains, ThreadPool& pool) {
+  codes.assign(codec.layout().code_bytes * static_cast<size_t>(rows), 0);
+  gains.assign(static_cast<size_t>(codec.layout().blocks * rows), 0);
+  codec.quantize_matrix(dtype, data, rows, codes, gains, pool);
+}
+
 // The width that holds the most weights: config.json's model-wide "bits" of a mixed-width folder
 // (each tensor's entry says its own).
 int most_common_width(const std::map<std::string, int>& bits, const ModelFolder& folder) {
@@ -120,6 +145,9 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
   validate(options.params);
   const bool trellis = options.trellis_state_bits > 0;
   if (trellis) check_trellis_options(options);
+  // Each quantized X.weight becomes these two tensors.
+  const std::string codes_suffix = trellis ? ".trellis_codes" : ".hlwq_codes";
+  const std::string gains_suffix = trellis ? ".trellis_gains" : ".hlwq_norms";
   const TensorSelector selector(options.selection);
   const ModelFolder folder = ModelFolder::open(input);
   const json& config = folder.config();
@@ -167,17 +195,9 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
       const HlwqParams& params = params_of.at(name);
       ++summary.tensors_per_width[params.bits];
       const std::string base = base_name(name);
-      if (trellis) {
-        const TrellisRowLayout layout = trellis_row_layout(info.shape[1], trellis_format_for(options, params));
-        declarations.push_back({base + ".trellis_codes", DType::U8,
-                                {info.shape[0], static_cast<int64_t>(layout.code_bytes)}});
-        declarations.push_back({base + ".trellis_gains", DType::F16, {info.shape[0], layout.blocks}});
-      } else {
-        const HlwqRowLayout layout = hlwq_row_layout(info.shape[1], params);
-        declarations.push_back({base + ".hlwq_codes", DType::U8,
-                                {info.shape[0], static_cast<int64_t>(layout.code_bytes)}});
-        declarations.push_back({base + ".hlwq_norms", DType::F16, {info.shape[0], layout.blocks}});
-      }
+      const StoredRowSize row = stored_row_size(options, params, info.shape[1]);
+      declarations.push_back({base + codes_suffix, DType::U8, {info.shape[0], static_cast<int64_t>(row.code_bytes)}});
+      declarations.push_back({base + gains_suffix, DType::F16, {info.shape[0], row.blocks}});
       quantized_tensors[name] = {{"shape", info.shape},
                                  {"dtype", std::string(dtype_name(info.dtype))},
                                  {"block_size", params.block},
@@ -207,16 +227,10 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
       const int64_t rows = info.shape[0];
       try {
         if (trellis) {
-          const TrellisCodec codec(trellis_format_for(options, params_of.at(item.name)), info.shape[1],
-                                   shared_codebook);
-          codes.assign(codec.layout().code_bytes * rows, 0);
-          norms.assign(codec.layout().blocks * rows, 0);
-          codec.quantize_matrix(info.dtype, data, rows, codes, norms, pool);
+          quantize_into(TrellisCodec(trellis_format_for(options, params_of.at(item.name)), info.shape[1], shared_codebook),
+                        info.dtype, data, rows, codes, norms, pool);
         } else {
-          const HlwqCodec codec(params_of.at(item.name), info.shape[1]);
-          codes.assign(codec.layout().code_bytes * rows, 0);
-          norms.assign(codec.layout().blocks * rows, 0);
-          codec.quantize_matrix(info.dtype, data, rows, codes, norms, pool);
+          quantize_into(HlwqCodec(params_of.at(item.name), info.shape[1]), info.dtype, data, rows, codes, norms, pool);
         }
       } catch (const Error& error) {
         // Threads quantize rows in any order; name the first non-finite weight in storage order.
@@ -227,8 +241,8 @@ QuantizeSummary quantize_model(const fs::path& input, const fs::path& output, co
         fail(error.what(), " in tensor ", item.name, ", ", folder.file(item.name).string());
       }
       const std::string base = base_name(item.name);
-      writer.write(base + (trellis ? ".trellis_codes" : ".hlwq_codes"), std::as_bytes(std::span<const uint8_t>(codes)));
-      writer.write(base + (trellis ? ".trellis_gains" : ".hlwq_norms"), std::as_bytes(std::span<const uint16_t>(norms)));
+      writer.write(base + codes_suffix, std::as_bytes(std::span<const uint8_t>(codes)));
+      writer.write(base + gains_suffix, std::as_bytes(std::span<const uint16_t>(norms)));
       summary.quantized_bytes_out += codes.size() + 2 * norms.size();
       summary.stored_tensor_bytes += codes.size() + 2 * norms.size();
     } else {
