@@ -76,13 +76,13 @@ void add_quantize_command(CLI::App& app) {
                                        "value: 2.4-3.1 dB less weight error than lloyd-max at the same bits, plus "
                                        "L - k bits a row; encoding is O(2^L) a weight)")
       ->check(CLI::IsMember({"lloyd-max", "uniform", "trellis"}))->capture_default_str();
-  // L = 12 by default: on the demo model (SmolLM2-135M, k = 4) L = 14 took 0.44 dB more SQNR and
-  // 8% off the KLD for 4x the encoding time and a 4x larger decode table (64 KB instead of 16 KB,
-  // beyond the L1 cache that the decoder's lookups hit at L = 12).
+  // L = 12 by default: on the demo model (SmolLM2-135M, k = 4; docs/QUALITY.md) L = 14 took 8% off
+  // the KLD for about 6x the encoding time and 10-25% slower decode (a 64 KB codebook instead of
+  // 16 KB).
   auto* state_bits = command->add_option("--trellis-state-bits", flags->trellis_state_bits,
                                          "with --codebook trellis: L, the trellis' state bits (k < L <= 20). 12 "
-                                         "encodes 4x faster than 14 and keeps the 16 KB decode table in L1; 14 "
-                                         "gave 8% less KLD on the demo model")
+                                         "encodes about 6x faster than 14 and decodes 10-25% faster (16 KB "
+                                         "codebook); 14 gave 8% less KLD on the demo model")
                          ->capture_default_str();
   auto* compat = command->add_option("--compat", flags->compat,
                                      "polarquant: the reference implementation's 100-iteration codebook, block 128 "

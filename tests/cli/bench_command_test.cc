@@ -34,10 +34,19 @@ TEST(BenchCommand, ModelFolderAndSyntheticModel) {
   EXPECT_LT(report["decode_bytes_per_token"].get<double>(), 140e6);
   const CommandResult unknown = run_hlwq("bench --synthetic gpt5 -n 1");
   EXPECT_EQ(unknown.exit_code, 1) << unknown.output;
-  for (const char* format : {"hlwq-q9", "hlwq-q1", "hlwq-q", "hlwq-q44"}) {
+  // Trellis codes of the same shape: about 4.2 bits per weight, decoded on the CPU.
+  const CommandResult trellis =
+      run_hlwq("bench --synthetic smollm2-135m --format trellis-k4 -p 4 -n 2 --json --threads 2");
+  ASSERT_EQ(trellis.exit_code, 0) << trellis.output;
+  const nlohmann::json trellis_report = nlohmann::json::parse(trellis.output);
+  expect_consistent(trellis_report);
+  EXPECT_GT(trellis_report["decode_bytes_per_token"].get<double>(), 50e6);
+  EXPECT_LT(trellis_report["decode_bytes_per_token"].get<double>(), 140e6);
+  for (const char* format : {"hlwq-q9", "hlwq-q1", "hlwq-q", "hlwq-q44", "trellis-k9", "trellis-k1", "trellis-k"}) {
     const CommandResult refused = run_hlwq(std::string("bench --synthetic smollm2-135m -n 1 --format ") + format);
     EXPECT_EQ(refused.exit_code, 1) << refused.output;
-    EXPECT_NE(refused.output.find("hlwq-q2 to hlwq-q8"), std::string::npos) << refused.output;
+    EXPECT_NE(refused.output.find("hlwq-q2 to hlwq-q8, trellis-k2 to trellis-k8"), std::string::npos)
+        << refused.output;
   }
 }
 
