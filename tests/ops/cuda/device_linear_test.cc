@@ -606,8 +606,9 @@ TEST_F(DeviceLinearTest, ReportsWhatItCannotRunAndHowMuchMemoryItHolds) {
   EXPECT_EQ(DeviceLinear(mlx).device_bytes(), mlx.stored_bytes());  // BF16 scales stay BF16
 }
 
-// Trellis codes have no GPU kernel: the upload refuses them in one line that names the format.
-TEST_F(DeviceLinearTest, TrellisWeightsAreRefusedInOneLine) {
+// Trellis codes have no GPU kernel: the upload refuses them in one line that names the format,
+// before any CUDA call (so this runs on machines without a GPU too).
+TEST(DeviceLinearRefusal, TrellisWeightsAreRefusedInOneLine) {
   const LinearWeight trellis = make_trellis_linear_weight(std::make_shared<const TrellisCodec>(TrellisFormat{}, 256),
                                                           layer_weights(8, 256, 73), 8, pool());
   const std::string message = error_message([&] { DeviceLinear weight(trellis); });
