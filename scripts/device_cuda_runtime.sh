@@ -35,7 +35,9 @@ fi
 if has kernels; then
   # Every decode kernel version and the prefill paths on Llama-3-8B layer shapes, checked against
   # the CPU reference and timed beside the card's read bandwidth (bench/cuda/linear_versions.cc).
-  timeout "${KERNEL_SECONDS:-240}" .device/bin/linear_versions >"$out/linear-versions.log" 2>&1 || echo "linear_versions: exit $?"
+  # KERNEL_ARGS: e.g. "--only down" for one shape.
+  timeout "${KERNEL_SECONDS:-240}" .device/bin/linear_versions ${KERNEL_ARGS:-} >"$out/linear-versions.log" 2>&1 \
+    || echo "linear_versions: exit $?"
   sed -n '/^== decode GEMV/,$p' "$out/linear-versions.log"
 fi
 
@@ -111,8 +113,12 @@ if has stalls; then
   # where BF16's reaches 0.8: Nsight Compute on the first launch of each kernel named below (HLWQ
   # Q4 versions 1 and 4, 4-bit MLX version 1, BF16) in `linear_versions --only gate`: throughput,
   # occupancy, memory and warp-state sections and the average stall reasons per issued instruction.
-  for kernel in 'hlwq_gemv_kernel' 'hlwq_pair_gemv_kernel<1>' 'contiguous_gemv_kernel<.*AffineFormat<4>, 1>' \
-    'contiguous_gemv_kernel<.*DenseFormat<.*2>, 1>'; do  # StoredFloat 2: bf16
+  # ncu's demangled names spell template arguments as (int)1. STALL_KERNELS (regexes separated by
+  # ';') replaces the list.
+  kernels=('hlwq_gemv_kernel<.int.4, .int.16, .int.1>' 'hlwq_pair_gemv_kernel<.int.1>' 'nibble_pair_gemv_kernel<.int.1>'
+    'contiguous_gemv_kernel<.*AffineFormat<.int.4>, .int.1>' 'contiguous_gemv_kernel<.*DenseFormat<.*2>, .int.1>')  # 2: bf16
+  if [[ -n ${STALL_KERNELS:-} ]]; then IFS=';' read -ra kernels <<<"$STALL_KERNELS"; fi
+  for kernel in "${kernels[@]}"; do
     name=$(echo "$kernel" | tr -c 'a-z0-9_\n' '_')
     timeout 120 ncu --clock-control none --kernel-name-base demangled --kernel-name "regex:$kernel" --launch-count 1 \
       --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
@@ -120,7 +126,7 @@ if has stalls; then
       --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
       .device/bin/linear_versions --only gate >"$out/stalls-$name.txt" 2>&1 || echo "stalls $kernel: exit $?"
     echo "== $kernel"
-    grep -E 'contiguous_gemv|hlwq_.*kernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Eligible Warps|Active Warps Per|Issued Warp|Warp Cycles Per Issued|No Eligible|issue_stalled' \
+    grep -E 'contiguous_gemv|hlwq_.*kernel|nibble_pair|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Eligible Warps|Active Warps Per|Issued Warp|Warp Cycles Per Issued|No Eligible|issue_stalled' \
       "$out/stalls-$name.txt" | grep -vE 'issue_stalled_.*[^0-9.]0(\.0+)?$' | head -60
   done
 fi

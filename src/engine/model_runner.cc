@@ -79,11 +79,13 @@ struct PassActivations {
   Floats mixed, convolved, delta_z, delta_a, delta_b, delta_out;
 };
 
+// Each block reads its normalized input from a.normed and leaves its output in a.projected; the
+// layer loop adds it to a.hidden together with the next block's input norm (add_and_rms_norm).
+
 // Qwen3.5's gated delta-net in place of attention: projections, the causal conv, the gated delta
 // rule over the sequence's recurrent state, the gated norm, out_proj.
 void delta_net_block(Backend& backend, const ModelConfig& config, const UploadedLayer& layer,
                      BackendDeltaNetState& state, const PassActivations& a) {
-  backend.rms_norm(a.hidden, layer.input_norm.floats(), config.rms_norm_eps, a.normed);
   const int64_t rows = a.hidden.size / config.hidden_size;
   const BackendLinear* projections[] = {layer.in_proj_qkv.weight.get(), layer.in_proj_z.weight.get(),
                                         layer.in_proj_b.weight.get(), layer.in_proj_a.weight.get()};
@@ -94,12 +96,10 @@ void delta_net_block(Backend& backend, const ModelConfig& config, const Uploaded
                          layer.dt_bias.floats(), a.delta_out);
   backend.gated_rms_norm(a.delta_out, a.delta_z, layer.delta_norm.floats(), config.rms_norm_eps, a.delta_out);
   backend.linear(*layer.o.weight, a.delta_out, rows, a.projected);
-  backend.add(a.hidden, a.projected);
 }
 
 void attention_block(Backend& backend, const ModelConfig& config, const UploadedLayer& layer, BackendKvCache& cache, const BackendRope& rope, const PassActivations& a) {
   const int64_t head_dim = config.head_dim;
-  backend.rms_norm(a.hidden, layer.input_norm.floats(), config.rms_norm_eps, a.normed);
   const BackendLinear* projections[] = {layer.q.weight.get(), layer.k.weight.get(), layer.v.weight.get()};
   const bool gated = config.attention_output_gate;
   const Floats projected[] = {gated ? a.query_and_gate : a.queries, a.keys, a.values};
@@ -124,12 +124,14 @@ void attention_block(Backend& backend, const ModelConfig& config, const Uploaded
   if (config.sandwich_norms) {
     backend.rms_norm(a.projected, layer.post_attention_norm.floats(), config.rms_norm_eps, a.projected);
   }
-  backend.add(a.hidden, a.projected);
+}
+
+// The norm that opens the layer's feed-forward block.
+const Buffer& mlp_input_norm(const ModelConfig& config, const UploadedLayer& layer) {
+  return config.sandwich_norms ? layer.pre_feedforward_norm : layer.post_attention_norm;
 }
 
 void mlp_block(Backend& backend, const ModelConfig& config, const UploadedLayer& layer, const PassActivations& a) {
-  const Buffer& input_norm = config.sandwich_norms ? layer.pre_feedforward_norm : layer.post_attention_norm;
-  backend.rms_norm(a.hidden, input_norm.floats(), config.rms_norm_eps, a.normed);
   const int64_t rows = a.hidden.size / config.hidden_size;
   const BackendLinear* projections[] = {layer.gate.weight.get(), layer.up.weight.get()};
   const Floats projected[] = {a.gate, a.up};
@@ -145,7 +147,6 @@ void mlp_block(Backend& backend, const ModelConfig& config, const UploadedLayer&
   if (config.sandwich_norms) {
     backend.rms_norm(a.projected, layer.post_feedforward_norm.floats(), config.rms_norm_eps, a.projected);
   }
-  backend.add(a.hidden, a.projected);
 }
 
 }  // namespace
@@ -273,6 +274,8 @@ void ModelRunner::run_pass(int64_t rows, int64_t output_rows, bool check_each_la
   backend_.prepare_rope(*u.rope);
   if (u.local_rope) backend_.prepare_rope(*u.local_rope);
   std::vector<float> hidden_on_host;
+  const double eps = config.rms_norm_eps;
+  if (config.layers > 0) backend_.rms_norm(a.hidden, u.layers[0].input_norm.floats(), eps, a.normed);
   for (int64_t index = 0; index < config.layers; ++index) {
     const UploadedLayer& layer = u.layers[index];
     if (layer.delta_net) {
@@ -280,7 +283,14 @@ void ModelRunner::run_pass(int64_t rows, int64_t output_rows, bool check_each_la
     } else {
       attention_block(backend_, config, layer, *u.cache, layer.local_rope ? *u.local_rope : *u.rope, a);
     }
+    backend_.add_and_rms_norm(a.hidden, a.projected, mlp_input_norm(config, layer).floats(), eps, a.normed);
     mlp_block(backend_, config, layer, a);
+    // The last layer's sum goes to the final norm, which takes only the output rows.
+    if (index + 1 < config.layers) {
+      backend_.add_and_rms_norm(a.hidden, a.projected, u.layers[index + 1].input_norm.floats(), eps, a.normed);
+    } else {
+      backend_.add(a.hidden, a.projected);
+    }
     if (check_each_layer) {
       hidden_on_host.resize(static_cast<size_t>(a.hidden.size));
       backend_.download(a.hidden, hidden_on_host);

@@ -216,6 +216,14 @@ class Backend {
   virtual void gelu_tanh_mul(Floats gate, Floats up) = 0;
   // target += addend.
   virtual void add(Floats target, Floats addend) = 0;
+  // target += addend, then out = RMSNorm of each weight.size-wide row of target: a block's residual
+  // sum and the next block's input norm, which a backend may do in one pass over the rows (the
+  // CUDA backend saves a kernel and a round trip of the hidden state). The same numbers as add then
+  // rms_norm.
+  virtual void add_and_rms_norm(Floats target, Floats addend, Floats weight, double eps, Floats out) {
+    add(target, addend);
+    rms_norm(target, weight, eps, out);
+  }
   // Waits for queued work; reports its errors.
   virtual void synchronize() = 0;
 

@@ -107,6 +107,36 @@ TEST_P(BackendOps, ElementwiseAndNorms) {
   report("gelu_tanh_mul", relative_difference(download(device_gate), expected), 1e-6);
 }
 
+TEST_P(BackendOps, AddAndRmsNormEqualsAddThenRmsNorm) {
+  const int64_t rows = 3, width = 4096 + 96;  // wider than a CUDA block's 1024 threads, not a multiple
+  const std::vector<float> x = random_normal(rows * width, 11, 2.0f), addend = random_normal(rows * width, 12);
+  const std::vector<float> weight = random_normal(width, 13);
+  std::vector<float> sum(x.size()), expected(x.size());
+  for (size_t i = 0; i < x.size(); ++i) sum[i] = x[i] + addend[i];
+  for (int64_t r = 0; r < rows; ++r) {
+    double squares = 0;
+    for (int64_t i = 0; i < width; ++i) squares += static_cast<double>(sum[r * width + i]) * sum[r * width + i];
+    const double scale = 1.0 / std::sqrt(squares / width + 1e-6);
+    for (int64_t i = 0; i < width; ++i) expected[r * width + i] = static_cast<float>(weight[i] * sum[r * width + i] * scale);
+  }
+  Buffer fused_target = upload(x), device_addend = upload(addend), device_weight = upload(weight);
+  Buffer fused_out = backend_->allocate(rows * width);
+  backend_->add_and_rms_norm(fused_target.floats(), device_addend.floats(), device_weight.floats(), 1e-6,
+                             fused_out.floats());
+  report("add_and_rms_norm: sum", relative_difference(download(fused_target), sum), 1e-7);
+  report("add_and_rms_norm: norm", relative_difference(download(fused_out), expected), 1e-6);
+  // The fused op gives the unfused pair's numbers bit for bit (a model's logits must not move).
+  Buffer target = upload(x), out = backend_->allocate(rows * width);
+  backend_->add(target.floats(), device_addend.floats());
+  backend_->rms_norm(target.floats(), device_weight.floats(), 1e-6, out.floats());
+  EXPECT_EQ(download(fused_out), download(out));
+  // Written over its own input, as rms_norm may be.
+  Buffer in_place = upload(x);
+  backend_->add_and_rms_norm(in_place.floats(), device_addend.floats(), device_weight.floats(), 1e-6,
+                             in_place.floats());
+  EXPECT_EQ(download(in_place), download(out));
+}
+
 // RoPE by its definition, in double: each head's first rotary_dim values rotate in pairs (i,
 // i + rotary_dim / 2) by position x frequency i; the rest of the head passes through.
 std::vector<float> rope_reference(const std::vector<float>& x, const std::vector<TokenPlace>& places, int64_t heads,

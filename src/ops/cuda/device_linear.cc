@@ -40,10 +40,12 @@ StoredFloat stored_float_of(DType dtype, const char* what) {
 }
 
 // Scales or biases held as floats on the host, back in the file's dtype (exact: they were rounded
-// to it when loaded or quantized).
+// to it when loaded or quantized), padded to whole 32-bit words: the kernels load the word that
+// holds a 2-byte value (kernels::stored_word).
 DeviceBytes upload_in_dtype(const std::vector<float>& values, DType dtype) {
-  std::vector<std::byte> bytes(values.size() * dtype_size(dtype));
-  convert_from_float(values, dtype, bytes);
+  const size_t stored = values.size() * dtype_size(dtype);
+  std::vector<std::byte> bytes((stored + 3) / 4 * 4);
+  convert_from_float(values, dtype, std::span<std::byte>(bytes).first(stored));
   return upload(bytes.data(), bytes.size());
 }
 

@@ -37,6 +37,22 @@ __device__ __forceinline__ float stored_float(const void* base, int64_t index, S
   }
 }
 
+// The 32-bit word that holds element `index` of a stored float array (F32: the element; F16, BF16:
+// the aligned pair that holds it; such arrays are padded to whole words on the device), loaded as
+// it is, so that nothing waits for the load where it is issued; stored_word_to_float widens it
+// where it is used.
+__device__ __forceinline__ uint32_t stored_word(const void* base, int64_t index, StoredFloat type) {
+  return __ldg(static_cast<const uint32_t*>(base) + (type == StoredFloat::f32 ? index : index >> 1));
+}
+__device__ __forceinline__ float stored_word_to_float(uint32_t word, int64_t index, StoredFloat type) {
+  const uint32_t bits16 = (index & 1) != 0 ? word >> 16 : word & 0xFFFFu;
+  switch (type) {
+    case StoredFloat::f16: return __half2float(__ushort_as_half(static_cast<unsigned short>(bits16)));
+    case StoredFloat::bf16: return __uint_as_float(bits16 << 16);
+    default: return __uint_as_float(word);
+  }
+}
+
 // An integer 0 <= v < 2^23 as a float, exactly, without the slow integer-to-float converter:
 // 2^23 + v has v in its mantissa, then subtract 2^23 (both steps exact).
 __device__ __forceinline__ float small_uint_to_float(uint32_t v) {

@@ -42,6 +42,7 @@ constexpr int kTableCopies = 32;
 // chunk carries twice the tensor-core work to hide latency behind.
 template <int kTiles>
 constexpr int kAhead = kTiles == 1 ? 4 : 2;
+static_assert(kAhead<1> % 2 == 0 && kAhead<2> % 2 == 0, "the ring of x is indexed by the slot's parity");
 
 __device__ __forceinline__ uint32_t half2_bits(float low, float high) {
   const __half2 pair = __floats2half2_rn(low, high);
@@ -57,13 +58,14 @@ __device__ __forceinline__ uint32_t table_offset(uint32_t word, uint32_t lane_by
 }
 
 // What one thread loads kAhead chunks ahead: 16 code bytes of its low row (group) and of its high
-// row (group + 8), and the two rows' block gains. Its 16 pair words of x (row group + 8 n) are read
-// one chunk ahead instead: they are shared by every CTA, so they come from L1 or L2 (a shorter
-// latency), and they take twice the registers of the codes; only the threads of the rows of x that
-// exist read them (at batch 1, 4 of 32).
+// row (group + 8), and the two rows' block gains as stored (fp16 bits, widened where they are used:
+// see LoadRing). Its 16 pair words of x (row group + 8 n) are read two chunks ahead instead, in a
+// ring of two: they are shared by every CTA, so they come from L1 or L2 (a shorter latency), and
+// they take twice the registers of the codes. Threads past the last row of x read row 0's pairs
+// (a select after the load would wait for it); their sums land in columns that are not stored.
 struct ChunkLoads {
   uint4 low, high;
-  float gain_low, gain_high;
+  unsigned short gain_low, gain_high;
 };
 
 // kTiles n-tiles of 8 rows of x: 1 for batches 1..8, 2 for 9..16 (each weight fragment feeds two mma).
@@ -86,12 +88,11 @@ __global__ void __launch_bounds__(kThreads, kResidentCtasPerSm)
   const uint16_t* gains_low = weight.gains + row_low * weight.blocks;
   const uint16_t* gains_high = weight.gains + row_high * weight.blocks;
   const int64_t pair_words = weight.padded_columns / 2;  // per row of x
-  bool has_x[kTiles];
   const uint4* x_pairs[kTiles];
 #pragma unroll
   for (int n = 0; n < kTiles; ++n) {
-    has_x[n] = group + kMmaColumns * n < batch;
-    x_pairs[n] = reinterpret_cast<const uint4*>(pairs + (has_x[n] ? group + kMmaColumns * n : 0) * pair_words +
+    const bool has_x = group + kMmaColumns * n < batch;
+    x_pairs[n] = reinterpret_cast<const uint4*>(pairs + (has_x ? group + kMmaColumns * n : 0) * pair_words +
                                                 quad * 16);
   }
 
@@ -99,8 +100,8 @@ __global__ void __launch_bounds__(kThreads, kResidentCtasPerSm)
     into.low = __ldg(reinterpret_cast<const uint4*>(codes_low + chunk * kChunkBytes));
     into.high = __ldg(reinterpret_cast<const uint4*>(codes_high + chunk * kChunkBytes));
     const int64_t block_index = chunk >> chunks_per_block_log2;
-    into.gain_low = __half2float(__ushort_as_half(__ldg(gains_low + block_index)));
-    into.gain_high = __half2float(__ushort_as_half(__ldg(gains_high + block_index)));
+    into.gain_low = __ldg(gains_low + block_index);
+    into.gain_high = __ldg(gains_high + block_index);
   };
 
   // The first chunks' loads go out before the table is built, so its latency hides theirs.
@@ -121,23 +122,17 @@ __global__ void __launch_bounds__(kThreads, kResidentCtasPerSm)
     for (int n = 0; n < kTiles; ++n) {
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        into[n][i] = has_x[n] ? __ldg(x_pairs[n] + chunk * (kChunkWords / 4) + i) : make_uint4(0, 0, 0, 0);
+        into[n][i] = __ldg(x_pairs[n] + chunk * (kChunkWords / 4) + i);
       }
     }
   };
-  uint4 x_next[kTiles][4];
-  if (share.count > 0) load_x(share.first, x_next);
-  const int64_t last_chunk = share.first + (share.count - 1) * share.stride;
+  uint4 x_ring[2][kTiles][4];  // chunk k's x in x_ring[k % 2]
+  if (share.count > 0) load_x(share.first, x_ring[0]);
+  if (share.count > 1) load_x(share.first + share.stride, x_ring[1]);
 
   float acc[kTiles][4] = {};
-  ring.run(share, load, [&](int64_t chunk, const ChunkLoads& codes) {
-    uint4 x[kTiles][4];
-#pragma unroll
-    for (int n = 0; n < kTiles; ++n) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) x[n][i] = x_next[n][i];
-    }
-    if (chunk < last_chunk) load_x(chunk + share.stride, x_next);
+  ring.run(share, load, [&](int64_t k, int64_t chunk, const ChunkLoads& codes, int slot) {
+    uint4 (&x)[kTiles][4] = x_ring[slot % 2];
     float d[kTiles][4] = {};
 #pragma unroll
     for (int s = 0; s < 8; ++s) {
@@ -161,12 +156,15 @@ __global__ void __launch_bounds__(kThreads, kResidentCtasPerSm)
         mma_m16n8k16(d[n], a, s % 2 == 0 ? xv.x : xv.z, s % 2 == 0 ? xv.y : xv.w);
       }
     }
+    if (k + 2 < share.count) load_x(chunk + 2 * share.stride, x);
+    const float gain_low = __half2float(__ushort_as_half(codes.gain_low));
+    const float gain_high = __half2float(__ushort_as_half(codes.gain_high));
 #pragma unroll
     for (int n = 0; n < kTiles; ++n) {
-      acc[n][0] = fmaf(codes.gain_low, d[n][0], acc[n][0]);
-      acc[n][1] = fmaf(codes.gain_low, d[n][1], acc[n][1]);
-      acc[n][2] = fmaf(codes.gain_high, d[n][2], acc[n][2]);
-      acc[n][3] = fmaf(codes.gain_high, d[n][3], acc[n][3]);
+      acc[n][0] = fmaf(gain_low, d[n][0], acc[n][0]);
+      acc[n][1] = fmaf(gain_low, d[n][1], acc[n][1]);
+      acc[n][2] = fmaf(gain_high, d[n][2], acc[n][2]);
+      acc[n][3] = fmaf(gain_high, d[n][3], acc[n][3]);
     }
   });
   store_tile_sums<kTiles>(acc, partial, warps_per_tile_log2, tiles, weight.rows, batch, y);

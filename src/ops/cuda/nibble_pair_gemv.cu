@@ -32,10 +32,12 @@ using namespace tensor_core;
 
 constexpr int kChunkColumns = 128;
 constexpr int kHalfColumns = 64;
-// Halves a warp keeps in flight (tensor_core_tile.cuh): 6 x 512 bytes at batches 1..8; 3 at 9..16,
-// the most the 128 registers a thread hold without spilling.
+// Halves a warp keeps in flight (tensor_core_tile.cuh): 6 x 512 bytes at batches 1..8; 2 at 9..16,
+// where the 128 registers a thread has hold no more without spilling (3 did before x took a ring
+// of two); even, since the ring of x is indexed by the slot's parity.
 template <int kTiles>
-constexpr int kAhead = kTiles == 1 ? 6 : 3;
+constexpr int kAhead = kTiles == 1 ? 6 : 2;
+static_assert(kAhead<1> % 2 == 0 && kAhead<2> % 2 == 0, "the ring of x is indexed by the slot's parity");
 
 // Nibbles kIndex and kIndex + 4 of word as half2(1024 + n, 1024 + n') minus `offset` (half2 bits).
 template <int kIndex>
@@ -87,12 +89,14 @@ NibbleWeight nibble_weight(const View& weight, const void* biases, uint32_t offs
   return nibbles;
 }
 
-// What one thread loads kAhead halves ahead: its 2 code words of its low and high rows and their
-// group's scales and biases. x and its sums are read one half ahead instead (shared by every CTA:
-// from L1 or L2, a shorter latency).
+// What one thread loads kAhead halves ahead: its 2 code words of its low and high rows and the
+// words that hold their group's scales and biases (kernels::stored_word: widened where they are
+// used, see LoadRing). x and its sums are read two halves ahead instead, in a ring of two (shared
+// by every CTA: from L1 or L2, a shorter latency). Threads past the last row of x read row 0's
+// (a select after the load would wait for it); their sums land in columns that are not stored.
 struct HalfLoads {
   uint2 low, high;
-  float scale_low, scale_high, bias_low, bias_high;
+  uint32_t scale_low, scale_high, bias_low, bias_high;
 };
 
 // kTiles n-tiles of 8 rows of x: 1 for batches 1..8, 2 for 9..16.
@@ -112,27 +116,30 @@ __global__ void __launch_bounds__(kThreads, kResidentCtasPerSm)
   const int64_t row_high = min(share.tile * kTileRows + group + 8, weight.rows - 1);
   const uint32_t* codes_low = weight.packed + row_low * row_words + quad * 2;
   const uint32_t* codes_high = weight.packed + row_high * row_words + quad * 2;
-  bool has_x[kTiles];
   const uint4* x_pairs[kTiles];
+  const float* sums_even[kTiles];
+  const float* sums_odd[kTiles];
 #pragma unroll
   for (int n = 0; n < kTiles; ++n) {
-    has_x[n] = group + kMmaColumns * n < batch;
+    const bool has_x = group + kMmaColumns * n < batch;
     x_pairs[n] =
-        reinterpret_cast<const uint4*>(pairs + (has_x[n] ? group + kMmaColumns * n : 0) * (weight.columns / 2) + quad * 8);
+        reinterpret_cast<const uint4*>(pairs + (has_x ? group + kMmaColumns * n : 0) * (weight.columns / 2) + quad * 8);
+    const int even = kMmaColumns * n + 2 * quad;
+    sums_even[n] = half_sums + (even < batch ? even : 0) * halves;
+    sums_odd[n] = half_sums + (even + 1 < batch ? even + 1 : 0) * halves;
   }
   const bool affine = weight.biases != nullptr;
+  // INT4 has no biases: its bias words are read from the scales (a valid address) and not used.
+  const void* biases = affine ? weight.biases : weight.scales;
 
   auto load = [&](int64_t half, HalfLoads& into) {
     into.low = __ldg(reinterpret_cast<const uint2*>(codes_low + half * 8));
     into.high = __ldg(reinterpret_cast<const uint2*>(codes_high + half * 8));
     const int64_t group_index = half * kHalfColumns / weight.group;
-    into.scale_low = stored_float(weight.scales, row_low * groups + group_index, weight.scale_type);
-    into.scale_high = stored_float(weight.scales, row_high * groups + group_index, weight.scale_type);
-    into.bias_low = into.bias_high = 0.0f;
-    if (affine) {
-      into.bias_low = stored_float(weight.biases, row_low * groups + group_index, weight.scale_type);
-      into.bias_high = stored_float(weight.biases, row_high * groups + group_index, weight.scale_type);
-    }
+    into.scale_low = stored_word(weight.scales, row_low * groups + group_index, weight.scale_type);
+    into.scale_high = stored_word(weight.scales, row_high * groups + group_index, weight.scale_type);
+    into.bias_low = stored_word(biases, row_low * groups + group_index, weight.scale_type);
+    into.bias_high = stored_word(biases, row_high * groups + group_index, weight.scale_type);
   };
 
   LoadRing<kAhead<kTiles>, HalfLoads> ring;
@@ -148,20 +155,18 @@ __global__ void __launch_bounds__(kThreads, kResidentCtasPerSm)
 #pragma unroll
     for (int n = 0; n < kTiles; ++n) {
 #pragma unroll
-      for (int i = 0; i < 2; ++i) into.x[n][i] = has_x[n] ? __ldg(x_pairs[n] + half * 8 + i) : make_uint4(0, 0, 0, 0);
-      const int even = kMmaColumns * n + 2 * quad;
-      into.sum_even[n] = affine && even < batch ? __ldg(half_sums + even * halves + half) : 0.0f;
-      into.sum_odd[n] = affine && even + 1 < batch ? __ldg(half_sums + (even + 1) * halves + half) : 0.0f;
+      for (int i = 0; i < 2; ++i) into.x[n][i] = __ldg(x_pairs[n] + half * 8 + i);
+      into.sum_even[n] = __ldg(sums_even[n] + half);
+      into.sum_odd[n] = __ldg(sums_odd[n] + half);
     }
   };
-  HalfX x_next;
-  if (share.count > 0) load_x(share.first, x_next);
-  const int64_t last_half = share.first + (share.count - 1) * share.stride;
+  HalfX x_ring[2];  // half k's x in x_ring[k % 2]
+  if (share.count > 0) load_x(share.first, x_ring[0]);
+  if (share.count > 1) load_x(share.first + share.stride, x_ring[1]);
 
   float acc[kTiles][4] = {};
-  ring.run(share, load, [&](int64_t half, const HalfLoads& codes) {
-    const HalfX current = x_next;
-    if (half < last_half) load_x(half + share.stride, x_next);
+  ring.run(share, load, [&](int64_t k, int64_t half, const HalfLoads& codes, int slot) {
+    HalfX& current = x_ring[slot % 2];
     const auto& x = current.x;
     const auto& sum_even = current.sum_even;
     const auto& sum_odd = current.sum_odd;
@@ -189,12 +194,23 @@ __global__ void __launch_bounds__(kThreads, kResidentCtasPerSm)
         mma_m16n8k16(d[n], a, s % 2 == 0 ? xv.x : xv.z, s % 2 == 0 ? xv.y : xv.w);
       }
     }
+    const int64_t group_index = half * kHalfColumns / weight.group;
+    const float scale_low = stored_word_to_float(codes.scale_low, row_low * groups + group_index, weight.scale_type);
+    const float scale_high = stored_word_to_float(codes.scale_high, row_high * groups + group_index, weight.scale_type);
+    const float bias_low =
+        affine ? stored_word_to_float(codes.bias_low, row_low * groups + group_index, weight.scale_type) : 0.0f;
+    const float bias_high =
+        affine ? stored_word_to_float(codes.bias_high, row_high * groups + group_index, weight.scale_type) : 0.0f;
+    float sums[kTiles][2];
+#pragma unroll
+    for (int n = 0; n < kTiles; ++n) sums[n][0] = sum_even[n], sums[n][1] = sum_odd[n];
+    if (k + 2 < share.count) load_x(half + 2 * share.stride, current);
 #pragma unroll
     for (int n = 0; n < kTiles; ++n) {
-      acc[n][0] += fmaf(codes.scale_low, d[n][0], codes.bias_low * sum_even[n]);
-      acc[n][1] += fmaf(codes.scale_low, d[n][1], codes.bias_low * sum_odd[n]);
-      acc[n][2] += fmaf(codes.scale_high, d[n][2], codes.bias_high * sum_even[n]);
-      acc[n][3] += fmaf(codes.scale_high, d[n][3], codes.bias_high * sum_odd[n]);
+      acc[n][0] += fmaf(scale_low, d[n][0], bias_low * sums[n][0]);
+      acc[n][1] += fmaf(scale_low, d[n][1], bias_low * sums[n][1]);
+      acc[n][2] += fmaf(scale_high, d[n][2], bias_high * sums[n][0]);
+      acc[n][3] += fmaf(scale_high, d[n][3], bias_high * sums[n][1]);
     }
   });
   store_tile_sums<kTiles>(acc, partial, warps_per_tile_log2, tiles, weight.rows, batch, y);

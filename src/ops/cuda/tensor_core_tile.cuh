@@ -90,6 +90,12 @@ __device__ __forceinline__ WarpShare warp_share(int warps_per_tile_log2, int64_t
 // kAhead loads in registers: the loads of chunk k + kAhead go out as soon as chunk k is used, so
 // kAhead - 1 to kAhead chunks are in flight while one is multiplied. Slots are indexed by unrolled
 // constants only, so they stay in registers.
+//
+// A load must land in its slot untouched: no conversion, select or OR of the loaded value where it
+// is loaded. An instruction that reads a loaded register waits for the load, and a warp issues in
+// order, so one such instruction after each load (an fp16 gain widened to float, say) makes the
+// warp wait a whole memory latency per chunk, and the ring holds one chunk in flight, not kAhead.
+// Loaded values are widened where they are used.
 template <int kAhead, class Loads>
 struct LoadRing {
   Loads slot[kAhead];
@@ -103,7 +109,9 @@ struct LoadRing {
     }
   }
 
-  // use(chunk, const Loads&) for every chunk of the share, in order.
+  // use(k, chunk, const Loads&, i) for every chunk of the share, in order: k is the chunk's place in
+  // the share and i = k % kAhead its slot, a constant after unrolling (so a kernel can keep a
+  // smaller ring of its own, indexed by i % 2 when kAhead is even).
   template <class Load, class Use>
   __device__ __forceinline__ void run(const WarpShare& share, Load&& load, Use&& use) {
     for (int64_t base = 0; base < share.count; base += kAhead) {
@@ -111,7 +119,7 @@ struct LoadRing {
       for (int i = 0; i < kAhead; ++i) {
         const int64_t k = base + i;
         if (k < share.count) {
-          use(share.first + k * share.stride, slot[i]);
+          use(k, share.first + k * share.stride, slot[i], i);
           if (k + kAhead < share.count) load(share.first + (k + kAhead) * share.stride, slot[i]);
         }
       }
